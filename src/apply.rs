@@ -1,0 +1,1 @@
+//! Applying a plan through the Engine API, then waiting for convergence.

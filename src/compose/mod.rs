@@ -1,0 +1,54 @@
+//! Compose loading: YAML -> interpolation -> validation -> [`model::Config`].
+//!
+//! Owner of the contract: [`load`] turns one stack file (and the files it
+//! references) into the normalized model `docker stack config` prints.
+pub mod model;
+
+use crate::source::{StackEntry, Tree};
+use indexmap::IndexMap;
+
+/// Variables for interpolation: the process environment, then the stack's
+/// own variables file (which wins), as documented in the README.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub map: IndexMap<String, String>,
+}
+
+impl Vars {
+    /// The process environment.
+    pub fn from_env() -> Self {
+        Vars {
+            map: std::env::vars().collect(),
+        }
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.map.get(name).map(String::as_str)
+    }
+}
+
+/// A loaded stack file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Stack namespace (folder name).
+    pub stack: String,
+    /// Path of the stack file in the tree, e.g. `stacks/web/stack.yml`.
+    pub file: String,
+    pub config: model::Config,
+    /// Docker-style warnings ("Ignoring unsupported options: build").
+    pub warnings: Vec<String>,
+}
+
+/// A stack file that cannot be loaded. The message names the file, the
+/// line where known, the field, and what would be valid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct LoadError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Load one stack.
+pub fn load(_tree: &dyn Tree, _entry: &StackEntry, _vars: &Vars) -> Result<Loaded, LoadError> {
+    todo!("compose loader")
+}

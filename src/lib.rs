@@ -1,0 +1,15 @@
+//! shoal: a declarative GitOps reconciler for Docker Swarm.
+//!
+//! Pipeline: source -> compose load -> convert -> desired state;
+//! live read -> live state; diff(desired, live) -> plan;
+//! policy(desired, facts) -> verdict; render; apply.
+pub mod apply;
+pub mod compose;
+pub mod convert;
+pub mod diff;
+pub mod engine;
+pub mod plan;
+pub mod policy;
+pub mod render;
+pub mod source;
+pub mod state;

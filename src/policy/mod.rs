@@ -1,0 +1,1 @@
+//! Policies: Rego rules (conftest conventions) evaluated in-process with regorus.

@@ -1,0 +1,1 @@
+//! Rendering a plan for people (text) and machines (JSON).
