@@ -30,6 +30,11 @@ pub trait Tree: Send + Sync {
     fn is_file(&self, path: &str) -> bool;
     /// A short description for messages (`./repo`, `git@host:x.git at 3f2a9c1`).
     fn describe(&self) -> String;
+    /// The absolute directory the tree's paths live in on this machine, if
+    /// any. Relative bind-mount sources (`./data`) resolve against it, as
+    /// `docker stack deploy` resolves them against the compose file's folder.
+    /// A git commit has none: such a source is then an error.
+    fn local_root(&self) -> Option<PathBuf>;
 }
 
 /// A plain directory on disk.
@@ -85,6 +90,9 @@ impl Tree for DirTree {
     }
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+    fn local_root(&self) -> Option<PathBuf> {
+        Some(std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone()))
     }
 }
 
