@@ -143,7 +143,10 @@ pub fn stack_of(spec: &Value) -> Option<&str> {
     spec.get("Labels")?.get(NAMESPACE_LABEL)?.as_str()
 }
 
-/// A swarm object (service, config, secret) as the API lists it.
+/// A swarm object (service, config, secret) as the API lists it. Services
+/// are read without `insertDefaults`: the spec as it was written, which is
+/// what converted specs compare with (`docker service inspect` adds the
+/// server defaults).
 fn live_object(item: &Value) -> LiveObject {
     let spec = item.get("Spec").cloned().unwrap_or(Value::Null);
     LiveObject {
