@@ -29,6 +29,26 @@ pub const TOKEN_ENV: &str = "SHOAL_GIT_TOKEN";
 /// How many advertised refs an "unknown ref" error lists.
 const REFS_IN_ERRORS: usize = 10;
 
+/// How long to wait for a TCP connection to the remote, and for any single
+/// read from it, before giving up (a black-holed host would otherwise hang
+/// a reconcile for minutes).
+const CONNECT_TIMEOUT_MS: i32 = 15_000;
+const READ_TIMEOUT_MS: i32 = 120_000;
+
+/// Set libgit2's process-wide network timeouts, once.
+fn set_network_timeouts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 options are process-global and must not change
+        // while another thread uses the network; this runs once, before the
+        // first GitRepo exists, and only this module talks to remotes.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(READ_TIMEOUT_MS);
+        }
+    });
+}
+
 /// How to reach and where to cache a remote.
 #[derive(Clone, Default)]
 pub struct GitOptions {
@@ -181,6 +201,7 @@ impl GitRepo {
     /// Prepare `url` for use: parse it and open (or create) its bare clone
     /// under `opts.cache_dir`. No network access yet.
     pub fn open(url: &str, opts: GitOptions) -> Result<GitRepo, GitError> {
+        set_network_timeouts();
         let remote = RemoteUrl::parse(url).map_err(|reason| GitError::BadUrl {
             url: RemoteUrl::parse(url)
                 .map(|r| r.redacted)
@@ -497,11 +518,22 @@ impl GitRepo {
                 file.display(),
                 keyscan_hint(&host, port, &file)
             )),
-            Verdict::Mismatch { lines } => Err(format!(
-                "host {name} offered {offered}, which does not match {} (line {}); the host key changed or the connection is intercepted",
-                file.display(),
-                lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
-            )),
+            Verdict::Mismatch { lines, types } => {
+                let offered_type = known_hosts::key_type(key).unwrap_or_default();
+                let mut msg = format!(
+                    "host {name} offered {offered}, which does not match {} (line {}); the host key changed or the connection is intercepted",
+                    file.display(),
+                    lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+                );
+                if !types.contains(&offered_type) {
+                    msg.push_str(&format!(
+                        ". The file holds only {} keys for this host; if the host really has a {offered_type} key, check its fingerprint and add it ({})",
+                        types.join("/"),
+                        keyscan_hint(&host, port, &file)
+                    ));
+                }
+                Err(msg)
+            }
             Verdict::Revoked { line } => Err(format!(
                 "host {name} offered {offered}, which {} line {line} marks @revoked",
                 file.display()
