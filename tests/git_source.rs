@@ -311,8 +311,23 @@ fn file_remote_unreachable_path_is_a_clear_error() {
 #[test]
 fn bad_urls_are_refused() {
     let f = Fixture::new();
-    let err = GitRepo::open("ftp://example.com/x.git", f.opts()).unwrap_err();
-    assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    let err = GitRepo::open("ftp://me:pw-9z@example.com/x.git", f.opts()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("unsupported scheme"), "{msg}");
+    assert!(!msg.contains("pw-9z"), "{msg}");
+}
+
+#[test]
+fn empty_remote_is_a_clear_error() {
+    let f = Fixture::new();
+    git(f.root(), &["init", "-q", "--bare", "empty.git"]);
+    let url = format!("file://{}/empty.git", f.root().display());
+    let err = GitRepo::open(&url, f.opts())
+        .unwrap()
+        .resolve(None)
+        .unwrap_err();
+    eprintln!("{err}");
+    assert!(err.to_string().contains("empty"), "{err}");
 }
 
 // ---------------------------------------------------------------- ssh
@@ -770,6 +785,19 @@ fn http_token_is_required_and_never_shown() {
         GitRepo::open(&url, opts).unwrap().resolve(None).unwrap().id,
         first
     );
+
+    // An empty repository over a network transport.
+    git(f.root(), &["init", "-q", "--bare", "empty.git"]);
+    let opts = GitOptions {
+        cache_dir: f.root().join("cache-empty"),
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    let err = GitRepo::open(&server.url("empty.git"), opts)
+        .unwrap()
+        .resolve(None)
+        .unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
 
     // A wrong token: an auth error that does not echo it.
     let wrong = "wrong-token-55d1";

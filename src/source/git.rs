@@ -203,9 +203,7 @@ impl GitRepo {
     pub fn open(url: &str, opts: GitOptions) -> Result<GitRepo, GitError> {
         set_network_timeouts();
         let remote = RemoteUrl::parse(url).map_err(|reason| GitError::BadUrl {
-            url: RemoteUrl::parse(url)
-                .map(|r| r.redacted)
-                .unwrap_or_else(|_| "<url>".into()),
+            url: remote_url::redact_unparsed(url),
             reason,
         })?;
         let key = hex::encode(sha2::Sha256::digest(url.trim().as_bytes()));
@@ -256,6 +254,13 @@ impl GitRepo {
         let advertised = self
             .ls_remote(&repo)
             .inspect_err(|_| stats.fetch_errors += 1)?;
+        if advertised.refs.is_empty() {
+            return Err(GitError::Remote {
+                url: self.url().to_string(),
+                detail: "the remote repository is empty (no branches or tags); push a commit first"
+                    .into(),
+            });
+        }
         let target =
             pick_target(&advertised, wanted).map_err(|available| GitError::UnknownRef {
                 url: self.url().to_string(),
@@ -359,6 +364,9 @@ impl GitRepo {
         let conn = remote
             .connect_auth(Direction::Fetch, Some(self.callbacks(&log)), None)
             .map_err(|e| self.remote_error(e, &log))?;
+        if self.local_remote_is_empty() {
+            return Ok(Advertised::default());
+        }
         let refs = conn
             .list()
             .map_err(|e| self.remote_error(e, &log))?
@@ -370,6 +378,28 @@ impl GitRepo {
             .ok()
             .and_then(|b| b.as_str().map(str::to_string));
         Ok(Advertised { refs, head_target })
+    }
+
+    /// Whether a local (`file://`) remote has no refs at all. git2's
+    /// `list()` panics on the empty ref list the local transport gives for
+    /// such a repository (a null pointer made into a slice), so it must not
+    /// be called then. Network transports always give a non-null list.
+    fn local_remote_is_empty(&self) -> bool {
+        if self.remote.transport != Transport::Local {
+            return false;
+        }
+        let Some(path) = remote_url::local_path(&self.url) else {
+            return false;
+        };
+        let Ok(repo) = Repository::open(&path) else {
+            return false;
+        };
+        let has_refs = repo
+            .references()
+            .map(|mut refs| refs.next().is_some())
+            .unwrap_or(true);
+        let head_resolves = repo.head().is_ok();
+        !has_refs && !head_resolves
     }
 
     fn fetch_counted(
