@@ -294,6 +294,20 @@ fn file_remote_unknown_ref_lists_available_refs() {
     let err = repo.resolve(Some("deadbeefdeadbeef")).unwrap_err();
     eprintln!("{err}");
     assert!(matches!(err, GitError::UnknownRef { .. }), "{err:?}");
+
+    // A remote whose HEAD names a missing branch advertises no HEAD.
+    git(&f.bare(), &["symbolic-ref", "HEAD", "refs/heads/gone"]);
+    let err = repo.resolve(None).unwrap_err();
+    eprintln!("{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no default branch") && msg.contains("main"),
+        "{msg}"
+    );
+    assert_eq!(
+        repo.resolve(Some("main")).unwrap().summary,
+        "first: web stack"
+    );
 }
 
 #[test]

@@ -264,7 +264,10 @@ impl GitRepo {
         let target =
             pick_target(&advertised, wanted).map_err(|available| GitError::UnknownRef {
                 url: self.url().to_string(),
-                wanted: wanted.unwrap_or("HEAD").to_string(),
+                wanted: wanted.map_or_else(
+                    || "HEAD (the remote advertises no default branch; pass a ref)".to_string(),
+                    str::to_string,
+                ),
                 available,
             })?;
         match target {
