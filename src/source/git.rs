@@ -29,6 +29,26 @@ pub const TOKEN_ENV: &str = "SHOAL_GIT_TOKEN";
 /// How many advertised refs an "unknown ref" error lists.
 const REFS_IN_ERRORS: usize = 10;
 
+/// How long to wait for a TCP connection to the remote, and for any single
+/// read from it, before giving up (a black-holed host would otherwise hang
+/// a reconcile for minutes).
+const CONNECT_TIMEOUT_MS: i32 = 15_000;
+const READ_TIMEOUT_MS: i32 = 120_000;
+
+/// Set libgit2's process-wide network timeouts, once.
+fn set_network_timeouts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: libgit2 options are process-global and must not change
+        // while another thread uses the network; this runs once, before the
+        // first GitRepo exists, and only this module talks to remotes.
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+            let _ = git2::opts::set_server_timeout_in_milliseconds(READ_TIMEOUT_MS);
+        }
+    });
+}
+
 /// How to reach and where to cache a remote.
 #[derive(Clone, Default)]
 pub struct GitOptions {
@@ -181,10 +201,9 @@ impl GitRepo {
     /// Prepare `url` for use: parse it and open (or create) its bare clone
     /// under `opts.cache_dir`. No network access yet.
     pub fn open(url: &str, opts: GitOptions) -> Result<GitRepo, GitError> {
+        set_network_timeouts();
         let remote = RemoteUrl::parse(url).map_err(|reason| GitError::BadUrl {
-            url: RemoteUrl::parse(url)
-                .map(|r| r.redacted)
-                .unwrap_or_else(|_| "<url>".into()),
+            url: remote_url::redact_unparsed(url),
             reason,
         })?;
         let key = hex::encode(sha2::Sha256::digest(url.trim().as_bytes()));
@@ -235,10 +254,20 @@ impl GitRepo {
         let advertised = self
             .ls_remote(&repo)
             .inspect_err(|_| stats.fetch_errors += 1)?;
+        if advertised.refs.is_empty() {
+            return Err(GitError::Remote {
+                url: self.url().to_string(),
+                detail: "the remote repository is empty (no branches or tags); push a commit first"
+                    .into(),
+            });
+        }
         let target =
             pick_target(&advertised, wanted).map_err(|available| GitError::UnknownRef {
                 url: self.url().to_string(),
-                wanted: wanted.unwrap_or("HEAD").to_string(),
+                wanted: wanted.map_or_else(
+                    || "HEAD (the remote advertises no default branch; pass a ref)".to_string(),
+                    str::to_string,
+                ),
                 available,
             })?;
         match target {
@@ -338,6 +367,9 @@ impl GitRepo {
         let conn = remote
             .connect_auth(Direction::Fetch, Some(self.callbacks(&log)), None)
             .map_err(|e| self.remote_error(e, &log))?;
+        if self.local_remote_is_empty() {
+            return Ok(Advertised::default());
+        }
         let refs = conn
             .list()
             .map_err(|e| self.remote_error(e, &log))?
@@ -349,6 +381,28 @@ impl GitRepo {
             .ok()
             .and_then(|b| b.as_str().map(str::to_string));
         Ok(Advertised { refs, head_target })
+    }
+
+    /// Whether a local (`file://`) remote has no refs at all. git2's
+    /// `list()` panics on the empty ref list the local transport gives for
+    /// such a repository (a null pointer made into a slice), so it must not
+    /// be called then. Network transports always give a non-null list.
+    fn local_remote_is_empty(&self) -> bool {
+        if self.remote.transport != Transport::Local {
+            return false;
+        }
+        let Some(path) = remote_url::local_path(&self.url) else {
+            return false;
+        };
+        let Ok(repo) = Repository::open(&path) else {
+            return false;
+        };
+        let has_refs = repo
+            .references()
+            .map(|mut refs| refs.next().is_some())
+            .unwrap_or(true);
+        let head_resolves = repo.head().is_ok();
+        !has_refs && !head_resolves
     }
 
     fn fetch_counted(
@@ -497,11 +551,22 @@ impl GitRepo {
                 file.display(),
                 keyscan_hint(&host, port, &file)
             )),
-            Verdict::Mismatch { lines } => Err(format!(
-                "host {name} offered {offered}, which does not match {} (line {}); the host key changed or the connection is intercepted",
-                file.display(),
-                lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
-            )),
+            Verdict::Mismatch { lines, types } => {
+                let offered_type = known_hosts::key_type(key).unwrap_or_default();
+                let mut msg = format!(
+                    "host {name} offered {offered}, which does not match {} (line {}); the host key changed or the connection is intercepted",
+                    file.display(),
+                    lines.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+                );
+                if !types.contains(&offered_type) {
+                    msg.push_str(&format!(
+                        ". The file holds only {} keys for this host; if the host really has a {offered_type} key, check its fingerprint and add it ({})",
+                        types.join("/"),
+                        keyscan_hint(&host, port, &file)
+                    ));
+                }
+                Err(msg)
+            }
             Verdict::Revoked { line } => Err(format!(
                 "host {name} offered {offered}, which {} line {line} marks @revoked",
                 file.display()

@@ -14,6 +14,7 @@ struct Entry {
     line: usize,
     marker: Marker,
     hosts: Hosts,
+    key_type: String,
     key: Vec<u8>,
 }
 
@@ -43,8 +44,12 @@ pub enum Verdict {
     Trusted,
     /// No entry names the host.
     Unknown,
-    /// Entries name the host (at these lines) but none holds this key.
-    Mismatch { lines: Vec<usize> },
+    /// Entries name the host (at these lines, with keys of these types)
+    /// but none holds this key.
+    Mismatch {
+        lines: Vec<usize>,
+        types: Vec<String>,
+    },
     /// The key is marked `@revoked` (at this line).
     Revoked { line: usize },
 }
@@ -66,6 +71,7 @@ impl KnownHosts {
     pub fn check(&self, host: &str, port: u16, key: &[u8]) -> Verdict {
         let name = lookup_name(host, port);
         let mut lines = Vec::new();
+        let mut types: Vec<String> = Vec::new();
         for entry in &self.entries {
             if !entry.hosts.matches(&name) && entry.marker != Marker::Revoked {
                 continue;
@@ -77,13 +83,18 @@ impl KnownHosts {
                 }
                 Marker::Revoked | Marker::CertAuthority => {}
                 Marker::None if entry.key == key => return Verdict::Trusted,
-                Marker::None => lines.push(entry.line),
+                Marker::None => {
+                    lines.push(entry.line);
+                    if !types.contains(&entry.key_type) {
+                        types.push(entry.key_type.clone());
+                    }
+                }
             }
         }
         if lines.is_empty() {
             Verdict::Unknown
         } else {
-            Verdict::Mismatch { lines }
+            Verdict::Mismatch { lines, types }
         }
     }
 }
@@ -127,12 +138,13 @@ fn parse_line(line_no: usize, line: &str) -> Option<Entry> {
     if marker != Marker::None {
         first = fields.next()?;
     }
-    let _key_type = fields.next()?;
+    let key_type = fields.next()?.to_string();
     let key = STANDARD.decode(fields.next()?).ok()?;
     Some(Entry {
         line: line_no,
         marker,
         hosts: parse_hosts(first)?,
+        key_type,
         key,
     })
 }
@@ -222,12 +234,27 @@ mod tests {
         assert_eq!(kh.check("140.82.1.1", 22, &blob(KEY_A)), Verdict::Trusted);
         assert_eq!(
             kh.check("github.com", 22, &blob(KEY_B)),
-            Verdict::Mismatch { lines: vec![3] }
+            Verdict::Mismatch {
+                lines: vec![3],
+                types: vec!["ssh-ed25519".into()]
+            }
         );
         assert_eq!(kh.check("127.0.0.1", 2222, &blob(KEY_B)), Verdict::Trusted);
         // The same host on another port is another name.
         assert_eq!(kh.check("127.0.0.1", 22, &blob(KEY_B)), Verdict::Unknown);
         assert_eq!(kh.check("gitlab.com", 22, &blob(KEY_A)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn mismatch_names_the_key_types_on_file() {
+        let kh = KnownHosts::parse(&format!("git.example.com ssh-rsa {KEY_B}\n"));
+        assert_eq!(
+            kh.check("git.example.com", 22, &blob(KEY_A)),
+            Verdict::Mismatch {
+                lines: vec![1],
+                types: vec!["ssh-rsa".into()]
+            }
+        );
     }
 
     #[test]
@@ -246,7 +273,10 @@ mod tests {
         assert_eq!(kh.check("127.0.0.1", 2222, &blob(KEY_A)), Verdict::Trusted);
         assert_eq!(
             kh.check("127.0.0.1", 2222, &blob(KEY_B)),
-            Verdict::Mismatch { lines: vec![1] }
+            Verdict::Mismatch {
+                lines: vec![1],
+                types: vec!["ssh-ed25519".into()]
+            }
         );
         assert_eq!(kh.check("127.0.0.2", 2222, &blob(KEY_A)), Verdict::Unknown);
     }

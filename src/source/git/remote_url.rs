@@ -97,6 +97,30 @@ fn parse_full(raw: &str) -> Result<RemoteUrl, String> {
     })
 }
 
+/// The folder of a local remote (`file://` URL or plain path).
+pub fn local_path(raw: &str) -> Option<std::path::PathBuf> {
+    let raw = raw.trim();
+    if raw.contains("://") {
+        url::Url::parse(raw).ok()?.to_file_path().ok()
+    } else {
+        Some(std::path::PathBuf::from(raw))
+    }
+}
+
+/// A URL that did not parse, printable: anything between `://` and the
+/// last `@` of the authority (user and password) becomes `***`.
+pub fn redact_unparsed(raw: &str) -> String {
+    let raw = raw.trim();
+    let Some(start) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_string();
+    };
+    let authority_end = raw[start..].find('/').map_or(raw.len(), |i| start + i);
+    match raw[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
+}
+
 /// `[user@]host:path`, as git reads it: a colon before any slash.
 fn parse_scp_like(raw: &str) -> Option<RemoteUrl> {
     let colon = raw.find(':')?;
@@ -153,6 +177,16 @@ mod tests {
         );
         assert!(RemoteUrl::parse("ftp://host/x").is_err());
         assert!(RemoteUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn redacts_unparsed_urls() {
+        assert_eq!(
+            redact_unparsed("ftp://me:pw@host/x@y"),
+            "ftp://***@host/x@y"
+        );
+        assert_eq!(redact_unparsed("ftp://host/x"), "ftp://host/x");
+        assert_eq!(redact_unparsed("nonsense"), "nonsense");
     }
 
     #[test]
