@@ -11,6 +11,8 @@ use yaml_rust2::scanner::Marker;
 #[derive(Debug, Default)]
 pub struct LineIndex {
     lines: HashMap<String, usize>,
+    /// Lines of `<<` merge keys, in document order.
+    merges: Vec<usize>,
 }
 
 enum Frame {
@@ -29,6 +31,7 @@ struct Builder {
     /// Path segments of the containers on the stack (one per frame below the top).
     path: Vec<String>,
     lines: HashMap<String, usize>,
+    merges: Vec<usize>,
 }
 
 impl Builder {
@@ -72,12 +75,21 @@ impl MarkedEventReceiver for Builder {
                     if *expect_key {
                         *expect_key = false;
                         *key = Some(value.clone());
+                        if value == "<<" {
+                            self.merges.push(line);
+                        }
                         let full = join(&self.path, &value);
                         self.lines.entry(full).or_insert(line);
                         return;
                     }
                 }
+                let in_seq = matches!(self.stack.last(), Some(Frame::Seq { .. }));
                 self.enter_node(line);
+                // A list of names (`networks: [a, b]`) becomes a mapping
+                // keyed by name: let `parent.name` find the item too.
+                if in_seq && !value.is_empty() {
+                    self.lines.entry(join(&self.path, &value)).or_insert(line);
+                }
             }
             Event::Alias(_) => {
                 if let Some(Frame::Map {
@@ -133,7 +145,15 @@ impl LineIndex {
         if parser.load(&mut b, false).is_err() {
             return LineIndex::default();
         }
-        LineIndex { lines: b.lines }
+        LineIndex {
+            lines: b.lines,
+            merges: b.merges,
+        }
+    }
+
+    /// The line of the first `<<` merge key, if any.
+    pub fn first_merge(&self) -> Option<usize> {
+        self.merges.first().copied()
     }
 
     /// The line of `path`, or of its nearest ancestor that has one.
@@ -163,6 +183,8 @@ mod tests {
         assert_eq!(idx.line_of(&p("services.web.ports.1.target")), Some(7));
         assert_eq!(idx.line_of(&p("services.web.deploy.replicas")), Some(8));
         assert_eq!(idx.line_of(&p("services.web.nothing.here")), Some(3));
+        let idx = LineIndex::build("services:\n  web:\n    networks:\n      - a\n      - b\n");
+        assert_eq!(idx.line_of(&p("services.web.networks.b")), Some(5));
     }
 
     #[test]

@@ -257,7 +257,64 @@ pub fn normalize_config(root: &mut Mapping, env: &mut Env) -> R<()> {
             normalize_object(kind, &name, obj, &p, env)?;
         }
     }
+    drop_zero_values(root);
     Ok(())
+}
+
+/// Fields docker/cli's model holds as plain (non-pointer) values with
+/// `omitempty`: `false` / `0` there is the same as absent, and docker drops
+/// it. Dropping it too keeps one representation per meaning.
+const ZERO_IS_ABSENT: &[&str] = &[
+    "services.*.read_only",
+    "services.*.stdin_open",
+    "services.*.tty",
+    "services.*.privileged",
+    "services.*.healthcheck.disable",
+    "services.*.deploy.update_config.delay",
+    "services.*.deploy.update_config.monitor",
+    "services.*.deploy.update_config.max_failure_ratio",
+    "services.*.deploy.rollback_config.delay",
+    "services.*.deploy.rollback_config.monitor",
+    "services.*.deploy.rollback_config.max_failure_ratio",
+    "services.*.volumes.*.read_only",
+    "networks.*.internal",
+    "networks.*.attachable",
+];
+
+fn drop_zero_values(root: &mut Mapping) {
+    fn is_zero(v: &Value) -> bool {
+        match v {
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            _ => false,
+        }
+    }
+    fn walk(v: &mut Value, segs: &[&str]) {
+        let [first, rest @ ..] = segs else { return };
+        match v {
+            Value::Mapping(m) if rest.is_empty() => {
+                if m.get(*first).is_some_and(is_zero) {
+                    m.remove(*first);
+                }
+            }
+            Value::Mapping(m) if *first == "*" => m.iter_mut().for_each(|(_, v)| walk(v, rest)),
+            Value::Sequence(items) if *first == "*" => items.iter_mut().for_each(|v| walk(v, rest)),
+            Value::Mapping(m) => {
+                if let Some(v) = m.get_mut(*first) {
+                    walk(v, rest);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v = Value::Mapping(std::mem::take(root));
+    for pattern in ZERO_IS_ABSENT {
+        let segs: Vec<&str> = pattern.split('.').collect();
+        walk(&mut v, &segs);
+    }
+    if let Value::Mapping(m) = v {
+        *root = m;
+    }
 }
 
 /// networks/volumes/configs/secrets entries: labels, external, file paths.
@@ -354,6 +411,17 @@ pub fn tree_path(stack_dir: &str, rel: &str) -> Result<String, String> {
 }
 
 fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<()> {
+    // `build: ./dir` is `build: {context: ./dir}` (ignored by swarm, kept for the warning).
+    field(svc, path, "build", |v, _| {
+        Ok(match v {
+            Value::String(s) => {
+                let mut m = Mapping::new();
+                m.insert("context".into(), Value::String(s.clone()));
+                Value::Mapping(m)
+            }
+            other => other.clone(),
+        })
+    })?;
     for key in ["command", "entrypoint"] {
         field(svc, path, key, |v, p| match v {
             Value::String(s) => shell_words::split(s)

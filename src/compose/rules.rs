@@ -94,8 +94,13 @@ pub fn load_text(
         line: e.location().map(|l| l.line()),
         message: format!("invalid YAML: {e}"),
     })?;
-    root.apply_merge()
-        .map_err(|e| rep.error(fail(&[], format!("invalid YAML merge key (<<): {e}"))))?;
+    root.apply_merge().map_err(|e| LoadError {
+        file: entry.file.clone(),
+        line: rep.lines.first_merge(),
+        message: format!(
+            "invalid YAML merge key (<<): {e}; a merge key takes a mapping or a list of mappings"
+        ),
+    })?;
     let mut root = match root {
         Value::Mapping(m) => m,
         Value::Null => {
