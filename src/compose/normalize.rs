@@ -292,10 +292,8 @@ fn drop_zero_values(root: &mut Mapping) {
     fn walk(v: &mut Value, segs: &[&str]) {
         let [first, rest @ ..] = segs else { return };
         match v {
-            Value::Mapping(m) if rest.is_empty() => {
-                if m.get(*first).is_some_and(is_zero) {
-                    m.remove(*first);
-                }
+            Value::Mapping(m) if rest.is_empty() && m.get(*first).is_some_and(is_zero) => {
+                m.remove(*first);
             }
             Value::Mapping(m) if *first == "*" => m.iter_mut().for_each(|(_, v)| walk(v, rest)),
             Value::Sequence(items) if *first == "*" => items.iter_mut().for_each(|v| walk(v, rest)),
