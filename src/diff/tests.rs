@@ -1079,3 +1079,75 @@ fn config_data_diff_is_decoded_text() {
         (json!("a\nc\n"), json!("a\nb\n"))
     );
 }
+
+#[test]
+fn rule_mount_consistency_default() {
+    let m = |c: &str| {
+        svc(json!({"Mounts": [{"Type": "bind", "Source": "/a", "Target": "/a", "Consistency": c}]}))
+    };
+    assert!(svc_diff(&m(""), &m("default")).is_empty());
+    assert_eq!(
+        paths(&svc_diff(&m("cached"), &m("default"))),
+        ["TaskTemplate.ContainerSpec.Mounts[/a].Consistency"]
+    );
+}
+
+#[test]
+fn ulimits_are_keyed_by_name() {
+    let u = |n: &str, soft: u64| json!({"Name": n, "Soft": soft, "Hard": 100});
+    let d = svc_diff(
+        &svc(json!({"Ulimits": [u("nofile", 50), u("nproc", 10)]})),
+        &svc(json!({"Ulimits": [u("nproc", 10), u("nofile", 40)]})),
+    );
+    assert_eq!(
+        paths(&d),
+        ["TaskTemplate.ContainerSpec.Ulimits[nofile].Soft"]
+    );
+}
+
+#[test]
+fn rule_network_driver_overlay_and_daemon_assigned_fields() {
+    // No driver in the request: docker stack deploy sends overlay.
+    let desired = json!({"Labels": {"a": "b", "com.docker.stack.namespace": "diff1"}});
+    assert_eq!(
+        diff_spec(Kind::Network, &desired, &fixture("network_front_raw")),
+        vec![]
+    );
+    // An option the user sets is compared; the daemon's vxlan id is not.
+    let with_opt = json!({"Labels": {"a": "b", "com.docker.stack.namespace": "diff1"},
+        "Options": {"encrypted": ""}});
+    let d = diff_spec(Kind::Network, &with_opt, &fixture("network_front_raw"));
+    assert_eq!(paths(&d), [REPLACE_REQUIRED, "Options[encrypted]"]);
+}
+
+#[test]
+fn rule_legacy_networks_do_not_override_task_template_networks() {
+    let mut live = with(
+        svc(json!({})),
+        "/TaskTemplate/Networks",
+        json!([{"Target": "diff1_front"}]),
+    );
+    live["Networks"] = json!([{"Target": "other"}]);
+    let desired = with(
+        svc(json!({})),
+        "/TaskTemplate/Networks",
+        json!([{"Target": "diff1_front"}]),
+    );
+    assert!(svc_diff(&desired, &live).is_empty());
+}
+
+#[test]
+fn pinned_image_with_other_label_is_a_change() {
+    let mut desired = svc(json!({}));
+    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
+    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.26"});
+    let d = svc_diff(&desired, &live);
+    assert_eq!(
+        paths(&d),
+        [
+            "Labels[com.docker.stack.image]",
+            "TaskTemplate.ContainerSpec.Image"
+        ]
+    );
+}
