@@ -138,6 +138,18 @@ fn service(spec: &Value, ctx: &NormContext) -> Value {
         }
         key_networks(tt, ctx);
     }
+    // A job's concurrency and completions default to 1 on the daemon
+    // when convert sends none (no `deploy.replicas`).
+    remove_eq(
+        &mut s,
+        &["Mode", "ReplicatedJob", "MaxConcurrent"],
+        &json!(1),
+    );
+    remove_eq(
+        &mut s,
+        &["Mode", "ReplicatedJob", "TotalCompletions"],
+        &json!(1),
+    );
     for cfg in ["UpdateConfig", "RollbackConfig"] {
         for (field, default) in update_defaults() {
             remove_eq(&mut s, &[cfg, field], &default);
@@ -169,6 +181,25 @@ fn move_legacy_networks(s: &mut Value) {
 
 fn container_spec(cs: &mut Value) {
     env_to_map(cs);
+    // Capabilities: the daemon (and newer convert) spell them `CAP_X` in
+    // upper case, compose users often write `net_admin`; a set, so sorted.
+    for field in ["CapabilityAdd", "CapabilityDrop"] {
+        if let Some(caps) = cs.get_mut(field).and_then(Value::as_array_mut) {
+            for c in caps.iter_mut() {
+                if let Some(name) = c.as_str() {
+                    let upper = name.to_ascii_uppercase();
+                    let full = if upper.starts_with("CAP_") || upper == "ALL" {
+                        upper
+                    } else {
+                        format!("CAP_{upper}")
+                    };
+                    *c = json!(full);
+                }
+            }
+            caps.sort_by_key(Value::to_string);
+            caps.dedup();
+        }
+    }
     // Mounts: the daemon keeps the order sent, but the order carries no
     // meaning; a mount is identified by its target.
     key_list(cs, "Mounts", |m| {

@@ -1151,3 +1151,111 @@ fn pinned_image_with_other_label_is_a_change() {
         ]
     );
 }
+
+const DIFF2_DEFAULT_ID: &str = "qhs5k8opcddumzmckkxrtygrc";
+
+fn fixture2(name: &str) -> Value {
+    let text = match name {
+        "app_raw" => include_str!("testdata/app_raw.json"),
+        "app_cli" => include_str!("testdata/app_cli.json"),
+        "job_raw" => include_str!("testdata/job_raw.json"),
+        "job_cli" => include_str!("testdata/job_cli.json"),
+        other => panic!("no fixture {other}"),
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+fn ctx2() -> NormContext {
+    NormContext {
+        network_names: [(DIFF2_DEFAULT_ID.to_owned(), "diff2_default".to_owned())].into(),
+    }
+}
+
+/// What convert sends for a service using many compose options
+/// (`testdata/app_*.json` was deployed from it).
+fn desired_app() -> Value {
+    json!({
+        "Name": "diff2_app",
+        "Labels": {"com.docker.stack.image": "redis:7.2", "com.docker.stack.namespace": "diff2"},
+        "TaskTemplate": {
+            "ContainerSpec": {
+                "Image": "redis:7.2",
+                "Labels": {"c": "d", "com.docker.stack.namespace": "diff2"},
+                "Args": ["sleep", "3600"],
+                "Hostname": "apphost", "Dir": "/tmp", "User": "1000",
+                "Privileges": {"CredentialSpec": null, "SELinuxContext": null},
+                "Init": true, "StopSignal": "SIGTERM", "TTY": true, "ReadOnly": true,
+                "StopGracePeriod": 20_000_000_000u64,
+                "Healthcheck": {"Test": ["NONE"]},
+                "Hosts": ["10.1.2.3 a.example"],
+                "DNSConfig": {"Nameservers": ["1.1.1.1"]},
+                "Secrets": [{"File": {"Name": "s1", "UID": "1000", "GID": "0", "Mode": 256}, "SecretName": "diff2_s1"}],
+                "Sysctls": {"net.core.somaxconn": "1024"},
+                "CapabilityAdd": ["NET_ADMIN"],
+                "Ulimits": [{"Name": "nofile", "Hard": 2000, "Soft": 1000}]
+            },
+            "Resources": {"Reservations": {"NanoCPUs": 100_000_000, "MemoryBytes": 16_777_216}},
+            "RestartPolicy": {"Condition": "any", "Delay": 3_000_000_000u64, "MaxAttempts": 5, "Window": 30_000_000_000u64},
+            "Placement": {"Constraints": ["node.role==manager"], "Preferences": [{"Spread": {"SpreadDescriptor": "node.id"}}], "MaxReplicas": 2},
+            "Networks": [{"Target": "diff2_default", "Aliases": ["app"]}],
+            "LogDriver": {"Name": "json-file", "Options": {"max-size": "10m"}}
+        },
+        "Mode": {"Replicated": {"Replicas": 1}},
+        "RollbackConfig": {"Parallelism": 2, "FailureAction": "continue", "Monitor": 3_000_000_000u64, "MaxFailureRatio": 0.5, "Order": "start-first"},
+        "EndpointSpec": {"Mode": "dnsrr"}
+    })
+}
+
+#[test]
+fn docker_deployed_rich_service_is_no_change_in_both_shapes() {
+    for live in ["app_raw", "app_cli"] {
+        let d = diff_spec_with(Kind::Service, &desired_app(), &fixture2(live), &ctx2());
+        assert_eq!(d, vec![], "{live}");
+    }
+}
+
+#[test]
+fn docker_deployed_job_is_no_change_in_both_shapes() {
+    let desired = json!({
+        "Name": "diff2_job",
+        "Labels": {"com.docker.stack.image": "busybox:1.36", "com.docker.stack.namespace": "diff2"},
+        "TaskTemplate": {
+            "ContainerSpec": {"Image": "busybox:1.36", "Labels": {"com.docker.stack.namespace": "diff2"}, "Args": ["true"]},
+            "Networks": [{"Target": "diff2_default", "Aliases": ["job"]}]
+        },
+        "Mode": {"ReplicatedJob": {}},
+        "EndpointSpec": {"Mode": "vip"}
+    });
+    for live in ["job_raw", "job_cli"] {
+        let d = diff_spec_with(Kind::Service, &desired, &fixture2(live), &ctx2());
+        assert_eq!(d, vec![], "{live}");
+    }
+    let replicated = with(desired, "/Mode", json!({"Replicated": {"Replicas": 1}}));
+    assert!(!diff_spec_with(Kind::Service, &replicated, &fixture2("job_raw"), &ctx2()).is_empty());
+}
+
+#[test]
+fn rule_capabilities_are_a_set_of_cap_names() {
+    let d = svc_diff(
+        &svc(json!({"CapabilityAdd": ["net_admin", "CAP_SYS_TIME"]})),
+        &svc(json!({"CapabilityAdd": ["CAP_SYS_TIME", "CAP_NET_ADMIN"]})),
+    );
+    assert!(d.is_empty());
+}
+
+#[test]
+fn rich_service_changes_show_with_readable_paths() {
+    let mut desired = desired_app();
+    desired["TaskTemplate"]["RestartPolicy"]["Delay"] = json!(4_000_000_000u64);
+    desired["TaskTemplate"]["LogDriver"]["Options"]["max-size"] = json!("20m");
+    desired["TaskTemplate"]["ContainerSpec"]["Sysctls"]["net.core.somaxconn"] = json!("2048");
+    let d = diff_spec_with(Kind::Service, &desired, &fixture2("app_raw"), &ctx2());
+    assert_eq!(
+        paths(&d),
+        [
+            "TaskTemplate.ContainerSpec.Sysctls[net.core.somaxconn]",
+            "TaskTemplate.LogDriver.Options[max-size]",
+            "TaskTemplate.RestartPolicy.Delay",
+        ]
+    );
+}
