@@ -164,14 +164,33 @@ fn text_diff(out: &mut String, before: &str, after: &str, paint: &Paint) {
     }
 }
 
-/// Compact JSON, except nanosecond durations.
+/// Compact JSON, except nanosecond durations (also inside objects, e.g.
+/// a whole `Healthcheck` added: `{"Interval":"30s",...}`).
 fn show(v: &Value, field: &str) -> String {
     if DURATION_FIELDS.contains(&field) {
         if let Some(ns) = v.as_i64() {
             return go_duration(ns);
         }
     }
-    v.to_string()
+    durations_in(v).to_string()
+}
+
+fn durations_in(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let shown = match v.as_i64() {
+                        Some(ns) if DURATION_FIELDS.contains(&k.as_str()) => json!(go_duration(ns)),
+                        _ => durations_in(v),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(durations_in).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A duration as Go's `time.Duration.String` prints it: `0s`, `500ms`,
@@ -445,6 +464,28 @@ Plan: 1 to create, 1 to update, 1 to delete.
         );
         assert!(t.contains("    Internal: null -> true\n"), "{t}");
         assert!(!t.contains(&format!("    {REPLACE_REQUIRED}")), "{t}");
+    }
+
+    #[test]
+    fn durations_inside_a_whole_object() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Service,
+                "s_web",
+                vec![fc(
+                    "TaskTemplate.ContainerSpec.Healthcheck",
+                    Value::Null,
+                    json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
+                    false,
+                )],
+            )],
+        };
+        let t = text(&plan, &TextOptions::default());
+        assert!(
+            t.contains(r#"    TaskTemplate.ContainerSpec.Healthcheck: null -> {"Test":["CMD","true"],"Interval":"30s","Retries":3}"#),
+            "{t}"
+        );
     }
 
     #[test]
