@@ -440,3 +440,52 @@ async fn network_update_is_refused_before_any_write() {
     assert!(err.to_string().contains("engine_ap4_net"));
     assert!(!exists("config", "engine_ap4_conf"), "nothing written");
 }
+
+#[tokio::test]
+async fn an_update_that_rolls_back_fails_by_name() {
+    let stack = "engine_ap5";
+    let _cleanup = Cleanup(stack.into());
+    let engine = Engine::connect().await.expect("connect");
+    let spec = |command: Option<&str>| {
+        let mut s = json!({"Name": "engine_ap5_web", "Labels": {NS: stack},
+            "TaskTemplate": {"ContainerSpec": {"Image": "busybox:1.36", "StopGracePeriod": 1_000_000_000u64},
+                "RestartPolicy": {"Condition": "on-failure", "Delay": 1_000_000_000u64}},
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "UpdateConfig": {"Parallelism": 1, "FailureAction": "rollback", "Monitor": 3_000_000_000u64}});
+        if let Some(c) = command {
+            s["TaskTemplate"]["ContainerSpec"]["Command"] = json!(["sh", "-c", c]);
+        }
+        s
+    };
+    let plan = Plan {
+        changes: vec![change(
+            Action::Create,
+            Kind::Service,
+            "engine_ap5_web",
+            stack,
+            Some(spec(None)),
+        )],
+    };
+    apply(&engine, &plan, &opts(60), &|_| {}).await.unwrap();
+    let live = engine.live_stack(stack).await.unwrap();
+    let plan = Plan {
+        changes: vec![on_live(
+            Action::Update,
+            Kind::Service,
+            &live,
+            "engine_ap5_web",
+            Some(spec(Some("exit 3"))),
+        )],
+    };
+    let lines = Lines::new();
+    let err = apply(&engine, &plan, &opts(90), &|l| lines.push(l))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("engine_ap5_web") && msg.contains("roll"),
+        "{msg}\n{:?}",
+        lines.all()
+    );
+    assert!(matches!(err, ApplyError::NotConverged { .. }), "{msg}");
+}
