@@ -333,7 +333,8 @@ async fn write_service(
             Err(EngineError::OutOfSequence { .. }) => {
                 let service = engine.inspect_service(id).await?;
                 version = service["Version"]["Index"].as_u64().unwrap_or(version);
-                if spec_matches(&spec, &service["Spec"]) {
+                let networks = engine.network_ids().await?;
+                if spec_matches(&with_network_ids(&spec, &networks), &service["Spec"]) {
                     progress(&format!(
                         "{}: changed on the swarm meanwhile and now matches the desired spec; not written",
                         change.name
@@ -377,6 +378,23 @@ fn spec_matches(desired: &Value, live: &Value) -> bool {
         (d, Value::Null) => is_empty(d),
         (d, l) => d == l,
     }
+}
+
+/// `spec` with `TaskTemplate.Networks[].Target` names replaced by ids, as
+/// the daemon stores them, so it compares with a live spec.
+fn with_network_ids(spec: &Value, ids: &std::collections::BTreeMap<String, String>) -> Value {
+    let mut spec = spec.clone();
+    if let Some(nets) = spec
+        .pointer_mut("/TaskTemplate/Networks")
+        .and_then(Value::as_array_mut)
+    {
+        for net in nets {
+            if let Some(id) = net["Target"].as_str().and_then(|t| ids.get(t)) {
+                net["Target"] = Value::String(id.clone());
+            }
+        }
+    }
+    spec
 }
 
 fn is_empty(v: &Value) -> bool {

@@ -36,8 +36,9 @@ pub enum EngineError {
     /// The object changed since its version index was read.
     #[error("{what}: update out of sequence (it changed since it was read)")]
     OutOfSequence { what: String },
-    #[error("{what}: not found")]
-    NotFound { what: String },
+    /// The object (or one the request names) does not exist.
+    #[error("{what}: {message}")]
+    NotFound { what: String, message: String },
     /// The object is still used by another (service, task).
     #[error("{what}: {message}")]
     InUse { what: String, message: String },
@@ -181,7 +182,7 @@ fn api_error(what: &str, resp: &Response) -> EngineError {
     if message.contains("update out of sequence") {
         EngineError::OutOfSequence { what }
     } else if resp.status == 404 {
-        EngineError::NotFound { what }
+        EngineError::NotFound { what, message }
     } else if message.contains("in use") || message.contains("active endpoints") {
         EngineError::InUse { what, message }
     } else {

@@ -22,6 +22,24 @@ impl Engine {
         })
     }
 
+    /// Name -> id of every network (one call). The daemon stores a service's
+    /// `TaskTemplate.Networks[].Target` as the network id even when it was
+    /// written as a name; this map relates the two.
+    pub async fn network_ids(&self) -> Result<BTreeMap<String, String>, EngineError> {
+        let items = self.get("list networks", "/networks").await?;
+        Ok(items
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                Some((
+                    i["Name"].as_str()?.to_string(),
+                    i["Id"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
     async fn names_to_ids(
         &self,
         collection: &str,
