@@ -53,7 +53,24 @@ impl Redactor {
 
     /// Registers a sensitive value (and its escaped forms).
     pub fn register(&self, value: &str) {
-        let new: Vec<String> = forms(value);
+        self.insert(forms(value));
+    }
+
+    /// Registers a whole decrypted file exactly as it is and base64-encoded
+    /// (the form a secret's data takes in Engine API specs), without the
+    /// per-line forms [`Redactor::register`] adds: its lines are `KEY=value`
+    /// or YAML whose values are registered one by one.
+    pub fn register_whole(&self, content: &[u8]) {
+        use base64::Engine as _;
+        let mut new = vec![base64::engine::general_purpose::STANDARD.encode(content)];
+        if let Ok(text) = std::str::from_utf8(content) {
+            new.push(text.to_string());
+        }
+        new.retain(|f| f.chars().count() >= MIN_SECRET_LEN);
+        self.insert(new);
+    }
+
+    fn insert(&self, new: Vec<String>) {
         let mut inner = match self.inner.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),

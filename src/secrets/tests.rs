@@ -143,6 +143,40 @@ fn files_that_are_not_sops_pass_through_detection() {
     }
 }
 
+#[test]
+fn a_broken_sops_file_is_an_error_not_ciphertext_passed_through() {
+    // A duplicate key makes the YAML invalid.
+    let text = String::from_utf8(fixture("secrets.yaml")).unwrap();
+    let broken = format!("{text}tokens: again\n");
+    let err = sops::SopsDocument::detect("s.yaml", broken.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("s.yaml: holds SOPS-encrypted values"),
+        "{err}"
+    );
+    // So is one whose metadata lost its MAC.
+    let no_mac: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("mac:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(sops::SopsDocument::detect("s.yaml", no_mac.as_bytes()).is_err());
+}
+
+#[test]
+fn a_decrypted_file_is_redacted_whole_and_base64_encoded() {
+    use base64::Engine as _;
+    let redactor = Redactor::new();
+    let d = Decryptor::new(test_key(), redactor.clone());
+    d.decrypt("secret.txt.sops", &fixture("secret.txt.sops"))
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode("plain-text-secret-abcd\n");
+    assert_eq!(
+        redactor.redact(&format!("Data: {b64}")),
+        "Data: (sensitive)"
+    );
+}
+
 fn tamper(name: &str, from: &str, to: &str) -> String {
     let text = String::from_utf8(fixture(name)).unwrap();
     assert!(text.contains(from), "{from} not in {name}");

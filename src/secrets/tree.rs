@@ -63,9 +63,9 @@ impl Decryptor {
         for value in &decrypted.secrets {
             self.redactor.register_bytes(value);
         }
-        if decrypted.format == SopsFormat::Binary {
-            self.redactor.register_bytes(&decrypted.plaintext);
-        }
+        // The whole content too: it may become a secret's data, which the
+        // Engine API and specs carry base64-encoded.
+        self.redactor.register_whole(&decrypted.plaintext);
         Ok(Some(Plaintext {
             format: decrypted.format,
             bytes: decrypted.plaintext,

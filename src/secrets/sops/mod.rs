@@ -68,6 +68,12 @@ fn has_dotenv_metadata(text: &str) -> bool {
     mac && version
 }
 
+/// Whether text carries SOPS ciphertext and a SOPS metadata marker.
+fn looks_encrypted(text: &str) -> bool {
+    text.contains("ENC[AES256_GCM,")
+        && (text.contains("sops:") || text.contains("\"sops\"") || text.contains("sops_mac="))
+}
+
 /// Whether `path`'s name ends in an extension that SOPS maps to a
 /// structured store (so a `{data, sops}` JSON there is not binary).
 fn structured_extension(path: &str) -> bool {
@@ -91,10 +97,26 @@ impl SopsDocument {
     /// a top-level `sops` map holding `mac` and `version`, or dotenv lines
     /// `sops_mac=` and `sops_version=`. `None` for anything else (including
     /// files that do not parse): those are not SOPS files.
+    ///
+    /// A file that carries SOPS-encrypted values and a `sops` marker but is
+    /// not a well-formed SOPS file is an error rather than `None`, so its
+    /// ciphertext is never used as if it were the content.
     pub fn detect(path: &str, bytes: &[u8]) -> Result<Option<SopsDocument>, SecretsError> {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return Ok(None);
         };
+        match Self::detect_text(path, text)? {
+            Some(doc) => Ok(Some(doc)),
+            None if looks_encrypted(text) => Err(SecretsError::invalid(
+                path,
+                "holds SOPS-encrypted values but is not a well-formed SOPS YAML, JSON, \
+                 dotenv or binary file (no top-level `sops` map with `mac` and `version`?)",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn detect_text(path: &str, text: &str) -> Result<Option<SopsDocument>, SecretsError> {
         if !text.contains("sops") || !text.contains("mac") || !text.contains("version") {
             return Ok(None);
         }
