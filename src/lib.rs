@@ -12,5 +12,6 @@ pub mod engine;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod secrets;
 pub mod source;
 pub mod state;
