@@ -22,7 +22,7 @@ pub mod watch;
 pub mod webhook;
 
 pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
-pub use reconciler::{Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
 
 use anyhow::Context as _;
 use lease::Lease;

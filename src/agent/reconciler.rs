@@ -69,3 +69,64 @@ pub trait Reconciler: Send + Sync + 'static {
     /// says what failed; the agent retries with backoff.
     fn apply(&self, stack: &str, plan: &Plan) -> impl Future<Output = Result<(), String>> + Send;
 }
+
+/// Split one plan covering many stacks into one plan per stack, keeping
+/// the order of the changes (apply order) within each stack. Every name in
+/// `stacks` gets an entry, empty when nothing changes for it, so a stack in
+/// sync is still reported; stacks only found in the changes (pruned ones)
+/// get an entry too.
+pub fn split_by_stack<'a>(
+    plan: &Plan,
+    stacks: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<String, Plan> {
+    let mut out: std::collections::BTreeMap<String, Plan> = stacks
+        .into_iter()
+        .map(|s| (s.to_string(), Plan::default()))
+        .collect();
+    for c in &plan.changes {
+        out.entry(c.stack.clone())
+            .or_default()
+            .changes
+            .push(c.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change};
+    use crate::state::Kind;
+
+    fn change(stack: &str, name: &str) -> Change {
+        Change {
+            action: Action::Update,
+            kind: Kind::Service,
+            name: format!("{stack}_{name}"),
+            stack: stack.to_string(),
+            diff: vec![],
+            desired: None,
+            live_id: None,
+            live_version: None,
+        }
+    }
+
+    #[test]
+    fn split_keeps_order_and_reports_stacks_in_sync() {
+        let plan = Plan {
+            changes: vec![
+                change("web", "a"),
+                change("db", "x"),
+                change("web", "b"),
+                change("old", "y"),
+            ],
+        };
+        let split = split_by_stack(&plan, ["web", "db", "quiet"]);
+        let names =
+            |s: &str| -> Vec<String> { split[s].changes.iter().map(|c| c.name.clone()).collect() };
+        assert_eq!(names("web"), vec!["web_a", "web_b"]);
+        assert_eq!(names("db"), vec!["db_x"]);
+        assert!(split["quiet"].changes.is_empty());
+        assert_eq!(names("old"), vec!["old_y"]);
+    }
+}
