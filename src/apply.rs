@@ -141,13 +141,27 @@ pub async fn apply(
     let mut written = Vec::new();
     if !services.is_empty() {
         let ids = engine.reference_ids().await?;
-        let outcomes: Vec<_> = stream::iter(services.iter().map(|c| {
-            let ids = &ids;
-            async move { (*c, write_service(engine, c, ids, progress).await) }
-        }))
-        .buffered(opts.parallelism.max(1))
-        .collect()
-        .await;
+        // Boxed as `dyn Future + Send`: an unboxed closure-made future here
+        // trips rustc's higher-ranked lifetime inference when the caller
+        // needs the whole apply future to be Send (the agent does).
+        type Pending<'a> = std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
+                    + Send
+                    + 'a,
+            >,
+        >;
+        let ids = &ids;
+        let pending: Vec<Pending<'_>> = services
+            .iter()
+            .map(|&c| -> Pending<'_> {
+                Box::pin(async move { (c, write_service(engine, c, ids, progress).await) })
+            })
+            .collect();
+        let outcomes: Vec<_> = stream::iter(pending)
+            .buffered(opts.parallelism.max(1))
+            .collect()
+            .await;
         let mut failures = Vec::new();
         for (change, outcome) in outcomes {
             match outcome {

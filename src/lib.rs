@@ -9,6 +9,7 @@ pub mod compose;
 pub mod convert;
 pub mod diff;
 pub mod engine;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;

@@ -8,10 +8,27 @@ use std::time::Duration;
 
 const RICH: &str = include_str!("fixtures/parity/rich.yml");
 
+/// Ports the fixture publishes; tests running at once shift them by an
+/// offset of their own (two stacks cannot publish the same port).
+const PORTS: [u64; 2] = [18080, 18443];
+
+/// The rich fixture with its published ports shifted by `offset`.
+fn rich_yaml(offset: u64) -> String {
+    let mut yaml = RICH.to_string();
+    for port in PORTS {
+        yaml = yaml.replace(&port.to_string(), &(port + offset).to_string());
+    }
+    yaml
+}
+
 /// A repository holding the rich fixture as `stacks/<stack>/stack.yml`.
-fn rich_repo(stack: &str) -> Repo {
+fn rich_repo(stack: &str, offset: u64) -> Repo {
+    rich_repo_with(stack, &rich_yaml(offset))
+}
+
+fn rich_repo_with(stack: &str, yaml: &str) -> Repo {
     let repo = Repo::new();
-    repo.stack(stack, RICH);
+    repo.stack(stack, yaml);
     for f in ["web.env", "app.conf", "api_key.txt"] {
         let content = std::fs::read_to_string(format!(
             "{}/tests/fixtures/parity/{f}",
@@ -31,7 +48,7 @@ fn stack_file(repo: &Repo, stack: &str) -> std::path::PathBuf {
 fn stack_deployed_by_docker_plans_as_no_change() {
     let stack = stack_name("par");
     let _guard = StackGuard::new(&[&stack]);
-    let repo = rich_repo(&stack);
+    let repo = rich_repo(&stack, 20);
     docker_stack_deploy(&stack_file(&repo, &stack), &stack);
 
     let repo_arg = repo.path().to_str().unwrap();
@@ -60,8 +77,19 @@ fn renamed(v: &serde_json::Value, from: &str, to: &str) -> serde_json::Value {
     }
 }
 
-/// Config/secret IDs differ between two stacks by nature.
+/// Config/secret/network IDs differ between two stacks by nature: drop the
+/// config and secret IDs (the names stay) and name networks by name.
 fn without_ids(mut spec: serde_json::Value) -> serde_json::Value {
+    if let Some(nets) = spec
+        .pointer_mut("/TaskTemplate/Networks")
+        .and_then(|v| v.as_array_mut())
+    {
+        for net in nets {
+            let id = net["Target"].as_str().unwrap_or_default().to_string();
+            let name = docker(&["network", "inspect", "--format", "{{.Name}}", &id]);
+            net["Target"] = name.trim().into();
+        }
+    }
     for key in ["Configs", "Secrets"] {
         if let Some(refs) = spec
             .pointer_mut(&format!("/TaskTemplate/ContainerSpec/{key}"))
@@ -83,10 +111,10 @@ fn shoal_apply_creates_what_docker_stack_deploy_creates() {
     let by_docker = stack_name("pd");
     let by_shoal = stack_name("ps");
     let _guard = StackGuard::new(&[&by_docker, &by_shoal]);
-    let docker_repo = rich_repo(&by_docker);
+    let docker_repo = rich_repo(&by_docker, 0);
     docker_stack_deploy(&stack_file(&docker_repo, &by_docker), &by_docker);
 
-    let repo = rich_repo(&by_shoal);
+    let repo = rich_repo(&by_shoal, 10);
     let out = shoal(&[
         "apply",
         "--repo",
@@ -106,10 +134,20 @@ fn shoal_apply_creates_what_docker_stack_deploy_creates() {
     }
     for svc in ["web", "worker", "plain"] {
         let a = service_spec(&format!("{by_docker}_{svc}")).unwrap()["Spec"].clone();
-        let b = service_spec(&format!("{by_shoal}_{svc}")).unwrap()["Spec"].clone();
+        let mut b = service_spec(&format!("{by_shoal}_{svc}")).unwrap()["Spec"].clone();
+        if let Some(ports) = b
+            .pointer_mut("/EndpointSpec/Ports")
+            .and_then(|p| p.as_array_mut())
+        {
+            for port in ports {
+                if let Some(published) = port["PublishedPort"].as_u64() {
+                    port["PublishedPort"] = (published - 10).into();
+                }
+            }
+        }
         assert_eq!(
             without_ids(a),
-            without_ids(renamed(&b, &by_shoal, &by_docker)),
+            renamed(&without_ids(b), &by_shoal, &by_docker),
             "service {svc} differs between docker stack deploy and shoal apply"
         );
     }
@@ -119,7 +157,7 @@ fn shoal_apply_creates_what_docker_stack_deploy_creates() {
 fn apply_writes_only_what_differs_and_heals_hand_made_drift() {
     let stack = stack_name("pw");
     let _guard = StackGuard::new(&[&stack]);
-    let repo = rich_repo(&stack);
+    let repo = rich_repo(&stack, 30);
     let repo_arg = repo.path().to_str().unwrap().to_string();
     let apply = |extra: &[&str]| {
         let mut args = vec!["apply", "--repo", &repo_arg, "--auto-approve"];
@@ -157,11 +195,12 @@ fn apply_writes_only_what_differs_and_heals_hand_made_drift() {
     assert_eq!(service_version(&web), web_version, "web was rewritten");
 
     // A service removed from the file is deleted; nothing else moves.
-    let yaml = RICH.replace(
+    let full = rich_yaml(30);
+    let yaml = full.replace(
         "  plain:\n    image: alpine:3.20\n    command: sleep 3600\n",
         "",
     );
-    assert_ne!(yaml, RICH);
+    assert_ne!(yaml, full);
     repo.stack(&stack, &yaml);
     let out = apply(&["--timeout", "60s"]);
     assert_code(&out, 0);
