@@ -376,7 +376,20 @@ fn normalize_object(
         m.insert("external".into(), Value::Mapping(e));
     }
     if kind == "configs" || kind == "secrets" {
-        if let Some(file) = m.get("file").cloned() {
+        let external = m
+            .get("external")
+            .and_then(|e| e.get("external"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+        if !external && !has("file") && !has("environment") {
+            return Err(fail(
+                path,
+                format!("a {singular} needs one of file, environment or external: true"),
+            ));
+        }
+        // docker/cli leaves the file of an external object as written.
+        if let Some(file) = m.get("file").cloned().filter(|_| !external) {
             let p = at(path, "file");
             let Value::String(f) = &file else {
                 return Err(expected(&p, "a path string", &file));

@@ -545,6 +545,11 @@ mod tests {
             &["invalid YAML"],
         );
         assert!(err("").message.contains("empty"));
+        assert_err(
+            &format!("{HEAD}secrets:\n  s: {{}}\n"),
+            6,
+            &["secrets.s", "file, environment or external"],
+        );
     }
 
     #[test]
