@@ -182,8 +182,11 @@ fn file_mode(v: &Value, path: &[String]) -> R<Value> {
 fn cpus(v: &Value, path: &[String]) -> R<Value> {
     match v {
         Value::String(_) | Value::Null => Ok(v.clone()),
-        Value::Number(n) => Ok(Value::String(number_string(n))),
-        other => Err(expected(path, "a number of CPUs like 0.5", other)),
+        other => Err(expected(
+            path,
+            "a string like \"0.5\" (docker rejects a bare number)",
+            other,
+        )),
     }
 }
 
@@ -439,10 +442,22 @@ fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<()>
                 .map(|w| Value::Sequence(w.into_iter().map(Value::String).collect()))
                 .map_err(|e| fail(p, format!("cannot split {s:?} into words: {e}"))),
             Value::Sequence(_) => string_or_list(v, p),
-            Value::Null => Ok(Value::Null),
             other => Err(expected(p, "a string or a list of strings", other)),
         })?;
     }
+    // docker accepts numbers in `expose` and prints them as strings.
+    field(svc, path, "expose", |v, p| match v {
+        Value::Sequence(items) => Ok(Value::Sequence(
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::Number(n) => Value::String(n.to_string()),
+                    other => other.clone(),
+                })
+                .collect(),
+        )),
+        other => Err(expected(p, "a list of ports", other)),
+    })?;
     for key in ["env_file", "dns", "dns_search", "tmpfs"] {
         field(svc, path, key, string_or_list)?;
     }
@@ -470,7 +485,7 @@ fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<()>
     })?;
     section(svc, path, "logging", |l, p| {
         field(l, p, "options", |v, p| {
-            list_or_dict(v, p, &Value::Null).map(Value::Mapping)
+            list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
         })
     })?;
     section(svc, path, "ulimits", |u, p| {
@@ -788,14 +803,6 @@ fn file_object_refs(v: &Value, path: &[String]) -> R<Value> {
             Value::Mapping(m) => {
                 let mut m = m.clone();
                 field(&mut m, &p, "mode", file_mode)?;
-                for key in ["uid", "gid"] {
-                    field(&mut m, &p, key, |v, _| {
-                        Ok(match v {
-                            Value::Number(n) => Value::String(n.to_string()),
-                            other => other.clone(),
-                        })
-                    })?;
-                }
                 out.push(Value::Mapping(m));
             }
             other => return Err(expected(&p, "a name or a mapping with source", other)),

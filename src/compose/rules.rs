@@ -327,6 +327,7 @@ fn humanize_serde(msg: &str) -> String {
         ("expected a sequence", "expected a list"),
         ("expected a map", "expected a mapping"),
         ("invalid type: ", ""),
+        ("unit value", "null"),
     ] {
         m = m.replace(from, to);
     }
