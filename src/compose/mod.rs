@@ -10,6 +10,7 @@ pub mod model;
 mod normalize;
 pub mod ports;
 mod rules;
+mod service;
 pub mod units;
 pub mod volumes;
 
