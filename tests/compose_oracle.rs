@@ -478,3 +478,70 @@ fn warnings_match_docker_wording() {
         loaded.warnings
     );
 }
+
+/// A tree holding one stack file in memory (for mutated inputs).
+struct OneFile(Vec<u8>);
+
+impl shoal::source::Tree for OneFile {
+    fn read(&self, path: &str) -> Result<Vec<u8>, shoal::source::SourceError> {
+        if path == "stacks/m/stack.yml" {
+            Ok(self.0.clone())
+        } else {
+            Err(shoal::source::SourceError::Other(format!(
+                "{path}: not here"
+            )))
+        }
+    }
+    fn list(&self, _dir: &str) -> Result<Vec<String>, shoal::source::SourceError> {
+        Ok(Vec::new())
+    }
+    fn is_file(&self, path: &str) -> bool {
+        path == "stacks/m/stack.yml"
+    }
+    fn describe(&self) -> String {
+        "mutated".to_string()
+    }
+    fn local_root(&self) -> Option<PathBuf> {
+        Some(PathBuf::from("/repo"))
+    }
+}
+
+/// Random byte edits of every valid fixture: the loader returns Ok or Err,
+/// never panics.
+#[test]
+fn mutated_fixtures_never_panic() {
+    let entry = StackEntry {
+        name: "m".into(),
+        dir: "stacks/m".into(),
+        file: "stacks/m/stack.yml".into(),
+    };
+    let vars = Vars {
+        map: vars().into_iter().collect(),
+    };
+    let alphabet = b" \n:-[]{}&*<>$'\"#!,|0123456789abcxyz.~/\\=?";
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n.max(1)
+    };
+    for name in cases("stacks") {
+        let original =
+            std::fs::read(fixtures().join("stacks").join(&name).join("stack.yml")).unwrap();
+        for _ in 0..300 {
+            let mut bytes = original.clone();
+            for _ in 0..=next(4) {
+                let at = next(bytes.len());
+                match next(3) {
+                    0 => bytes[at] = alphabet[next(alphabet.len())],
+                    1 => bytes.insert(at, alphabet[next(alphabet.len())]),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            let _ = load(&OneFile(bytes), &entry, &vars);
+        }
+    }
+}

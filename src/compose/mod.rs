@@ -2,6 +2,22 @@
 //!
 //! Owner of the contract: [`load`] turns one stack file (and the files it
 //! references) into the normalized model `docker stack config` prints.
+//! `tests/compose_oracle.rs` compares the two on every fixture.
+//!
+//! Known, deliberate differences from docker/cli:
+//! - one schema for all of 3.0-3.13 (the union of their fields), so a
+//!   field newer than the file's `version` is accepted; a missing
+//!   `version` stays empty (docker prints its newest, 3.13);
+//! - errors docker only finds at `docker stack deploy` (undefined
+//!   networks/volumes/configs/secrets, missing image, unknown deploy mode,
+//!   replicas with global mode, bad volume type or short spec) and a
+//!   config/secret without file/environment/external are load errors here;
+//! - config/secret/env files must stay inside the repository;
+//! - a quoted octal mode (`"0440"`) is read as octal (docker: an error),
+//!   and a leading-zero number elsewhere stays a string (docker: octal);
+//! - unset variables warn (docker's stack command is silent);
+//! - `x-` fields are dropped before interpolation, so a bad template in
+//!   one is not an error.
 pub mod duration;
 pub mod envfile;
 pub mod interpolate;
@@ -10,6 +26,7 @@ pub mod model;
 mod normalize;
 pub mod ports;
 mod rules;
+mod service;
 pub mod units;
 pub mod volumes;
 

@@ -327,6 +327,7 @@ fn humanize_serde(msg: &str) -> String {
         ("expected a sequence", "expected a list"),
         ("expected a map", "expected a mapping"),
         ("invalid type: ", ""),
+        ("unit value", "null"),
     ] {
         m = m.replace(from, to);
     }
@@ -360,4 +361,330 @@ fn humanize_serde(msg: &str) -> String {
         );
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load, LoadError, Vars};
+    use crate::source::{SourceError, StackEntry, Tree};
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    /// An in-memory tree; `root` plays the checkout on this machine.
+    struct MemTree {
+        files: HashMap<String, String>,
+        root: Option<PathBuf>,
+    }
+
+    impl Tree for MemTree {
+        fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+            self.files
+                .get(path)
+                .map(|s| s.as_bytes().to_vec())
+                .ok_or_else(|| SourceError::Io {
+                    path: path.to_string(),
+                    message: "no such file".to_string(),
+                })
+        }
+        fn list(&self, _dir: &str) -> Result<Vec<String>, SourceError> {
+            Ok(Vec::new())
+        }
+        fn is_file(&self, path: &str) -> bool {
+            self.files.contains_key(path)
+        }
+        fn describe(&self) -> String {
+            "memory".to_string()
+        }
+        fn local_root(&self) -> Option<PathBuf> {
+            self.root.clone()
+        }
+    }
+
+    fn entry() -> StackEntry {
+        StackEntry {
+            name: "web".into(),
+            dir: "stacks/web".into(),
+            file: "stacks/web/stack.yml".into(),
+        }
+    }
+
+    fn tree(yaml: &str, extra: &[(&str, &str)], root: Option<&str>) -> MemTree {
+        let mut files: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        files.insert("stacks/web/stack.yml".into(), yaml.to_string());
+        MemTree {
+            files,
+            root: root.map(PathBuf::from),
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        Vars {
+            map: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn err(yaml: &str) -> LoadError {
+        load(&tree(yaml, &[], Some("/repo")), &entry(), &Vars::default()).unwrap_err()
+    }
+
+    fn assert_err(yaml: &str, line: usize, words: &[&str]) {
+        let e = err(yaml);
+        assert_eq!(e.file, "stacks/web/stack.yml", "{e}");
+        assert_eq!(e.line, Some(line), "{e}");
+        for w in words {
+            assert!(e.message.contains(w), "{w:?} not in {e}");
+        }
+    }
+
+    const HEAD: &str = "version: \"3.8\"\nservices:\n  web:\n    image: a\n";
+
+    #[test]
+    fn error_kinds_name_file_line_and_field() {
+        assert_err(
+            &format!("{HEAD}    foo: 1\n"),
+            5,
+            &["services.web.foo", "unknown field `foo`", "valid fields"],
+        );
+        assert_err(
+            &format!("{HEAD}    deploy:\n      replicas: two\n"),
+            6,
+            &["services.web.deploy.replicas", "integer", "two"],
+        );
+        assert_err(
+            &format!("{HEAD}    deploy:\n      mode: foo\n"),
+            6,
+            &["valid modes: replicated, global, replicated-job, global-job"],
+        );
+        assert_err(
+            &format!("{HEAD}    ports: [\"80:x\"]\n"),
+            5,
+            &["services.web.ports.0", "80:x"],
+        );
+        assert_err(
+            &format!("{HEAD}    stop_grace_period: 1y\n"),
+            5,
+            &["stop_grace_period", "Go duration"],
+        );
+        assert_err(
+            &format!(
+                "{HEAD}    deploy:\n      resources:\n        limits:\n          memory: lots\n"
+            ),
+            8,
+            &["memory", "byte size"],
+        );
+        assert_err(
+            &format!("{HEAD}    networks: [a]\n"),
+            5,
+            &[
+                "services.web.networks.a",
+                "undefined network \"a\"",
+                "no networks are defined",
+            ],
+        );
+        assert_err(
+            &format!("{HEAD}    volumes: [\"v:/v\"]\nvolumes:\n  w:\n"),
+            5,
+            &["undefined volume \"v\"", "defined volumes: w"],
+        );
+        assert_err(
+            &format!("{HEAD}    secrets: [s]\n"),
+            5,
+            &["undefined secret \"s\""],
+        );
+        assert_err(
+            &format!("{HEAD}    configs: [c]\n"),
+            5,
+            &["undefined config \"c\""],
+        );
+        assert_err(
+            "version: \"3.8\"\nservices:\n  web:\n    command: x\n",
+            3,
+            &["services.web", "missing image"],
+        );
+        assert_err(
+            "version: \"4.0\"\nservices: {}\n",
+            1,
+            &["unsupported Compose file version: 4.0"],
+        );
+        assert_err(
+            &format!("{HEAD}    environment: 5\n"),
+            5,
+            &["services.web.environment", "mapping or a list"],
+        );
+        assert_err(
+            &format!("{HEAD}    labels: [1]\n"),
+            5,
+            &["services.web.labels.0", "KEY=VALUE"],
+        );
+        assert_err(
+            &format!("{HEAD}    cpu_shares: 5\n"),
+            5,
+            &["services.web.cpu_shares", "deploy.resources"],
+        );
+        assert_err(
+            &format!("{HEAD}    hostname: \"${{TAG:?TAG is required}}\"\n"),
+            5,
+            &[
+                "services.web.hostname",
+                "required variable TAG is missing a value: TAG is required",
+            ],
+        );
+        assert_err(
+            &format!("{HEAD}  db:\n    image: b\n    user: [1]\n"),
+            7,
+            &["services.db.user", "expected a string"],
+        );
+        assert_err(
+            "version: \"3.8\"\nservices:\n  web:\n    image: a\n  bad: [\n",
+            6,
+            &["invalid YAML"],
+        );
+        assert!(err("").message.contains("empty"));
+        assert_err(
+            &format!("{HEAD}secrets:\n  s: {{}}\n"),
+            6,
+            &["secrets.s", "file, environment or external"],
+        );
+    }
+
+    #[test]
+    fn relative_bind_needs_a_local_checkout() {
+        let yaml = format!("{HEAD}    volumes:\n      - ./data:/data\n");
+        let e = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message.contains("services.web.volumes.0.source") && e.message.contains("./data"),
+            "{e}"
+        );
+        let ok = load(&tree(&yaml, &[], Some("/repo")), &entry(), &Vars::default()).unwrap();
+        assert_eq!(
+            ok.config.services["web"].volumes[0].source.as_deref(),
+            Some("/repo/stacks/web/data")
+        );
+    }
+
+    #[test]
+    fn env_file_and_environment_merge() {
+        let yaml = format!("{HEAD}    env_file: [app.env, ../shared/common.env]\n    environment:\n      A: explicit\n      E:\n");
+        let t = tree(
+            &yaml,
+            &[
+                ("stacks/web/app.env", "A=file\nB=file\n# c\nFROMVARS\n"),
+                ("stacks/shared/common.env", "C=common\n"),
+            ],
+            None,
+        );
+        let l = load(&t, &entry(), &vars(&[("FROMVARS", "v"), ("E", "env")])).unwrap();
+        let env = &l.config.services["web"].environment;
+        let got: Vec<(&str, Option<&str>)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A", Some("explicit")),
+                ("B", Some("file")),
+                ("FROMVARS", Some("v")),
+                ("C", Some("common")),
+                ("E", Some("env"))
+            ]
+        );
+    }
+
+    #[test]
+    fn env_file_errors_point_into_the_env_file() {
+        let yaml = format!("{HEAD}    env_file: app.env\n");
+        let t = tree(&yaml, &[("stacks/web/app.env", "A=1\nBAD KEY=2\n")], None);
+        let e = load(&t, &entry(), &Vars::default()).unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.line),
+            ("stacks/web/app.env", Some(2)),
+            "{e}"
+        );
+        let t = tree(&yaml, &[], None);
+        let e = load(&t, &entry(), &Vars::default()).unwrap_err();
+        assert!(
+            e.message.contains("services.web.env_file.0") && e.message.contains("cannot read"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(5));
+    }
+
+    #[test]
+    fn config_files_resolve_into_the_tree() {
+        let yaml = format!("{HEAD}configs:\n  a:\n    file: ./conf/a.conf\n  b:\n    file: ../common/b.conf\nsecrets:\n  s:\n    file: /etc/passwd\n");
+        let e = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap_err();
+        assert!(
+            e.message.contains("secrets.s.file") && e.message.contains("outside the repository"),
+            "{e}"
+        );
+        assert_eq!(e.line, Some(12));
+        let yaml = yaml.replace("/etc/passwd", "s.txt");
+        let l = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap();
+        assert_eq!(
+            l.config.configs["a"].file.as_deref(),
+            Some("stacks/web/conf/a.conf")
+        );
+        assert_eq!(
+            l.config.configs["b"].file.as_deref(),
+            Some("stacks/common/b.conf")
+        );
+        assert_eq!(
+            l.config.secrets["s"].file.as_deref(),
+            Some("stacks/web/s.txt")
+        );
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_odd_input() {
+        let full = format!("{HEAD}    ports: [\"80:80\", {{target: 81}}]\n    volumes: [\"./a:/a\", {{type: tmpfs, target: /t}}]\n    deploy: {{replicas: 2, resources: {{limits: {{memory: 1g}}}}}}\n    healthcheck: {{test: x, interval: 1s}}\n    environment: [A=1, \"B\"]\n    command: \"a 'b\"\nx-a: &a {{image: b}}\nnetworks: {{n: {{external: {{name: x}}}}}}\n");
+        let odd = [
+            "- a\n- b\n",
+            "services: [a]\n",
+            "services:\n  ? [a, b]\n  : {image: x}\n",
+            "services:\n  1: {image: x}\n",
+            "services:\n  web: !custom {image: x}\n",
+            "services:\n  web: {image: x, ulimits: {n: [1]}}\n",
+            "a: &a [*a]\n",
+            "services: {web: {image: x, ports: [-1, 1.5, \"\", \"/\", \":::\"]}}\n",
+            "services: {web: {image: x, deploy: {replicas: 99999999999999999999999}}}\n",
+            "services: {web: {image: x, stop_grace_period: 99999999999999999999h}}\n",
+            "services: {web: {image: \"$\", secrets: [{mode: \"0999\"}]}}\n",
+            "\u{feff}version: '3'\n",
+            "version: 3\nservices: {web: {image: x, volumes: [{type: bind}]}}\n",
+        ];
+        let mut inputs: Vec<String> = (0..full.len())
+            .filter(|i| full.is_char_boundary(*i))
+            .map(|i| full[..i].to_string())
+            .collect();
+        inputs.extend(odd.iter().map(|s| s.to_string()));
+        for yaml in inputs {
+            let _ = load(&tree(&yaml, &[], None), &entry(), &Vars::default());
+        }
+    }
+
+    #[test]
+    fn warnings_follow_docker() {
+        let yaml = format!("{HEAD}    restart: always\n    build: .\n    container_name: x\n    image: \"a:$NOPE\"\n");
+        let l = load(&tree(&yaml, &[], None), &entry(), &Vars::default());
+        // `image` twice is a YAML error (duplicate key): check that first.
+        assert!(l.is_err());
+        let yaml = format!("{HEAD}    restart: always\n    build: .\n    container_name: x\n    hostname: \"h$NOPE\"\n");
+        let l = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap();
+        assert_eq!(
+            l.warnings,
+            vec![
+                "Ignoring unsupported options: build, restart".to_string(),
+                "Ignoring deprecated option container_name: Setting the container name is not supported.".to_string(),
+                "The NOPE variable is not set. Defaulting to a blank string.".to_string(),
+            ]
+        );
+    }
 }
