@@ -225,37 +225,8 @@ pub(crate) fn external_file_objects(ns: Namespace, config: &Config) -> Vec<(Kind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceError;
+    use crate::convert::testing::MemTree;
     use serde_json::json;
-    use std::path::PathBuf;
-
-    /// An in-memory tree with a fixed set of files.
-    pub(crate) struct MemTree(pub Vec<(&'static str, &'static str)>);
-
-    impl Tree for MemTree {
-        fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-            self.0
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, c)| c.as_bytes().to_vec())
-                .ok_or_else(|| SourceError::Io {
-                    path: path.to_string(),
-                    message: "No such file or directory".to_string(),
-                })
-        }
-        fn list(&self, _dir: &str) -> Result<Vec<String>, SourceError> {
-            Ok(vec![])
-        }
-        fn is_file(&self, path: &str) -> bool {
-            self.0.iter().any(|(p, _)| *p == path)
-        }
-        fn describe(&self) -> String {
-            "memory".into()
-        }
-        fn local_root(&self) -> Option<PathBuf> {
-            None
-        }
-    }
 
     fn config(yaml: &str) -> Config {
         serde_yaml::from_str(yaml).expect("test yaml")
