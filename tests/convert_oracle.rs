@@ -350,5 +350,5 @@ fn networks_volumes_configs_secrets_match_docker_stack_deploy() {
 
 #[test]
 fn jobs_and_legacy_restart_match_docker_stack_deploy() {
-    check("jobs", "cv3", &[]);
+    check("jobs", "cv5", &[]);
 }

@@ -112,7 +112,7 @@ pub fn convert(tree: &dyn Tree, loaded: &Loaded) -> Result<DesiredStack, Convert
     let config = &loaded.config;
     let mut warnings = loaded.warnings.clone();
 
-    let networks = objects::networks(ns, config).map_err(at_file)?;
+    let networks = objects::networks(ns, config);
     let configs = objects::configs(ns, config, tree).map_err(at_file)?;
     let secrets = objects::secrets(ns, config, tree).map_err(at_file)?;
     let bind_base = mounts::BindBase::new(tree, &loaded.file);

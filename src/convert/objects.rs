@@ -44,7 +44,7 @@ pub(crate) fn network_name(ns: Namespace, key: &str, network: Option<&NetworkCon
 
 /// Network create requests (`POST /networks/create` body) for every
 /// non-external network a service uses.
-pub(crate) fn networks(ns: Namespace, config: &Config) -> Result<Networks, FieldError> {
+pub(crate) fn networks(ns: Namespace, config: &Config) -> Networks {
     let mut created = Vec::new();
     let mut external = Vec::new();
     for key in used_networks(config) {
@@ -67,7 +67,7 @@ pub(crate) fn networks(ns: Namespace, config: &Config) -> Result<Networks, Field
         });
     }
     created.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Networks { created, external })
+    Networks { created, external }
 }
 
 fn network_spec(ns: Namespace, name: &str, net: &NetworkConfig) -> Value {
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn default_network_only_when_a_service_has_no_networks() {
         let c = config("services:\n  a: {image: x}\n  b: {image: x, networks: {front: }}\nnetworks:\n  front: {}\n  unused: {}\n");
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         let names: Vec<_> = nets.created.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["st_default", "st_front"]);
         assert_eq!(
@@ -244,7 +244,7 @@ mod tests {
                    "Labels": {"com.docker.stack.namespace": "st"}})
         );
         let c = config("services:\n  b: {image: x, networks: {front: }}\nnetworks:\n  front: {}\n");
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         assert_eq!(nets.created.len(), 1);
     }
 
@@ -266,7 +266,7 @@ networks:
   ext: {external: {external: true}}
 "#,
         );
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         assert_eq!(nets.external, vec![(Kind::Network, "ext".to_string())]);
         let specs: Vec<_> = nets.created.iter().map(|n| n.spec.clone()).collect();
         assert_eq!(
