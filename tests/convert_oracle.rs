@@ -7,9 +7,9 @@
 //! Each fixture comes twice: `X.yml` for docker, and `X.model.yml`, the
 //! same stack in the normalized long form the compose loader produces.
 use serde_json::Value;
-use shoal::compose::{model::Config, Loaded};
+use shoal::compose::{load, model::Config, Loaded, Vars};
 use shoal::convert::convert;
-use shoal::source::DirTree;
+use shoal::source::{DirTree, StackEntry};
 use shoal::state::{DesiredStack, Kind};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -171,6 +171,39 @@ fn generic(path: &Path) -> String {
     out
 }
 
+/// Load `X.yml` with shoal's compose loader and convert it.
+fn desired_via_loader(fixture: &str, stack: &str) -> DesiredStack {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tree = DirTree::new(root);
+    let entry = StackEntry {
+        name: stack.to_string(),
+        dir: FIXTURES.to_string(),
+        file: format!("{FIXTURES}/{fixture}.yml"),
+    };
+    let loaded = load(&tree, &entry, &Vars::default()).unwrap_or_else(|e| panic!("{e}"));
+    convert(&tree, &loaded).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The loader's output converts to the same specs as the hand-written
+/// normalized model (so the oracle speaks for the whole pipeline).
+fn assert_same_specs(model: &DesiredStack, loader: &DesiredStack) {
+    let specs = |d: &DesiredStack| {
+        [Kind::Service, Kind::Network, Kind::Config, Kind::Secret]
+            .iter()
+            .flat_map(|k| {
+                d.objects(*k)
+                    .iter()
+                    .map(|o| (o.name.clone(), o.spec.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    for ((name, want), (_, got)) in specs(model).iter().zip(specs(loader).iter()) {
+        assert_eq!(want, got, "{name}: model fixture vs compose loader");
+    }
+    assert_eq!(specs(model).len(), specs(loader).len());
+    assert_eq!(model.external, loader.external);
+}
+
 fn leaves(value: &Value, path: &Path, out: &mut Vec<(Path, Value)>) {
     match value {
         Value::Object(m) if !m.is_empty() => {
@@ -270,6 +303,7 @@ fn live_service(name: &str) -> Value {
 /// Deploy `fixture` as `stack` with docker and compare everything.
 fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
     let want = desired(fixture, stack);
+    assert_same_specs(&want, &desired_via_loader(fixture, stack));
     remove_stack(stack);
     for net in extra_networks {
         let _ = docker(&["network", "create", "-d", "overlay", net]);
