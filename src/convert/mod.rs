@@ -112,7 +112,7 @@ pub fn convert(tree: &dyn Tree, loaded: &Loaded) -> Result<DesiredStack, Convert
     let config = &loaded.config;
     let mut warnings = loaded.warnings.clone();
 
-    let networks = objects::networks(ns, config).map_err(at_file)?;
+    let networks = objects::networks(ns, config);
     let configs = objects::configs(ns, config, tree).map_err(at_file)?;
     let secrets = objects::secrets(ns, config, tree).map_err(at_file)?;
     let bind_base = mounts::BindBase::new(tree, &loaded.file);
@@ -149,4 +149,128 @@ pub fn convert(tree: &dyn Tree, loaded: &Loaded) -> Result<DesiredStack, Convert
         external,
         warnings,
     })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::source::{SourceError, Tree};
+    use std::path::PathBuf;
+
+    /// An in-memory tree with a fixed set of files and no local directory.
+    pub(crate) struct MemTree(pub Vec<(&'static str, &'static str)>);
+
+    impl Tree for MemTree {
+        fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+            self.0
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, c)| c.as_bytes().to_vec())
+                .ok_or_else(|| SourceError::Io {
+                    path: path.to_string(),
+                    message: "No such file or directory".to_string(),
+                })
+        }
+        fn list(&self, _dir: &str) -> Result<Vec<String>, SourceError> {
+            Ok(vec![])
+        }
+        fn is_file(&self, path: &str) -> bool {
+            self.0.iter().any(|(p, _)| *p == path)
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn local_root(&self) -> Option<PathBuf> {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::MemTree;
+    use super::*;
+    use crate::state::Kind;
+    use serde_json::json;
+
+    fn loaded(yaml: &str) -> Loaded {
+        Loaded {
+            stack: "st".into(),
+            file: "stacks/st/stack.yml".into(),
+            config: serde_yaml::from_str(yaml).expect("test yaml"),
+            warnings: vec!["Ignoring unsupported options: build".into()],
+        }
+    }
+
+    #[test]
+    fn stack_objects_are_sorted_named_and_sourced() {
+        let tree = MemTree(vec![("stacks/st/a.conf", "a")]);
+        let l = loaded(
+            r#"
+services:
+  web: {image: nginx:1.27, networks: {front: , ext: }, configs: [{source: app}, {source: shared}]}
+  api: {image: alpine:3.20}
+networks:
+  front: {}
+  ext: {external: {external: true}}
+configs:
+  app: {file: stacks/st/a.conf}
+  shared: {external: {external: true, name: global-conf}}
+"#,
+        );
+        let stack = convert(&tree, &l).unwrap();
+        let names =
+            |objs: &[DesiredObject]| objs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        assert_eq!(stack.name, "st");
+        assert_eq!(names(&stack.services), ["st_api", "st_web"]);
+        assert_eq!(names(&stack.networks), ["st_default", "st_front"]);
+        assert_eq!(names(&stack.configs), ["st_app"]);
+        assert!(stack.secrets.is_empty());
+        assert_eq!(
+            stack.external,
+            vec![
+                (Kind::Network, "ext".to_string()),
+                (Kind::Config, "global-conf".to_string())
+            ]
+        );
+        assert_eq!(stack.warnings, ["Ignoring unsupported options: build"]);
+        assert_eq!(stack.services[1].source["image"], json!("nginx:1.27"));
+        assert_eq!(
+            stack.services[1].source["networks"],
+            json!({"front": null, "ext": null})
+        );
+        assert!(stack.networks[0].source.is_null());
+    }
+
+    #[test]
+    fn errors_name_the_stack_file_and_field() {
+        let l =
+            loaded("services:\n  web: {image: x, deploy: {resources: {limits: {cpus: two}}}}\n");
+        let err = convert(&MemTree(vec![]), &l).unwrap_err();
+        assert_eq!(err.file, "stacks/st/stack.yml");
+        assert!(
+            err.to_string().starts_with(
+                "stacks/st/stack.yml: services.web.deploy.resources.limits.cpus: cannot parse \"two\""
+            ),
+            "{err}"
+        );
+        let l = loaded("services: {}\nsecrets:\n  pw: {file: stacks/st/pw.txt}\n");
+        let err = convert(&MemTree(vec![]), &l).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "stacks/st/stack.yml: secrets.pw.file: cannot read \"stacks/st/pw.txt\""
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unparseable_extra_hosts_become_warnings() {
+        let l = loaded("services:\n  web: {image: x, extra_hosts: [nocolon]}\n");
+        let stack = convert(&MemTree(vec![]), &l).unwrap();
+        assert!(
+            stack.warnings.iter().any(|w| w.contains("nocolon")),
+            "{:?}",
+            stack.warnings
+        );
+    }
 }

@@ -44,7 +44,7 @@ pub(crate) fn network_name(ns: Namespace, key: &str, network: Option<&NetworkCon
 
 /// Network create requests (`POST /networks/create` body) for every
 /// non-external network a service uses.
-pub(crate) fn networks(ns: Namespace, config: &Config) -> Result<Networks, FieldError> {
+pub(crate) fn networks(ns: Namespace, config: &Config) -> Networks {
     let mut created = Vec::new();
     let mut external = Vec::new();
     for key in used_networks(config) {
@@ -67,7 +67,7 @@ pub(crate) fn networks(ns: Namespace, config: &Config) -> Result<Networks, Field
         });
     }
     created.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Networks { created, external })
+    Networks { created, external }
 }
 
 fn network_spec(ns: Namespace, name: &str, net: &NetworkConfig) -> Value {
@@ -225,37 +225,8 @@ pub(crate) fn external_file_objects(ns: Namespace, config: &Config) -> Vec<(Kind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::SourceError;
+    use crate::convert::testing::MemTree;
     use serde_json::json;
-    use std::path::PathBuf;
-
-    /// An in-memory tree with a fixed set of files.
-    pub(crate) struct MemTree(pub Vec<(&'static str, &'static str)>);
-
-    impl Tree for MemTree {
-        fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
-            self.0
-                .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, c)| c.as_bytes().to_vec())
-                .ok_or_else(|| SourceError::Io {
-                    path: path.to_string(),
-                    message: "No such file or directory".to_string(),
-                })
-        }
-        fn list(&self, _dir: &str) -> Result<Vec<String>, SourceError> {
-            Ok(vec![])
-        }
-        fn is_file(&self, path: &str) -> bool {
-            self.0.iter().any(|(p, _)| *p == path)
-        }
-        fn describe(&self) -> String {
-            "memory".into()
-        }
-        fn local_root(&self) -> Option<PathBuf> {
-            None
-        }
-    }
 
     fn config(yaml: &str) -> Config {
         serde_yaml::from_str(yaml).expect("test yaml")
@@ -264,7 +235,7 @@ mod tests {
     #[test]
     fn default_network_only_when_a_service_has_no_networks() {
         let c = config("services:\n  a: {image: x}\n  b: {image: x, networks: {front: }}\nnetworks:\n  front: {}\n  unused: {}\n");
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         let names: Vec<_> = nets.created.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["st_default", "st_front"]);
         assert_eq!(
@@ -273,7 +244,7 @@ mod tests {
                    "Labels": {"com.docker.stack.namespace": "st"}})
         );
         let c = config("services:\n  b: {image: x, networks: {front: }}\nnetworks:\n  front: {}\n");
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         assert_eq!(nets.created.len(), 1);
     }
 
@@ -295,7 +266,7 @@ networks:
   ext: {external: {external: true}}
 "#,
         );
-        let nets = networks(Namespace("st"), &c).unwrap();
+        let nets = networks(Namespace("st"), &c);
         assert_eq!(nets.external, vec![(Kind::Network, "ext".to_string())]);
         let specs: Vec<_> = nets.created.iter().map(|n| n.spec.clone()).collect();
         assert_eq!(

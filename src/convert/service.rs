@@ -490,10 +490,20 @@ fn update_config(u: &UpdateConfig) -> Value {
     put(&mut m, "Monitor", u.monitor.unwrap_or(0));
     m.insert(
         "MaxFailureRatio".into(),
-        json!(u.max_failure_ratio.unwrap_or(0.0)),
+        ratio(u.max_failure_ratio.unwrap_or(0.0)),
     );
     put(&mut m, "Order", u.order.clone().unwrap_or_default());
     Value::Object(m)
+}
+
+/// A ratio as the daemon prints it: whole numbers without a fraction
+/// (`0`, not `0.0`), so specs compare equal to live ones as JSON values.
+fn ratio(r: f64) -> Value {
+    if r.fract() == 0.0 && r.abs() < 1e15 {
+        json!(r as i64)
+    } else {
+        json!(r)
+    }
 }
 
 /// Endpoint mode (lower-cased) and ports sorted by published port (stable),

@@ -298,7 +298,7 @@ services:
     );
     assert_eq!(
         s["RollbackConfig"],
-        json!({"Parallelism": 1, "Delay": 1_000_000_000, "MaxFailureRatio": 0.0})
+        json!({"Parallelism": 1, "Delay": 1_000_000_000, "MaxFailureRatio": 0})
     );
 }
 
