@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use shoal::apply::{self, ApplyOptions};
 use shoal::compose::Vars;
 use shoal::engine::Engine;
+use shoal::pipeline::{Pipeline, SourceSpec};
 use shoal::plan::Plan;
 use shoal::policy::{violations_text, PolicySet, Violation};
 use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
@@ -47,7 +48,7 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Run unattended on a swarm manager, keeping the swarm equal to git.
-    Agent(AgentArgs),
+    Agent(AgentCmd),
 }
 
 #[derive(Subcommand)]
@@ -139,11 +140,17 @@ struct ValidateArgs {
 }
 
 #[derive(Args)]
-struct AgentArgs {
+struct AgentCmd {
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
     agent: shoal::agent::AgentArgs,
+    /// Also delete stacks that are on the swarm but no longer in the repository.
+    #[arg(long)]
+    prune: bool,
+    /// How long an apply waits for its services to converge.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    converge_timeout: Duration,
 }
 
 fn main() -> ExitCode {
@@ -546,7 +553,62 @@ fn cmd_policy_test(args: RepoArgs) -> Result<u8> {
     Ok(if report.passed() { EXIT_OK } else { EXIT_ERROR })
 }
 
-async fn cmd_agent(args: AgentArgs) -> Result<u8> {
-    let _ = args;
-    bail!("agent: not wired yet")
+async fn cmd_agent(args: AgentCmd) -> Result<u8> {
+    shoal::agent::init_tracing(args.agent.log_format);
+    let repo_args = &args.repo;
+    let (source, watch_dir) = if is_git_url(&repo_args.repo) {
+        let repo = GitRepo::open(&repo_args.repo, git_options(repo_args)?)?;
+        (
+            SourceSpec::Git {
+                repo: std::sync::Arc::new(repo),
+                git_ref: repo_args.git_ref.clone(),
+            },
+            None,
+        )
+    } else {
+        let path = PathBuf::from(&repo_args.repo);
+        if !path.is_dir() {
+            bail!("--repo {}: no such directory", repo_args.repo);
+        }
+        (SourceSpec::Dir(path.clone()), Some(path))
+    };
+    let opts = args.agent.clone().into_options(watch_dir)?;
+    let pipeline = Pipeline {
+        source,
+        scope: scope(repo_args, args.prune),
+        engine: Engine::connect().await?,
+        apply: ApplyOptions {
+            wait: true,
+            timeout: args.converge_timeout,
+            ..ApplyOptions::default()
+        },
+    };
+    shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn git_urls_and_directories_are_told_apart() {
+        for url in [
+            "https://example.com/x.git",
+            "ssh://git@host/x.git",
+            "git@github.com:org/repo.git",
+            "file:///srv/repo.git",
+        ] {
+            assert!(is_git_url(url), "{url}");
+        }
+        for dir in [".", "./stacks-repo", "/srv/stacks"] {
+            assert!(!is_git_url(dir), "{dir}");
+        }
+    }
 }

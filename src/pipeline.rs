@@ -89,14 +89,14 @@ impl Pipeline {
 /// A digest of every file under `stacks/` and `policies/` of a directory
 /// (paths and contents), so an edit gives a new snapshot id.
 fn dir_digest(root: &std::path::Path) -> Result<String, String> {
-    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<PathBuf>) {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
         };
         for entry in rd.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                walk(&path, base, out);
+                walk(&path, out);
             } else {
                 out.push(path);
             }
@@ -104,7 +104,7 @@ fn dir_digest(root: &std::path::Path) -> Result<String, String> {
     }
     let mut files = Vec::new();
     for sub in ["stacks", "policies"] {
-        walk(&root.join(sub), root, &mut files);
+        walk(&root.join(sub), &mut files);
     }
     files.sort();
     let mut hash = Sha256::new();
