@@ -3,6 +3,7 @@
 //! Pipeline: source -> compose load -> convert -> desired state;
 //! live read -> live state; diff(desired, live) -> plan;
 //! policy(desired, facts) -> verdict; render; apply.
+pub mod agent;
 pub mod apply;
 pub mod compose;
 pub mod convert;
@@ -11,5 +12,6 @@ pub mod engine;
 pub mod plan;
 pub mod policy;
 pub mod render;
+pub mod secrets;
 pub mod source;
 pub mod state;
