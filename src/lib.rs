@@ -11,6 +11,7 @@ pub mod diff;
 pub mod engine;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod render;
 pub mod secrets;
 pub mod source;

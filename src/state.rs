@@ -151,7 +151,12 @@ impl ClusterFacts {
                 .map(|i| NodeFacts {
                     id: format!("node-{i}"),
                     hostname: format!("node-{i}"),
-                    role: if i <= managers.max(1) { "manager" } else { "worker" }.to_string(),
+                    role: if i <= managers.max(1) {
+                        "manager"
+                    } else {
+                        "worker"
+                    }
+                    .to_string(),
                     availability: "active".to_string(),
                     state: "ready".to_string(),
                     labels: Default::default(),

@@ -229,3 +229,91 @@ async fn agent_serves_health_metrics_status_webhook_and_stops_cleanly() {
     swarm_config::remove(&docker, &lease_name).await.unwrap();
     record::remove(&docker, &stack).await.unwrap();
 }
+
+async fn status_of(addr: std::net::SocketAddr) -> serde_json::Value {
+    let (_, body) = request(addr, "GET", "/status", &[], b"").await;
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_agent_takes_over_when_the_leader_is_killed() {
+    let docker = bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let tag = format!("{}", std::process::id());
+    let stack = format!("agent_ha{tag}");
+    let lease_name = format!("agent-ha-lease-{tag}");
+    let (_release_tx, release_rx) = tokio::sync::watch::channel(true);
+    let mut agents = Vec::new();
+    for id in ["agent-a", "agent-b"] {
+        let fake = Arc::new(Fake {
+            stack: stack.clone(),
+            release: release_rx.clone(),
+            snapshots: AtomicUsize::new(0),
+        });
+        let mut opts = AgentOptions::new(id);
+        opts.interval = Duration::from_secs(3600);
+        opts.lease_name = lease_name.clone();
+        opts.lease_ttl = Duration::from_secs(2);
+        opts.docker_events = false;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(serve(
+            opts,
+            fake.clone(),
+            docker.clone(),
+            listener,
+            shutdown.clone(),
+        ));
+        agents.push((addr, fake, shutdown, task));
+    }
+
+    // Exactly one leads; the other stands by, healthy.
+    until("one leader and one standby", || async {
+        let roles = [
+            status_of(agents[0].0).await["role"].clone(),
+            status_of(agents[1].0).await["role"].clone(),
+        ];
+        roles.contains(&"leader".into()) && roles.contains(&"standby".into())
+    })
+    .await;
+    let leader = if status_of(agents[0].0).await["role"] == "leader" {
+        0
+    } else {
+        1
+    };
+    let standby = 1 - leader;
+    let (code, body) = request(agents[standby].0, "GET", "/healthz", &[], b"").await;
+    assert_eq!(code, 200, "{body}");
+    let (_, m) = request(agents[standby].0, "GET", "/metrics", &[], b"").await;
+    assert!(m.lines().any(|l| l == "shoal_lease_holder 0"), "{m}");
+    assert_eq!(agents[standby].1.snapshots.load(Ordering::SeqCst), 0);
+
+    // Kill the leader: no release, its lease just stops being renewed.
+    let (_, _, _, killed) = agents.remove(leader);
+    killed.abort();
+    let killed_at = Instant::now();
+    let (addr, fake, shutdown, task) = agents.remove(0);
+    until("the standby takes over", || async {
+        status_of(addr).await["role"] == "leader"
+    })
+    .await;
+    let took = killed_at.elapsed();
+    assert!(took < Duration::from_secs(6), "takeover took {took:?}");
+    until("the new leader reconciles", || async {
+        fake.snapshots.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(8), task)
+        .await
+        .expect("stopped")
+        .unwrap()
+        .unwrap();
+    swarm_config::remove(&docker, &lease_name).await.unwrap();
+    record::remove(&docker, &stack).await.unwrap();
+}

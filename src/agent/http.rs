@@ -5,7 +5,7 @@ use super::status::{AgentStatus, Role};
 use super::trigger::{Reason, Trigger};
 use super::{metrics, webhook};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,7 +37,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/status", get(status_json))
-        .route("/webhook", post(webhook_trigger))
+        // Push payloads of big pushes exceed axum's 2 MB default; GitHub
+        // caps deliveries at 25 MB.
+        .route(
+            "/webhook",
+            post(webhook_trigger).layer(DefaultBodyLimit::max(25 * 1024 * 1024)),
+        )
         .with_state(state)
 }
 

@@ -109,13 +109,13 @@ pub async fn serve<R: Reconciler>(
         trigger: trigger.clone(),
         webhook_secret: opts.webhook_secret.clone().map(Arc::new),
     });
-    let http_task = {
+    let mut http_task = {
         let stop = http_stop.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
-        })
+        }))
     };
 
     let lease = Lease::new(
@@ -124,30 +124,30 @@ pub async fn serve<R: Reconciler>(
         &opts.identity,
         opts.lease_ttl,
     );
-    let lease_task = tokio::spawn(keep_lease(
+    let mut lease_task = AbortOnDrop(tokio::spawn(keep_lease(
         lease,
         gate.clone(),
         status.clone(),
         trigger.clone(),
         triggers_stop.clone(),
-    ));
+    )));
 
     let mut watchers = Vec::new();
     if opts.docker_events {
-        watchers.push(tokio::spawn(watch::docker_events(
+        watchers.push(AbortOnDrop(tokio::spawn(watch::docker_events(
             docker.clone(),
             status.clone(),
             trigger.clone(),
             triggers_stop.clone(),
-        )));
+        ))));
     }
     if let Some(dir) = opts.watch_dir.clone() {
         let (t, stop) = (trigger.clone(), triggers_stop.clone());
-        watchers.push(tokio::spawn(async move {
+        watchers.push(AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = watch::file_changes(dir, t, stop).await {
                 tracing::warn!(error = %e, "not watching files; the poll interval still applies");
             }
-        }));
+        })));
     }
 
     let mut looper = ReconcileLoop::new(
@@ -165,10 +165,8 @@ pub async fn serve<R: Reconciler>(
 
     // The loop only returns once shutdown was asked.
     triggers_stop.cancel();
-    for w in watchers {
-        w.abort();
-    }
-    match tokio::time::timeout(SHUTDOWN_STEP, lease_task).await {
+    drop(watchers);
+    match tokio::time::timeout(SHUTDOWN_STEP, &mut lease_task.0).await {
         Ok(Ok(mut lease)) => {
             gate.set(None);
             match tokio::time::timeout(SHUTDOWN_STEP, lease.release()).await {
@@ -182,13 +180,23 @@ pub async fn serve<R: Reconciler>(
         _ => tracing::warn!("lease task did not stop in time; the lease expires after its TTL"),
     }
     http_stop.cancel();
-    match tokio::time::timeout(SHUTDOWN_STEP, http_task).await {
+    match tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
         Err(_) => tracing::warn!("HTTP server did not drain in time"),
         _ => {}
     }
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// A spawned task that is aborted when `serve` is dropped (its caller
+/// aborted it), so no lease renewal outlives the agent that owns it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Take or renew the lease every TTL/3 until `stop`; returns the lease so

@@ -39,6 +39,24 @@ pub trait Tree: Send + Sync {
     fn local_root(&self) -> Option<PathBuf>;
 }
 
+impl Tree for Box<dyn Tree> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        (**self).read(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        (**self).list(dir)
+    }
+    fn is_file(&self, path: &str) -> bool {
+        (**self).is_file(path)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn local_root(&self) -> Option<PathBuf> {
+        (**self).local_root()
+    }
+}
+
 /// A plain directory on disk.
 #[derive(Debug, Clone)]
 pub struct DirTree {
