@@ -11,6 +11,23 @@ pub struct TextOptions {
     pub color: bool,
 }
 
+impl TextOptions {
+    /// Colour when standard output is a terminal and `NO_COLOR` is unset
+    /// or empty (<https://no-color.org>).
+    pub fn for_stdout() -> TextOptions {
+        use std::io::IsTerminal as _;
+        let no_color = std::env::var("NO_COLOR").ok();
+        TextOptions {
+            color: color_wanted(std::io::stdout().is_terminal(), no_color.as_deref()),
+        }
+    }
+}
+
+/// The colour decision: a terminal, and `NO_COLOR` absent or empty.
+pub fn color_wanted(is_terminal: bool, no_color: Option<&str>) -> bool {
+    is_terminal && no_color.is_none_or(str::is_empty)
+}
+
 /// What replaces a sensitive value in JSON.
 pub const MASK: &str = "(sensitive)";
 
@@ -486,6 +503,14 @@ Plan: 1 to create, 1 to update, 1 to delete.
             t.contains(r#"    TaskTemplate.ContainerSpec.Healthcheck: null -> {"Test":["CMD","true"],"Interval":"30s","Retries":3}"#),
             "{t}"
         );
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(color_wanted(true, None));
+        assert!(color_wanted(true, Some("")));
+        assert!(!color_wanted(true, Some("1")));
+        assert!(!color_wanted(false, None));
     }
 
     #[test]

@@ -39,8 +39,25 @@ impl Drop for Cleanup {
                 .args(["network", "ls", "-q", "--filter", &filter])
                 .output();
             if out.map(|o| o.stdout.is_empty()).unwrap_or(true) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        // Stack volumes outlive `docker stack rm`; they can go once the
+        // task containers are gone.
+        let volume = format!("{}_data", self.0);
+        while Instant::now() < deadline {
+            let exists = Command::new("docker")
+                .args(["volume", "inspect", &volume])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !exists {
                 return;
             }
+            let _ = Command::new("docker")
+                .args(["volume", "rm", &volume])
+                .output();
             std::thread::sleep(Duration::from_millis(500));
         }
     }

@@ -34,6 +34,31 @@ impl Default for DiffOptions {
     }
 }
 
+impl DiffOptions {
+    /// Add network names from a name -> id map (what
+    /// `Engine::network_ids` returns), so services attached to external
+    /// networks compare by name.
+    pub fn with_network_ids(mut self, by_name: &BTreeMap<String, String>) -> Self {
+        for (name, id) in by_name {
+            self.network_names.insert(id.clone(), name.clone());
+        }
+        self
+    }
+}
+
+impl NormContext {
+    /// A context resolving network ids from a name -> id map (see
+    /// [`DiffOptions::with_network_ids`]), for [`diff_spec_with`].
+    pub fn with_network_ids(by_name: &BTreeMap<String, String>) -> Self {
+        NormContext {
+            network_names: by_name
+                .iter()
+                .map(|(n, i)| (i.clone(), n.clone()))
+                .collect(),
+        }
+    }
+}
+
 /// The changes that make `live` equal `desired` for one stack. `desired`
 /// is `None` for a stack removed from the repository (delete everything it
 /// owns); `live` is `None` for a stack not yet on the swarm.

@@ -499,6 +499,8 @@ fn keeps_zero(path: &[String]) -> bool {
         || ends_with(path, &["UpdateConfig", "Parallelism"])
         || ends_with(path, &["RollbackConfig", "Parallelism"])
         || path.iter().any(|p| p == "ReplicatedJob")
+        // Mode 0 on a config/secret file is not the 0444 default.
+        || ends_with(path, &["File", "Mode"])
 }
 
 fn keeps_empty(path: &[String]) -> bool {

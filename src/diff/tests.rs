@@ -1259,3 +1259,14 @@ fn rich_service_changes_show_with_readable_paths() {
         ]
     );
 }
+
+#[test]
+fn file_mode_zero_is_not_the_default_mode() {
+    let r = |mode: u64| {
+        svc(json!({"Configs": [{"File": {"Name": "/a", "Mode": mode}, "ConfigName": "s_a"}]}))
+    };
+    assert_eq!(
+        paths(&svc_diff(&r(0), &r(0o444))),
+        ["TaskTemplate.ContainerSpec.Configs[/a].File.Mode"]
+    );
+}
