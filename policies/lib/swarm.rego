@@ -19,14 +19,19 @@ image(svc) := object.get(service_labels(svc), "com.docker.stack.image", object.g
 short_name(name) := trim_prefix(name, concat("", [input.stack, "_"]))
 
 # Steedos (image steedos/steedos-community, steedos/steedos-enterprise...).
-is_steedos(svc) if contains(lower(image(svc)), "steedos")
+is_steedos(svc) if contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "steedos")
+
+# Names of the Steedos services (computed once per evaluation: policies
+# start from this set rather than testing every service).
+steedos_services := {name | some name, svc in input.services; is_steedos(svc)}
 
 # Values of an environment variable (a set: Env is a list of K=V and
 # nothing stops a name from repeating).
 env_values(svc, key) := {v |
-	some entry in object.get(container(svc), "Env", [])
-	startswith(entry, concat("", [key, "="]))
-	v := substring(entry, count(key) + 1, -1)
+	prefix := concat("", [key, "="])
+	some entry in svc.spec.TaskTemplate.ContainerSpec.Env
+	startswith(entry, prefix)
+	v := substring(entry, count(prefix), -1)
 }
 
 # Env names set to a non-empty value.
@@ -53,28 +58,29 @@ task_count(svc) := input.cluster.node_count if is_global(svc)
 
 multi_node if input.cluster.node_count > 1
 
-constraints(svc) := object.get(svc, ["spec", "TaskTemplate", "Placement", "Constraints"], [])
 
 # Placement keeps every task on one node: node.hostname== or node.id==, or
 # node.role==manager while there is a single manager.
 pinned(svc) if {
-	some c in constraints(svc)
+	some c in svc.spec.TaskTemplate.Placement.Constraints
 	regex.match(`^\s*node\.(hostname|id)\s*==\s*\S+\s*$`, c)
 }
 
 pinned(svc) if {
 	input.cluster.manager_count == 1
-	some c in constraints(svc)
+	some c in svc.spec.TaskTemplate.Placement.Constraints
 	regex.match(`^\s*node\.role\s*==\s*manager\s*$`, c)
 }
 
-mounts(svc) := object.get(container(svc), "Mounts", [])
 
-# Services this service can reach as `host` on the stack's networks: by
-# compose name, full name or network alias.
+# The names each service answers to on the stack's networks: compose
+# name, full name and network aliases (computed once per evaluation).
+service_names := {name: names_of(name, svc) | some name, svc in input.services}
+
+# Services reachable as `host`.
 services_named(host) := {name |
-	some name, svc in input.services
-	host in names_of(name, svc)
+	some name, names in service_names
+	host in names
 }
 
 names_of(name, svc) := {n |
