@@ -52,9 +52,11 @@ fix(svc) := "use a volume driver shared by all nodes (NFS, a cloud or S3-backed 
 deny contains {"rule": "shared_storage", "service": name, "msg": msg} if {
 	lib.multi_node
 	some name, svc in input.services
+	not svc.spec.Mode.Global
+	not svc.spec.Mode.GlobalJob
 	some m in svc.spec.TaskTemplate.ContainerSpec.Mounts
+	m.Type in {"bind", "volume"}
 	where := node_local(m)
-	lib.is_replicated(svc)
 	not lib.pinned(svc)
 	msg := sprintf(
 		"%s keeps data in %s, which exists on one node only; on this %d-node swarm its tasks can run elsewhere and not see the files. Fix: %s, or pin the service to one node (deploy.placement.constraints: [node.hostname==<node>]).",

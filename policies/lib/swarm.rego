@@ -13,7 +13,7 @@ container_labels(svc) := object.get(container(svc), "Labels", {})
 
 # The image as written in the stack file (the converter keeps it in the
 # com.docker.stack.image label; the spec image may carry a digest).
-image(svc) := object.get(service_labels(svc), "com.docker.stack.image", object.get(container(svc), "Image", ""))
+image(svc) := object.get(object.get(svc.spec, "Labels", {}), "com.docker.stack.image", object.get(container(svc), "Image", ""))
 
 # The compose name of a service: its full name without "<stack>_".
 short_name(name) := trim_prefix(name, concat("", [input.stack, "_"]))
@@ -23,7 +23,10 @@ is_steedos(svc) if contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "s
 
 # Names of the Steedos services (computed once per evaluation: policies
 # start from this set rather than testing every service).
-steedos_services := {name | some name, svc in input.services; is_steedos(svc)}
+steedos_services := {name |
+	some name, svc in input.services
+	contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "steedos")
+}
 
 # Values of an environment variable (a set: Env is a list of K=V and
 # nothing stops a name from repeating).
@@ -73,21 +76,14 @@ pinned(svc) if {
 }
 
 
-# The names each service answers to on the stack's networks: compose
-# name, full name and network aliases (computed once per evaluation).
-service_names := {name: names_of(name, svc) | some name, svc in input.services}
-
-# Services reachable as `host`.
+# Services reachable as `host` on the stack's networks: by full name,
+# compose name or network alias. (Inline loops, no per-service function
+# calls: this runs for every MONGO_URL host.)
 services_named(host) := {name |
-	some name, names in service_names
-	host in names
+	some name in [host, concat("", [input.stack, "_", host])]
+	input.services[name]
+} | {name |
+	some name, svc in input.services
+	some net in svc.spec.TaskTemplate.Networks
+	host in net.Aliases
 }
-
-names_of(name, svc) := {n |
-	some n in array.concat([name, short_name(name)], aliases(svc))
-}
-
-aliases(svc) := [a |
-	some net in object.get(svc, ["spec", "TaskTemplate", "Networks"], [])
-	some a in object.get(net, "Aliases", [])
-]

@@ -172,13 +172,13 @@ impl PolicySet {
         }
         // Converted before taking the lock; a failure here must not read as
         // "no input, no violations".
-        let input: regorus::Value =
-            serde_json::from_value(input_document(stack, facts)).map_err(|e| {
-                PolicyError::Input {
-                    stack: stack.name.clone(),
-                    message: e.to_string(),
-                }
-            })?;
+        let input_error = |message: String| PolicyError::Input {
+            stack: stack.name.clone(),
+            message,
+        };
+        let json = input::input_json(stack, facts).map_err(|e| input_error(e.to_string()))?;
+        let input =
+            regorus::Value::from_json_str(&json).map_err(|e| input_error(format!("{e:#}")))?;
         let mut engine = match engine.lock() {
             Ok(e) => e.clone(),
             // A panic elsewhere cannot corrupt the prepared engine: it is
