@@ -29,9 +29,8 @@ host_of(hp) := h if {
 mongo_urls(svc) := lib.env_values(svc, "MONGO_URL")
 
 deny contains {"rule": "mongo_localhost", "service": name, "msg": msg} if {
-	some name, svc in input.services
-	lib.is_steedos(svc)
-	some url in mongo_urls(svc)
+	some name in lib.steedos_services
+	some url in mongo_urls(input.services[name])
 	some host in url_hosts(url)
 	loopback(host)
 	msg := sprintf(
@@ -45,9 +44,8 @@ replica_set(svc) if contains(lib.command_line(svc), "--replSet")
 replica_set(svc) if contains(lib.command_line(svc), "replSetName")
 
 deny contains {"rule": "mongo_replica_set", "service": mongo, "msg": msg} if {
-	some name, svc in input.services
-	lib.is_steedos(svc)
-	some url in mongo_urls(svc)
+	some name in lib.steedos_services
+	some url in mongo_urls(input.services[name])
 	some host in url_hosts(url)
 	some mongo in lib.services_named(host)
 	not replica_set(input.services[mongo])
@@ -57,11 +55,23 @@ deny contains {"rule": "mongo_replica_set", "service": mongo, "msg": msg} if {
 	)
 }
 
+# Services whose command line runs rs.initiate(...).
+initiating contains name if {
+	some name, svc in input.services
+	some part in svc.spec.TaskTemplate.ContainerSpec.Args
+	contains(part, "rs.initiate")
+}
+
+initiating contains name if {
+	some name, svc in input.services
+	some part in svc.spec.TaskTemplate.ContainerSpec.Command
+	contains(part, "rs.initiate")
+}
+
 # rs.initiate(...) in a command line naming a loopback member host.
 deny contains {"rule": "mongo_localhost", "service": name, "msg": msg} if {
-	some name, svc in input.services
-	line := lib.command_line(svc)
-	contains(line, "rs.initiate")
+	some name in initiating
+	line := lib.command_line(input.services[name])
 	found := regex.find_all_string_submatch_n(`host\s*:\s*\\?["']?(localhost|127\.0\.0\.1|\[::1\])`, line, -1)
 	count(found) > 0
 	msg := sprintf(

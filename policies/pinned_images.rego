@@ -2,31 +2,14 @@
 # build, and a redeploy silently changes what runs.
 package shoal.pinned_images
 
-import data.shoal.lib
 
-# The tag of an image reference, "" when there is none. A digest pins.
-tag(ref) := "@digest" if contains(ref, "@")
-
-tag(ref) := t if {
-	not contains(ref, "@")
-	parts := split(ref, "/")
-	last := parts[count(parts) - 1]
-	contains(last, ":")
-	segs := split(last, ":")
-	t := segs[count(segs) - 1]
-}
-
-tag(ref) := "" if {
-	not contains(ref, "@")
-	parts := split(ref, "/")
-	not contains(parts[count(parts) - 1], ":")
-}
-
+# The regular expression matches an image reference without a digest whose
+# tag is missing or `latest`: the last path segment has no `:` (a registry
+# port comes before a `/`).
 warn contains {"rule": "pinned_images", "service": name, "msg": msg} if {
 	some name, svc in input.services
-	image := lib.image(svc)
-	image != ""
-	tag(image) in {"", "latest"}
+	image := object.get(object.get(svc.spec, "Labels", {}), "com.docker.stack.image", svc.spec.TaskTemplate.ContainerSpec.Image)
+	regex.match(`^([^@]*/)?[^/:@]+(:latest)?$`, image)
 	msg := sprintf(
 		"%s uses image %s, which is not pinned: nodes may run different builds and a redeploy can change what runs. Fix: use a version tag (image:1.2.3) or a digest (image@sha256:...).",
 		[name, image],

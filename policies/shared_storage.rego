@@ -52,10 +52,12 @@ fix(svc) := "use a volume driver shared by all nodes (NFS, a cloud or S3-backed 
 deny contains {"rule": "shared_storage", "service": name, "msg": msg} if {
 	lib.multi_node
 	some name, svc in input.services
-	lib.is_replicated(svc)
-	not lib.pinned(svc)
-	some m in lib.mounts(svc)
+	not svc.spec.Mode.Global
+	not svc.spec.Mode.GlobalJob
+	some m in svc.spec.TaskTemplate.ContainerSpec.Mounts
+	m.Type in {"bind", "volume"}
 	where := node_local(m)
+	not lib.pinned(svc)
 	msg := sprintf(
 		"%s keeps data in %s, which exists on one node only; on this %d-node swarm its tasks can run elsewhere and not see the files. Fix: %s, or pin the service to one node (deploy.placement.constraints: [node.hostname==<node>]).",
 		[name, where, input.cluster.node_count, fix(svc)],
@@ -82,8 +84,8 @@ has_setting(svc, setting) if {
 
 deny contains {"rule": "steedos_s3", "service": name, "msg": msg} if {
 	lib.multi_node
-	some name, svc in input.services
-	lib.is_steedos(svc)
+	some name in lib.steedos_services
+	svc := input.services[name]
 	not lib.pinned(svc)
 	missing := missing_s3(svc)
 	count(missing) > 0

@@ -37,8 +37,8 @@ lb_service(name, labels) := s if {
 } else := lib.short_name(name)
 
 deny contains {"rule": "sticky_sessions", "service": name, "msg": msg} if {
-	some name, svc in input.services
-	lib.is_steedos(svc)
+	some name in lib.steedos_services
+	svc := input.services[name]
 	labels := lib.service_labels(svc)
 	traefik_enabled(labels)
 	tasks := lib.task_count(svc)
@@ -55,7 +55,7 @@ deny contains {"rule": "sticky_sessions", "service": name, "msg": msg} if {
 # is not routed at all.
 warn contains {"rule": "traefik_deploy_labels", "service": name, "msg": msg} if {
 	some name, svc in input.services
-	traefik_enabled(lib.container_labels(svc))
+	lower(svc.spec.TaskTemplate.ContainerSpec.Labels["traefik.enable"]) == "true"
 	not traefik_enabled(lib.service_labels(svc))
 	msg := sprintf(
 		"%s has traefik.* labels under `labels:` (container labels), which Traefik ignores in swarm mode; move them under `deploy.labels:`.",

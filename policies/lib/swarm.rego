@@ -13,20 +13,28 @@ container_labels(svc) := object.get(container(svc), "Labels", {})
 
 # The image as written in the stack file (the converter keeps it in the
 # com.docker.stack.image label; the spec image may carry a digest).
-image(svc) := object.get(service_labels(svc), "com.docker.stack.image", object.get(container(svc), "Image", ""))
+image(svc) := object.get(object.get(svc.spec, "Labels", {}), "com.docker.stack.image", object.get(container(svc), "Image", ""))
 
 # The compose name of a service: its full name without "<stack>_".
 short_name(name) := trim_prefix(name, concat("", [input.stack, "_"]))
 
 # Steedos (image steedos/steedos-community, steedos/steedos-enterprise...).
-is_steedos(svc) if contains(lower(image(svc)), "steedos")
+is_steedos(svc) if contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "steedos")
+
+# Names of the Steedos services (computed once per evaluation: policies
+# start from this set rather than testing every service).
+steedos_services := {name |
+	some name, svc in input.services
+	contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "steedos")
+}
 
 # Values of an environment variable (a set: Env is a list of K=V and
 # nothing stops a name from repeating).
 env_values(svc, key) := {v |
-	some entry in object.get(container(svc), "Env", [])
-	startswith(entry, concat("", [key, "="]))
-	v := substring(entry, count(key) + 1, -1)
+	prefix := concat("", [key, "="])
+	some entry in svc.spec.TaskTemplate.ContainerSpec.Env
+	startswith(entry, prefix)
+	v := substring(entry, count(prefix), -1)
 }
 
 # Env names set to a non-empty value.
@@ -53,35 +61,29 @@ task_count(svc) := input.cluster.node_count if is_global(svc)
 
 multi_node if input.cluster.node_count > 1
 
-constraints(svc) := object.get(svc, ["spec", "TaskTemplate", "Placement", "Constraints"], [])
 
 # Placement keeps every task on one node: node.hostname== or node.id==, or
 # node.role==manager while there is a single manager.
 pinned(svc) if {
-	some c in constraints(svc)
+	some c in svc.spec.TaskTemplate.Placement.Constraints
 	regex.match(`^\s*node\.(hostname|id)\s*==\s*\S+\s*$`, c)
 }
 
 pinned(svc) if {
 	input.cluster.manager_count == 1
-	some c in constraints(svc)
+	some c in svc.spec.TaskTemplate.Placement.Constraints
 	regex.match(`^\s*node\.role\s*==\s*manager\s*$`, c)
 }
 
-mounts(svc) := object.get(container(svc), "Mounts", [])
 
-# Services this service can reach as `host` on the stack's networks: by
-# compose name, full name or network alias.
+# Services reachable as `host` on the stack's networks: by full name,
+# compose name or network alias. (Inline loops, no per-service function
+# calls: this runs for every MONGO_URL host.)
 services_named(host) := {name |
+	some name in [host, concat("", [input.stack, "_", host])]
+	input.services[name]
+} | {name |
 	some name, svc in input.services
-	host in names_of(name, svc)
+	some net in svc.spec.TaskTemplate.Networks
+	host in net.Aliases
 }
-
-names_of(name, svc) := {n |
-	some n in array.concat([name, short_name(name)], aliases(svc))
-}
-
-aliases(svc) := [a |
-	some net in object.get(svc, ["spec", "TaskTemplate", "Networks"], [])
-	some a in object.get(net, "Aliases", [])
-]

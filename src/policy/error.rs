@@ -74,6 +74,9 @@ pub enum PolicyError {
         stack: String,
         diagnostic: Box<Diagnostic>,
     },
+    /// The input document could not be handed to the engine.
+    #[error("stack {stack}: cannot build the policy input: {message}")]
+    Input { stack: String, message: String },
     /// A rule produced a value shoal cannot read (e.g. `deny` is a number,
     /// or a result object has no string `msg`).
     #[error("{location}: {rule}: {message}")]
@@ -88,7 +91,7 @@ impl PolicyError {
     /// Where in a policy file the problem is, when known.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            PolicyError::Read { .. } => None,
+            PolicyError::Read { .. } | PolicyError::Input { .. } => None,
             PolicyError::Compile(d) | PolicyError::Eval { diagnostic: d, .. } => {
                 d.location.as_ref()
             }

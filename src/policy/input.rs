@@ -3,7 +3,8 @@
 //! Config and secret payloads (`spec.Data`) never enter it: policies get
 //! names and labels only, so a policy (or its test output) cannot leak them.
 use crate::state::{ClusterFacts, DesiredObject, DesiredStack};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 /// Build the input document for one stack:
 ///
@@ -17,53 +18,120 @@ use serde_json::{json, Map, Value};
 ///  "cluster": {"nodes": [..], "node_count": 2, "manager_count": 1, "engine_versions": ["20.10.24"]}}
 /// ```
 pub fn input_document(stack: &DesiredStack, facts: &ClusterFacts) -> Value {
-    json!({
-        "stack": stack.name,
-        "services": objects(&stack.services, service_entry),
-        "networks": objects(&stack.networks, |o| json!({"name": o.name, "spec": o.spec})),
-        "configs": objects(&stack.configs, named_labels),
-        "secrets": objects(&stack.secrets, named_labels),
-        "external": stack
-            .external
+    // Serializing a borrowed view cannot fail: every leaf is a string,
+    // number or JSON value already.
+    serde_json::to_value(Input::new(stack, facts)).unwrap_or(Value::Null)
+}
+
+/// The input document as JSON text, without copying the specs (what
+/// evaluation hands to the engine).
+pub(crate) fn input_json(stack: &DesiredStack, facts: &ClusterFacts) -> serde_json::Result<String> {
+    serde_json::to_string(&Input::new(stack, facts))
+}
+
+/// A borrowed view of the input document.
+#[derive(Serialize)]
+struct Input<'a> {
+    stack: &'a str,
+    services: Objects<'a, Service<'a>>,
+    networks: Objects<'a, Network<'a>>,
+    configs: Objects<'a, Named<'a>>,
+    secrets: Objects<'a, Named<'a>>,
+    external: Vec<External<'a>>,
+    cluster: Cluster<'a>,
+}
+
+impl<'a> Input<'a> {
+    fn new(stack: &'a DesiredStack, facts: &'a ClusterFacts) -> Self {
+        let mut versions: Vec<&str> = facts
+            .nodes
             .iter()
-            .map(|(kind, name)| json!({"kind": kind.as_str(), "name": name}))
-            .collect::<Vec<_>>(),
-        "cluster": cluster(facts),
-    })
+            .map(|n| n.engine_version.as_str())
+            .filter(|v| !v.is_empty())
+            .collect();
+        versions.sort_unstable();
+        versions.dedup();
+        Input {
+            stack: &stack.name,
+            services: Objects(&stack.services, |o| Service {
+                name: &o.name,
+                spec: &o.spec,
+                compose: &o.source,
+            }),
+            networks: Objects(&stack.networks, |o| Network {
+                name: &o.name,
+                spec: &o.spec,
+            }),
+            configs: Objects(&stack.configs, named_labels),
+            secrets: Objects(&stack.secrets, named_labels),
+            external: stack
+                .external
+                .iter()
+                .map(|(kind, name)| External {
+                    kind: kind.as_str(),
+                    name,
+                })
+                .collect(),
+            cluster: Cluster {
+                nodes: &facts.nodes,
+                node_count: facts.node_count(),
+                manager_count: facts.manager_count(),
+                engine_versions: versions,
+            },
+        }
+    }
 }
 
-fn objects(list: &[DesiredObject], entry: impl Fn(&DesiredObject) -> Value) -> Value {
-    Value::Object(
-        list.iter()
-            .map(|o| (o.name.clone(), entry(o)))
-            .collect::<Map<_, _>>(),
-    )
+/// Objects as a map from full name to `entry(object)`.
+struct Objects<'a, T>(&'a [DesiredObject], fn(&'a DesiredObject) -> T);
+
+impl<'a, T: Serialize> Serialize for Objects<'a, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|o| (&o.name, (self.1)(o))))
+    }
 }
 
-fn service_entry(o: &DesiredObject) -> Value {
-    json!({"name": o.name, "spec": o.spec, "compose": o.source})
+#[derive(Serialize)]
+struct Service<'a> {
+    name: &'a str,
+    spec: &'a Value,
+    compose: &'a Value,
 }
 
-fn named_labels(o: &DesiredObject) -> Value {
-    let labels = o.spec.get("Labels").cloned().unwrap_or_else(|| json!({}));
-    json!({"name": o.name, "labels": labels})
+#[derive(Serialize)]
+struct Network<'a> {
+    name: &'a str,
+    spec: &'a Value,
 }
 
-fn cluster(facts: &ClusterFacts) -> Value {
-    let mut versions: Vec<&str> = facts
-        .nodes
-        .iter()
-        .map(|n| n.engine_version.as_str())
-        .filter(|v| !v.is_empty())
-        .collect();
-    versions.sort_unstable();
-    versions.dedup();
-    json!({
-        "nodes": facts.nodes,
-        "node_count": facts.node_count(),
-        "manager_count": facts.manager_count(),
-        "engine_versions": versions,
-    })
+/// Configs and secrets: name and labels, never `Data`.
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+    labels: &'a Value,
+}
+
+static NO_LABELS: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+
+fn named_labels(o: &DesiredObject) -> Named<'_> {
+    Named {
+        name: &o.name,
+        labels: o.spec.get("Labels").unwrap_or(&NO_LABELS),
+    }
+}
+
+#[derive(Serialize)]
+struct External<'a> {
+    kind: &'a str,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Cluster<'a> {
+    nodes: &'a [crate::state::NodeFacts],
+    node_count: usize,
+    manager_count: usize,
+    engine_versions: Vec<&'a str>,
 }
 
 #[cfg(test)]

@@ -172,13 +172,22 @@ impl PolicySet {
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
+        // Converted before taking the lock; a failure here must not read as
+        // "no input, no violations".
+        let input_error = |message: String| PolicyError::Input {
+            stack: stack.name.clone(),
+            message,
+        };
+        let json = input::input_json(stack, facts).map_err(|e| input_error(e.to_string()))?;
+        let input =
+            regorus::Value::from_json_str(&json).map_err(|e| input_error(format!("{e:#}")))?;
         let mut engine = match engine.lock() {
             Ok(e) => e.clone(),
             // A panic elsewhere cannot corrupt the prepared engine: it is
             // only ever cloned under this lock, never mutated.
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        engine.set_input(regorus::Value::from(input_document(stack, facts)));
+        engine.set_input(input);
         let mut violations = Vec::new();
         for rule in &self.rules {
             let value = engine
