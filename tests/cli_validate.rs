@@ -8,12 +8,7 @@ fn seed_repo() -> Repo {
     repo.stack("steedos", include_str!("fixtures/seed/stack.yml"));
     std::fs::create_dir_all(repo.path().join("stacks/steedos/steedos-storage")).unwrap();
     // The project's own policies.
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        let content = std::fs::read_to_string(entry.path()).unwrap();
-        repo.write(&format!("policies/{name}"), &content);
-    }
+    repo.copy_project_dir("policies", "policies");
     repo
 }
 
@@ -53,14 +48,7 @@ fn example_steedos_stack_passes_policies_on_three_nodes() {
                 .unwrap();
         repo.write(&format!("stacks/steedos/{f}"), &content);
     }
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        repo.write(
-            &format!("policies/{name}"),
-            &std::fs::read_to_string(entry.path()).unwrap(),
-        );
-    }
+    repo.copy_project_dir("policies", "policies");
     let out = shoal(&[
         "validate",
         "--repo",

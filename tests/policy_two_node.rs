@@ -20,16 +20,7 @@ fn two_nodes() -> bool {
 }
 
 fn copy_policies(repo: &Repo) {
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            let name = entry.file_name().into_string().unwrap();
-            repo.write(
-                &format!("policies/{name}"),
-                &std::fs::read_to_string(entry.path()).unwrap(),
-            );
-        }
-    }
+    repo.copy_project_dir("policies", "policies");
 }
 
 fn manager_hostname() -> String {

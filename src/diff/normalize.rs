@@ -138,6 +138,10 @@ fn service(spec: &Value, ctx: &NormContext) -> Value {
         }
         key_networks(tt, ctx);
     }
+    // A replicated service sent without a replica count (no
+    // `deploy.replicas`, or no Mode at all) runs one task: the daemon
+    // records `Replicated.Replicas: 1`.
+    default_replicas(&mut s);
     // A job's concurrency and completions default to 1 on the daemon
     // when convert sends none (no `deploy.replicas`).
     remove_eq(
@@ -483,6 +487,26 @@ fn prune(v: Value, path: &mut Vec<String>) -> Option<Value> {
             Some(Value::Array(items))
         }
         other => Some(other),
+    }
+}
+
+fn default_replicas(spec: &mut Value) {
+    let Some(obj) = spec.as_object_mut() else {
+        return;
+    };
+    let mode = obj
+        .entry("Mode")
+        .or_insert_with(|| json!({"Replicated": {}}));
+    if let Some(m) = mode.as_object_mut() {
+        if m.is_empty() {
+            m.insert("Replicated".into(), json!({}));
+        }
+        if let Some(r) = m.get_mut("Replicated").and_then(Value::as_object_mut) {
+            let unset = r.get("Replicas").is_none_or(Value::is_null);
+            if unset {
+                r.insert("Replicas".into(), json!(1));
+            }
+        }
     }
 }
 

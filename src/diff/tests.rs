@@ -1270,3 +1270,21 @@ fn file_mode_zero_is_not_the_default_mode() {
         ["TaskTemplate.ContainerSpec.Configs[/a].File.Mode"]
     );
 }
+
+#[test]
+fn rule_replicated_without_a_count_is_one_replica() {
+    let live = svc(json!({}));
+    let mut no_mode = svc(json!({}));
+    no_mode.as_object_mut().unwrap().remove("Mode");
+    assert!(svc_diff(&no_mode, &live).is_empty());
+    let empty_replicated = with(svc(json!({})), "/Mode", json!({"Replicated": {}}));
+    assert!(svc_diff(&empty_replicated, &live).is_empty());
+    // A real count still differs, and zero is not "unset".
+    let three = with(svc(json!({})), "/Mode/Replicated/Replicas", json!(3));
+    assert_eq!(
+        paths(&svc_diff(&three, &live)),
+        ["Mode.Replicated.Replicas"]
+    );
+    let zero = with(svc(json!({})), "/Mode/Replicated/Replicas", json!(0));
+    assert_eq!(paths(&svc_diff(&zero, &live)), ["Mode.Replicated.Replicas"]);
+}

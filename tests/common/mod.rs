@@ -125,6 +125,27 @@ impl Repo {
             std::fs::remove_file(path).unwrap();
         }
     }
+    /// Copy a folder of this project (e.g. `policies`) into the repository
+    /// at `dest`, recursively.
+    pub fn copy_project_dir(&self, src: &str, dest: &str) {
+        fn walk(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.path().is_dir() {
+                    walk(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).unwrap();
+                }
+            }
+        }
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(src),
+            &self.dir.path().join(dest),
+        );
+    }
+
     /// `stacks/<stack>/stack.yml`
     pub fn stack(&self, stack: &str, yaml: &str) -> PathBuf {
         self.write(&format!("stacks/{stack}/stack.yml"), yaml)
