@@ -1,0 +1,510 @@
+//! `shoal agent` end to end: a real bare git repository served over
+//! `file://`, the real swarm, the agent as a separate process.
+mod common;
+
+use common::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A bare repository and a working clone that commits and pushes to it.
+struct GitRemote {
+    _dir: tempfile::TempDir,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl GitRemote {
+    fn new() -> GitRemote {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("stacks.git");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "stacks.git"],
+        );
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        std::fs::write(work.join("README.md"), "stacks\n").unwrap();
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "-m", "init"]);
+        git(&work, &["push", "-q", "origin", "main"]);
+        GitRemote {
+            _dir: dir,
+            bare,
+            work,
+        }
+    }
+    fn url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+    fn write(&self, rel: &str, content: &str) {
+        let path = self.work.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    fn push(&self, message: &str) {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        git(&self.work, &["push", "-q", "origin", "main"]);
+    }
+}
+
+fn app_stack(replicas: u32) -> String {
+    format!(
+        "version: \"3.8\"\nservices:\n  app:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: {replicas}\n"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `shoal agent`; killed (SIGKILL) when dropped.
+struct Agent {
+    child: Child,
+    port: u16,
+    _cache: tempfile::TempDir,
+    log: PathBuf,
+}
+
+const SECRET: &str = "test-webhook-secret";
+
+impl Agent {
+    fn start(remote: &GitRemote, lease: &str, interval: &str, extra: &[&str]) -> Agent {
+        let cache = tempfile::tempdir().unwrap();
+        let secret = cache.path().join("webhook-secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        let port = free_port();
+        let log = cache.path().join("agent.log");
+        let mut args: Vec<String> = [
+            "agent",
+            "--repo",
+            &remote.url(),
+            "--ref",
+            "main",
+            "--interval",
+            interval,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-secret-file",
+            secret.to_str().unwrap(),
+            "--cache-dir",
+            cache.path().join("git").to_str().unwrap(),
+            "--lease-name",
+            lease,
+            "--lease-ttl",
+            "3s",
+            "--lease-identity",
+            &format!("{lease}-{port}"),
+            "--converge-timeout",
+            "60s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("start agent");
+        let agent = Agent {
+            child,
+            port,
+            _cache: cache,
+            log,
+        };
+        poll("agent HTTP up", Duration::from_secs(20), || {
+            http(port, "GET", "/healthz", &[], b"").map(|_| ())
+        });
+        agent
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let (_, body) = http(self.port, "GET", "/status", &[], b"").expect("status");
+        serde_json::from_str(&body).expect("status json")
+    }
+
+    fn metrics(&self) -> String {
+        http(self.port, "GET", "/metrics", &[], b"")
+            .expect("metrics")
+            .1
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange; `None` when nothing listens.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status: u16 = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    Some((status, body))
+}
+
+fn github_signature(body: &[u8], secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn webhook(port: u16, signature: &str) -> u16 {
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    http(
+        port,
+        "POST",
+        "/webhook",
+        &[
+            ("X-GitHub-Event", "push"),
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", signature),
+        ],
+        body,
+    )
+    .expect("webhook")
+    .0
+}
+
+fn signed_webhook(port: u16) -> u16 {
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    webhook(port, &github_signature(body, SECRET))
+}
+
+fn stack_outcome(agent: &Agent, stack: &str) -> Option<String> {
+    agent.status()["stacks"][stack]["outcome"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn pushes_are_applied_by_polling_and_by_webhook() {
+    let stack = stack_name("ga");
+    let _guard = StackGuard::new(&[&stack]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("add stack");
+    let lease = format!("shoal-lease-{stack}");
+    let svc = format!("{stack}_app");
+
+    // Polling: a new stack, then replicas 3, live within interval + 5 s.
+    {
+        let agent = Agent::start(&remote, &lease, "2s", &[]);
+        poll("new stack applied", Duration::from_secs(30), || {
+            (replicas(&svc) == Some(1)).then_some(())
+        });
+        poll("healthz 200", Duration::from_secs(10), || {
+            let (code, _) = http(agent.port, "GET", "/healthz", &[], b"")?;
+            (code == 200).then_some(())
+        });
+        remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(3));
+        let pushed = Instant::now();
+        remote.push("scale app to 3");
+        poll("replicas 3 by polling", Duration::from_secs(2 + 5), || {
+            (replicas(&svc) == Some(3)).then_some(())
+        });
+        eprintln!("poll push-to-live: {:?}", pushed.elapsed());
+    }
+
+    // Webhook: with a 300 s interval, a signed webhook makes a push live
+    // within 3 s; a bad signature gets 401 and changes nothing.
+    let agent = Agent::start(&remote, &lease, "300s", &[]);
+    poll("first reconcile", Duration::from_secs(30), || {
+        stack_outcome(&agent, &stack)
+    });
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
+    remote.push("scale app to 2");
+    assert_eq!(webhook(agent.port, "sha256=0000"), 401);
+    assert_eq!(webhook(agent.port, ""), 401);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        replicas(&svc),
+        Some(3),
+        "a rejected webhook changed the swarm"
+    );
+    let pushed = Instant::now();
+    assert_eq!(signed_webhook(agent.port), 202);
+    poll("replicas 2 by webhook", Duration::from_secs(3), || {
+        (replicas(&svc) == Some(2)).then_some(())
+    });
+    eprintln!("webhook push-to-live: {:?}", pushed.elapsed());
+}
+
+#[test]
+fn hand_made_drift_is_healed_or_reported() {
+    let stack = stack_name("gd");
+    let _guard = StackGuard::new(&[&stack]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("add stack");
+    let lease = format!("shoal-lease-{stack}");
+    let svc = format!("{stack}_app");
+    {
+        let agent = Agent::start(&remote, &lease, "300s", &[]);
+        poll("stack applied", Duration::from_secs(30), || {
+            (replicas(&svc) == Some(1)).then_some(())
+        });
+        poll("first pass recorded", Duration::from_secs(10), || {
+            stack_outcome(&agent, &stack)
+        });
+        docker(&["service", "scale", "--detach", &format!("{svc}=3")]);
+        let scaled = Instant::now();
+        // The event stream, not the 300 s poll, brings it back.
+        poll("drift healed", Duration::from_secs(10), || {
+            (replicas(&svc) == Some(1)).then_some(())
+        });
+        eprintln!("drift healed in {:?}", scaled.elapsed());
+        assert!(
+            agent.metrics().contains("shoal_drift_corrections_total 1"),
+            "{}",
+            agent.metrics()
+        );
+    }
+    let agent = Agent::start(&remote, &lease, "300s", &["--no-self-heal"]);
+    poll("first pass recorded", Duration::from_secs(30), || {
+        stack_outcome(&agent, &stack)
+    });
+    docker(&["service", "scale", "--detach", &format!("{svc}=2")]);
+    poll("drift reported", Duration::from_secs(10), || {
+        (stack_outcome(&agent, &stack).as_deref() == Some("drift")).then_some(())
+    });
+    assert_eq!(replicas(&svc), Some(2), "--no-self-heal changed the swarm");
+}
+
+#[test]
+fn a_broken_push_changes_nothing_and_the_next_good_push_applies() {
+    let stack = stack_name("gb");
+    let other = stack_name("gc");
+    let _guard = StackGuard::new(&[&stack, &other]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.write(&format!("stacks/{other}/stack.yml"), &app_stack(1));
+    remote.push("two stacks");
+    let lease = format!("shoal-lease-{stack}");
+    let svc = format!("{stack}_app");
+    let other_svc = format!("{other}_app");
+    let agent = Agent::start(&remote, &lease, "1s", &[]);
+    poll("stacks applied", Duration::from_secs(30), || {
+        (replicas(&svc) == Some(1) && replicas(&other_svc) == Some(1)).then_some(())
+    });
+    let version = service_version(&svc);
+
+    // A broken file for one stack, a real change for the other.
+    remote.write(
+        &format!("stacks/{stack}/stack.yml"),
+        "version: \"3.8\"\nservices:\n  app:\n    image: busybox:1.36\n    deploy:\n      replicas: [\n",
+    );
+    remote.write(&format!("stacks/{other}/stack.yml"), &app_stack(2));
+    remote.push("break one stack");
+    poll("load error reported", Duration::from_secs(15), || {
+        (stack_outcome(&agent, &stack).as_deref() == Some("load-error")).then_some(())
+    });
+    poll(
+        "the other stack still applies",
+        Duration::from_secs(15),
+        || (replicas(&other_svc) == Some(2)).then_some(()),
+    );
+    let status = agent.status();
+    let error = status["stacks"][&stack]["error"].as_str().unwrap_or("");
+    assert!(error.contains("stack.yml"), "{status}");
+    assert!(
+        agent.metrics().contains(&format!(
+            "shoal_stack_status{{stack=\"{stack}\",status=\"load-error\"}} 1"
+        )),
+        "{}",
+        agent.metrics()
+    );
+    assert_eq!(
+        service_version(&svc),
+        version,
+        "the broken stack was touched"
+    );
+    assert!(service_spec(&svc).is_some(), "the broken stack was deleted");
+
+    // A README-only commit writes nothing.
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("fix the stack");
+    poll("fixed stack synced", Duration::from_secs(15), || {
+        (stack_outcome(&agent, &stack).as_deref() == Some("no-change")
+            || stack_outcome(&agent, &stack).as_deref() == Some("ok"))
+        .then_some(())
+    });
+    let versions = (service_version(&svc), service_version(&other_svc));
+    remote.write("README.md", "stacks, documented\n");
+    remote.push("docs only");
+    let head = poll("README commit seen", Duration::from_secs(15), || {
+        let status = agent.status();
+        let commit = status["stacks"][&stack]["commit"].as_str()?.to_string();
+        let out = Command::new("git")
+            .current_dir(&remote.work)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()?;
+        (String::from_utf8_lossy(&out.stdout).trim() == commit).then_some(commit)
+    });
+    assert!(!head.is_empty());
+    assert_eq!(
+        (service_version(&svc), service_version(&other_svc)),
+        versions,
+        "a README-only commit wrote to a service"
+    );
+    // The broken file was reported in the log, naming the file.
+    let logs = agent.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&stack) && l.contains("stack.yml")),
+        "{logs}"
+    );
+}
+
+#[test]
+fn two_agents_one_applier_and_takeover() {
+    let stack = stack_name("gl");
+    let _guard = StackGuard::new(&[&stack]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("add stack");
+    let lease = format!("shoal-lease-{stack}");
+    let svc = format!("{stack}_app");
+    let a = Agent::start(&remote, &lease, "1s", &[]);
+    let b = Agent::start(&remote, &lease, "1s", &[]);
+    poll("stack applied", Duration::from_secs(30), || {
+        (replicas(&svc) == Some(1)).then_some(())
+    });
+    let roles = || {
+        (
+            a.status()["role"].as_str().unwrap_or("").to_string(),
+            b.status()["role"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let (ra, rb) = poll("one leader, one standby", Duration::from_secs(15), || {
+        let (ra, rb) = roles();
+        let mut sorted = [ra.clone(), rb.clone()];
+        sorted.sort();
+        (sorted == ["leader", "standby"]).then_some((ra, rb))
+    });
+    assert_ne!(ra, rb);
+    let (leader, standby) = if ra == "leader" { (a, b) } else { (b, a) };
+
+    // Kill the leader (no clean release): the standby takes over and applies.
+    drop(leader);
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
+    remote.push("scale to 2");
+    poll("standby took over", Duration::from_secs(20), || {
+        (standby.status()["role"] == "leader").then_some(())
+    });
+    poll("new leader applies", Duration::from_secs(20), || {
+        (replicas(&svc) == Some(2)).then_some(())
+    });
+}
+
+#[test]
+fn sigterm_exits_zero_quickly_and_an_unreachable_remote_is_survived() {
+    let stack = stack_name("gs");
+    let _guard = StackGuard::new(&[&stack]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("add stack");
+    let lease = format!("shoal-lease-{stack}");
+    let svc = format!("{stack}_app");
+    let mut agent = Agent::start(&remote, &lease, "1s", &[]);
+    poll("stack applied", Duration::from_secs(30), || {
+        (replicas(&svc) == Some(1)).then_some(())
+    });
+
+    // The remote goes away: the agent keeps running and reports it.
+    let moved = remote.bare.with_extension("moved");
+    std::fs::rename(&remote.bare, &moved).unwrap();
+    poll("fetch errors counted", Duration::from_secs(15), || {
+        let m = agent.metrics();
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("shoal_git_fetch_errors_total"))?
+            .to_string();
+        (!line.ends_with(" 0")).then_some(())
+    });
+    assert_eq!(agent.child.try_wait().unwrap(), None, "agent died");
+    // It comes back: the next push applies.
+    std::fs::rename(&moved, &remote.bare).unwrap();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
+    remote.push("scale to 2");
+    poll("recovered", Duration::from_secs(15), || {
+        (replicas(&svc) == Some(2)).then_some(())
+    });
+
+    let started = Instant::now();
+    agent.signal("-TERM");
+    let status = poll("agent exit", Duration::from_secs(10), || {
+        agent.child.try_wait().unwrap()
+    });
+    assert!(status.success(), "exit status {status:?}\n{}", agent.logs());
+    eprintln!("SIGTERM to exit: {:?}", started.elapsed());
+}
