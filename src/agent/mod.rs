@@ -34,6 +34,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use trigger::{Reason, Trigger};
 
+/// Prefix of `last_error` when the lease cannot be read or written.
+const LEASE_ERROR: &str = "lease (docker engine): ";
+
 /// Longest wait for the lease release and the HTTP server at shutdown.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
 
@@ -224,9 +227,17 @@ async fn keep_lease(
                 Ok(view) => {
                     s.lease_holder_identity = view.holder.clone();
                     s.role = if held { Role::Leader } else { Role::Standby };
+                    if s.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with(LEASE_ERROR))
+                    {
+                        s.last_error = None;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read or write the lease");
+                    // Shown in /status: usually the engine is unreachable.
+                    s.last_error = Some(format!("{LEASE_ERROR}{e}"));
                     if !held {
                         s.role = Role::Standby;
                     }

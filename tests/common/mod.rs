@@ -2,6 +2,8 @@
 //! CLI, cleanup guards, temporary stack repositories, the shoal binary,
 //! polling with a deadline.
 #![allow(dead_code)]
+
+pub mod agent;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
