@@ -584,3 +584,20 @@ fn shipped_policies_on_one_node_only_check_mongo() {
 fn set_of_shipped() -> PolicySet {
     PolicySet::load(&shipped()).unwrap()
 }
+
+/// The agent shares one compiled set between reconciles and threads.
+#[test]
+fn policy_set_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PolicySet>();
+    let set = std::sync::Arc::new(set_of_shipped());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let set = set.clone();
+            std::thread::spawn(move || set.evaluate(&seed_stack(), &facts(2)).unwrap().len())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 6);
+    }
+}
