@@ -601,3 +601,19 @@ fn policy_set_is_shareable_between_threads() {
         assert_eq!(h.join().unwrap(), 6);
     }
 }
+
+/// A complete rule that is undefined makes the one-query evaluation give
+/// nothing; rule-by-rule evaluation still reads the others.
+#[test]
+fn undefined_complete_rules_do_not_hide_other_results() {
+    let (_dir, tree) = repo(&[(
+        "policies/mixed.rego",
+        "package mixed\n\ndeny := {\"never\"} if input.stack == \"other\"\n\nwarn contains \"seen\" if input.stack == \"st\"\n",
+    )]);
+    let set = PolicySet::load(&tree).unwrap();
+    let v = set.evaluate(&stack("st", vec![]), &facts(1)).unwrap();
+    assert_eq!(
+        summary(&v),
+        vec![("mixed".into(), Level::Warn, "stack st".into(), false)]
+    );
+}
