@@ -3,13 +3,17 @@
 //! Pipeline: source -> compose load -> convert -> desired state;
 //! live read -> live state; diff(desired, live) -> plan;
 //! policy(desired, facts) -> verdict; render; apply.
+pub mod agent;
 pub mod apply;
 pub mod compose;
 pub mod convert;
 pub mod diff;
 pub mod engine;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod render;
+pub mod secrets;
 pub mod source;
 pub mod state;

@@ -1,1 +1,614 @@
-fn main() {}
+//! The `shoal` command line: parse arguments, call the library, map
+//! outcomes to exit codes. No logic of its own.
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use shoal::apply::{self, ApplyOptions};
+use shoal::compose::Vars;
+use shoal::engine::Engine;
+use shoal::pipeline::{Pipeline, SourceSpec};
+use shoal::plan::Plan;
+use shoal::policy::{violations_text, PolicySet, Violation};
+use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
+use shoal::render;
+use shoal::secrets::{DecryptingTree, Redactor};
+use shoal::source::git::{GitOptions, GitRepo};
+use shoal::source::{DirTree, Tree};
+use shoal::state::ClusterFacts;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit codes shared by `plan` and `apply`.
+const EXIT_OK: u8 = 0;
+const EXIT_ERROR: u8 = 1;
+const EXIT_CHANGES: u8 = 2;
+const EXIT_DENIED: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "Declarative GitOps for Docker Swarm: plan, check and apply stacks from git"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what would change on the swarm (reads only).
+    Plan(PlanArgs),
+    /// Apply the plan: write only what differs, then wait for convergence.
+    Apply(ApplyArgs),
+    /// Load, convert and check policies offline (no swarm needed).
+    Validate(ValidateArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Run unattended on a swarm manager, keeping the swarm equal to git.
+    Agent(AgentCmd),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run the Rego unit tests in policies/*_test.rego.
+    Test(RepoArgs),
+}
+
+#[derive(Args, Clone)]
+struct RepoArgs {
+    /// Stacks repository: a directory or a git URL (https://, ssh://, git@host:path, file://).
+    #[arg(long, default_value = ".")]
+    repo: String,
+    /// Git branch, tag or commit (default: the remote's HEAD).
+    #[arg(long = "ref")]
+    git_ref: Option<String>,
+    /// Where git clones are cached.
+    #[arg(long, env = "SHOAL_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// SSH private key for git (default: the ssh-agent).
+    #[arg(long, env = "SHOAL_SSH_KEY")]
+    ssh_key: Option<PathBuf>,
+    /// known_hosts file for SSH host key checks (default: ~/.ssh/known_hosts).
+    #[arg(long, env = "SHOAL_KNOWN_HOSTS")]
+    known_hosts: Option<PathBuf>,
+    /// File holding an HTTPS token for git (or set SHOAL_GIT_TOKEN).
+    #[arg(long)]
+    git_token_file: Option<PathBuf>,
+    /// Only these stacks (repeatable).
+    #[arg(long = "stack")]
+    stacks: Vec<String>,
+    /// Unused config/secret versions to keep after a rotation.
+    #[arg(long, default_value_t = 1)]
+    keep_versions: usize,
+    /// No colour, even on a terminal.
+    #[arg(long)]
+    no_color: bool,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when nothing changes, 2 when something would, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Also delete stacks that are on the swarm but no longer in the repository.
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    auto_approve: bool,
+    /// Also delete stacks that are on the swarm but no longer in the repository.
+    #[arg(long)]
+    prune: bool,
+    /// Do not wait for services to converge.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for convergence.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Assume a swarm of this many nodes (all active and ready).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// How many of those nodes are managers.
+    #[arg(long, default_value_t = 1)]
+    managers: usize,
+    /// Cluster facts as JSON (`{"nodes":[{...}]}`), instead of --nodes.
+    #[arg(long)]
+    facts: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct AgentCmd {
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    agent: shoal::agent::AgentArgs,
+    /// Also delete stacks that are on the swarm but no longer in the repository.
+    #[arg(long)]
+    prune: bool,
+    /// How long an apply waits for its services to converge.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    converge_timeout: Duration,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plan(args) => cmd_plan(args).await,
+            Command::Apply(args) => cmd_apply(args).await,
+            Command::Validate(args) => cmd_validate(args),
+            Command::Policy(PolicyCommand::Test(args)) => cmd_policy_test(args),
+            Command::Agent(args) => cmd_agent(args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The source a run reads: a directory, or a git commit.
+struct Source {
+    /// SOPS files read decrypted; every decrypted value is registered with
+    /// `redactor`, through which everything printed passes.
+    tree: RepoTree,
+    redactor: Redactor,
+    /// `3f2a9c1 "scale steedos to 4"` for git sources.
+    commit: Option<shoal::source::git::CommitInfo>,
+}
+
+fn is_git_url(repo: &str) -> bool {
+    repo.starts_with("https://")
+        || repo.starts_with("http://")
+        || repo.starts_with("ssh://")
+        || repo.starts_with("file://")
+        || repo.starts_with("git://")
+        || (repo.contains('@') && repo.contains(':') && !std::path::Path::new(repo).exists())
+}
+
+fn git_options(args: &RepoArgs) -> Result<GitOptions> {
+    let token = match &args.git_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --git-token-file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("SHOAL_GIT_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    let cache_dir = match &args.cache_dir {
+        Some(dir) => dir.clone(),
+        None => default_cache_dir(),
+    };
+    Ok(GitOptions {
+        cache_dir,
+        ssh_key: args.ssh_key.clone(),
+        known_hosts: args.known_hosts.clone(),
+        token,
+    })
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("shoal");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache/shoal");
+    }
+    std::env::temp_dir().join("shoal-cache")
+}
+
+fn open_source(args: &RepoArgs) -> Result<Source> {
+    let redactor = Redactor::new();
+    if is_git_url(&args.repo) {
+        let repo = GitRepo::open(&args.repo, git_options(args)?)?;
+        let commit = repo.resolve(args.git_ref.as_deref())?;
+        let tree: Box<dyn Tree> = Box::new(repo.tree(&commit)?);
+        Ok(Source {
+            tree: DecryptingTree::from_env(tree, redactor.clone()),
+            redactor,
+            commit: Some(commit),
+        })
+    } else {
+        if args.git_ref.is_some() {
+            bail!(
+                "--ref needs a git URL in --repo; {} is a directory",
+                args.repo
+            );
+        }
+        let path = PathBuf::from(&args.repo);
+        if !path.is_dir() {
+            bail!("--repo {}: no such directory", args.repo);
+        }
+        let tree: Box<dyn Tree> = Box::new(DirTree::new(path));
+        Ok(Source {
+            tree: DecryptingTree::from_env(tree, redactor.clone()),
+            redactor,
+            commit: None,
+        })
+    }
+}
+
+fn scope(args: &RepoArgs, prune: bool) -> Scope {
+    Scope {
+        only: args.stacks.clone(),
+        prune,
+        keep_versions: args.keep_versions,
+    }
+}
+
+fn color(args: &RepoArgs) -> bool {
+    !args.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+/// Everything a plan run produces, before rendering.
+struct Planned {
+    source: Source,
+    desired: Desired,
+    plan: Plan,
+    notes: PlanNotes,
+    violations: Vec<Violation>,
+    policy_errors: Vec<String>,
+}
+
+impl Planned {
+    fn denied(&self) -> bool {
+        !self.policy_errors.is_empty() || self.violations.iter().any(Violation::blocks)
+    }
+}
+
+async fn plan_run(args: &RepoArgs, prune: bool) -> Result<Planned> {
+    let source = open_source(args)?;
+    let scope = scope(args, prune);
+    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+        .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
+    let engine = Engine::connect().await?;
+    let (live, facts, network_ids) = tokio::try_join!(
+        engine.live_stacks(),
+        engine.cluster_facts(),
+        engine.network_ids()
+    )?;
+    let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
+    let (plan, notes) = reconcile::plan(&desired, &live, &network_names, &scope);
+    let (violations, policy_errors) = check_policies(&source.tree, &desired, &facts);
+    Ok(Planned {
+        source,
+        desired,
+        plan,
+        notes,
+        violations,
+        policy_errors,
+    })
+}
+
+/// Evaluate the repository's policies over every loaded stack. A policy
+/// that fails to load or evaluate is an error that blocks apply.
+fn check_policies(
+    tree: &dyn Tree,
+    desired: &Desired,
+    facts: &ClusterFacts,
+) -> (Vec<Violation>, Vec<String>) {
+    let set = match PolicySet::load(tree) {
+        Ok(set) => set,
+        Err(e) => return (Vec::new(), vec![e.to_string()]),
+    };
+    let mut violations = Vec::new();
+    let mut errors = Vec::new();
+    for stack in &desired.stacks {
+        match set.evaluate(stack, facts) {
+            Ok(mut v) => violations.append(&mut v),
+            Err(e) => errors.push(format!("stack {}: {e}", stack.name)),
+        }
+    }
+    (violations, errors)
+}
+
+fn commit_line(source: &Source) -> Option<String> {
+    source
+        .commit
+        .as_ref()
+        .map(|c| format!("stacks at {} \"{}\"", c.short, c.summary))
+}
+
+/// Print the plan for people. Everything goes through the redactor: no
+/// decrypted value reaches the terminal.
+fn print_text(p: &Planned, color: bool) {
+    let r = &p.source.redactor;
+    if let Some(line) = commit_line(&p.source) {
+        println!("{}\n", r.redact(&line));
+    }
+    print_load_report(p);
+    print!(
+        "{}",
+        r.redact(&render::text(&p.plan, &render::TextOptions { color }))
+    );
+    for name in &p.notes.unmanaged {
+        println!(
+            "note: stack {name} is on the swarm but not in the repository; --prune would delete it"
+        );
+    }
+    let text = violations_text(&p.violations, &p.policy_errors, color);
+    if !text.is_empty() {
+        print!("\n{}", r.redact(&text));
+    }
+}
+
+/// Loader warnings and per-stack load errors, on stderr.
+fn print_load_report(p: &Planned) {
+    let r = &p.source.redactor;
+    for stack in &p.desired.stacks {
+        for w in &stack.warnings {
+            eprintln!(
+                "{}",
+                r.redact(&format!("warning: stack {}: {w}", stack.name))
+            );
+        }
+    }
+    for e in &p.desired.errors {
+        eprintln!(
+            "{}\n  (stack {} is left as it is on the swarm)",
+            r.redact(&format!("error: {e}")),
+            e.stack
+        );
+    }
+}
+
+fn json_doc(p: &Planned) -> serde_json::Value {
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "violations".into(),
+        serde_json::to_value(&p.violations).unwrap_or_default(),
+    );
+    let mut errors: Vec<serde_json::Value> = p
+        .desired
+        .errors
+        .iter()
+        .map(|e| serde_json::json!({"stack": e.stack, "message": e.message}))
+        .collect();
+    errors.extend(
+        p.policy_errors
+            .iter()
+            .map(|e| serde_json::json!({"policy": true, "message": e})),
+    );
+    extra.insert("errors".into(), errors.into());
+    extra.insert(
+        "commit".into(),
+        match &p.source.commit {
+            Some(c) => serde_json::json!({"id": c.id, "short": c.short, "summary": c.summary}),
+            None => serde_json::Value::Null,
+        },
+    );
+    extra.insert(
+        "unmanaged".into(),
+        serde_json::to_value(&p.notes.unmanaged).unwrap_or_default(),
+    );
+    let mut doc = render::json(&p.plan, extra);
+    p.source.redactor.redact_json(&mut doc);
+    doc
+}
+
+async fn cmd_plan(args: PlanArgs) -> Result<u8> {
+    let p = plan_run(&args.repo, args.prune).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
+    } else {
+        print_text(&p, color(&args.repo));
+    }
+    Ok(if p.denied() {
+        EXIT_DENIED
+    } else if !p.desired.errors.is_empty() {
+        EXIT_ERROR
+    } else if args.detailed_exitcode && p.plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
+    let p = plan_run(&args.repo, args.prune).await?;
+    print_text(&p, color(&args.repo));
+    if p.denied() {
+        eprintln!("\nerror: policies deny this plan; nothing was changed.");
+        return Ok(EXIT_DENIED);
+    }
+    if !p.desired.errors.is_empty() {
+        eprintln!(
+            "\nerror: some stacks failed to load; nothing was changed. Fix them, or limit the run with --stack."
+        );
+        return Ok(EXIT_ERROR);
+    }
+    if !p.plan.has_changes() {
+        return Ok(EXIT_OK);
+    }
+    if !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
+        }
+        print!("\nApply these changes? Only 'yes' is accepted: ");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            println!("Apply cancelled; nothing was changed.");
+            return Ok(EXIT_ERROR);
+        }
+    }
+    let engine = Engine::connect().await?;
+    let opts = ApplyOptions {
+        wait: !args.no_wait,
+        timeout: args.timeout,
+        ..ApplyOptions::default()
+    };
+    let progress = |line: &str| println!("{line}");
+    let report = apply::apply(&engine, &p.plan, &opts, &progress).await?;
+    if !report.not_converged.is_empty() {
+        eprintln!(
+            "error: these services did not converge: {}",
+            report.not_converged.join(", ")
+        );
+        return Ok(EXIT_ERROR);
+    }
+    println!("Apply complete: {} writes.", report.writes);
+    Ok(EXIT_OK)
+}
+
+fn cmd_validate(args: ValidateArgs) -> Result<u8> {
+    let source = open_source(&args.repo)?;
+    let scope = scope(&args.repo, false);
+    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+        .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
+    let facts = match &args.facts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --facts {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a cluster facts document", path.display()))?
+        }
+        None => ClusterFacts::synthetic(args.nodes, args.managers),
+    };
+    let (violations, policy_errors) = check_policies(&source.tree, &desired, &facts);
+    let p = Planned {
+        source,
+        desired,
+        plan: Plan::default(),
+        notes: PlanNotes::default(),
+        violations,
+        policy_errors,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
+    } else {
+        for stack in &p.desired.stacks {
+            println!(
+                "stack {}: {} services, {} networks, {} configs, {} secrets",
+                stack.name,
+                stack.services.len(),
+                stack.networks.len(),
+                stack.configs.len(),
+                stack.secrets.len()
+            );
+        }
+        print_load_report(&p);
+        let text = violations_text(&p.violations, &p.policy_errors, color(&args.repo));
+        if !text.is_empty() {
+            print!("\n{}", p.source.redactor.redact(&text));
+        }
+    }
+    Ok(if p.denied() {
+        EXIT_DENIED
+    } else if !p.desired.errors.is_empty() {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+fn cmd_policy_test(args: RepoArgs) -> Result<u8> {
+    let source = open_source(&args)?;
+    let report = shoal::policy::run_tests(&source.tree);
+    print!("{}", report.render());
+    Ok(if report.passed() { EXIT_OK } else { EXIT_ERROR })
+}
+
+async fn cmd_agent(args: AgentCmd) -> Result<u8> {
+    shoal::agent::init_tracing(args.agent.log_format);
+    let repo_args = &args.repo;
+    let (source, watch_dir) = if is_git_url(&repo_args.repo) {
+        let repo = GitRepo::open(&repo_args.repo, git_options(repo_args)?)?;
+        (
+            SourceSpec::Git {
+                repo: std::sync::Arc::new(repo),
+                git_ref: repo_args.git_ref.clone(),
+            },
+            None,
+        )
+    } else {
+        let path = PathBuf::from(&repo_args.repo);
+        if !path.is_dir() {
+            bail!("--repo {}: no such directory", repo_args.repo);
+        }
+        (SourceSpec::Dir(path.clone()), Some(path))
+    };
+    let opts = args.agent.clone().into_options(watch_dir)?;
+    let pipeline = Pipeline {
+        source,
+        scope: scope(repo_args, args.prune),
+        engine: Engine::connect().await?,
+        apply: ApplyOptions {
+            wait: true,
+            timeout: args.converge_timeout,
+            ..ApplyOptions::default()
+        },
+    };
+    shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn git_urls_and_directories_are_told_apart() {
+        for url in [
+            "https://example.com/x.git",
+            "ssh://git@host/x.git",
+            "git@github.com:org/repo.git",
+            "file:///srv/repo.git",
+        ] {
+            assert!(is_git_url(url), "{url}");
+        }
+        for dir in [".", "./stacks-repo", "/srv/stacks"] {
+            assert!(!is_git_url(dir), "{dir}");
+        }
+    }
+}

@@ -2,7 +2,33 @@
 //!
 //! Owner of the contract: [`load`] turns one stack file (and the files it
 //! references) into the normalized model `docker stack config` prints.
+//! `tests/compose_oracle.rs` compares the two on every fixture.
+//!
+//! Known, deliberate differences from docker/cli:
+//! - one schema for all of 3.0-3.13 (the union of their fields), so a
+//!   field newer than the file's `version` is accepted; a missing
+//!   `version` stays empty (docker prints its newest, 3.13);
+//! - errors docker only finds at `docker stack deploy` (undefined
+//!   networks/volumes/configs/secrets, missing image, unknown deploy mode,
+//!   replicas with global mode, bad volume type or short spec) and a
+//!   config/secret without file/environment/external are load errors here;
+//! - config/secret/env files must stay inside the repository;
+//! - a quoted octal mode (`"0440"`) is read as octal (docker: an error),
+//!   and a leading-zero number elsewhere stays a string (docker: octal);
+//! - unset variables warn (docker's stack command is silent);
+//! - `x-` fields are dropped before interpolation, so a bad template in
+//!   one is not an error.
+pub mod duration;
+pub mod envfile;
+pub mod interpolate;
+mod lines;
 pub mod model;
+mod normalize;
+pub mod ports;
+mod rules;
+mod service;
+pub mod units;
+pub mod volumes;
 
 use crate::source::{StackEntry, Tree};
 use indexmap::IndexMap;
@@ -48,7 +74,26 @@ pub struct LoadError {
     pub message: String,
 }
 
-/// Load one stack.
-pub fn load(_tree: &dyn Tree, _entry: &StackEntry, _vars: &Vars) -> Result<Loaded, LoadError> {
-    todo!("compose loader")
+/// Load one stack: read `entry.file` from `tree`, resolve YAML merge keys,
+/// drop `x-` extensions, interpolate `vars`, expand short syntax, check it
+/// against what `docker stack deploy` accepts, and return the model.
+pub fn load(tree: &dyn Tree, entry: &StackEntry, vars: &Vars) -> Result<Loaded, LoadError> {
+    let file = entry.file.as_str();
+    let bytes = tree.read(file).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: None,
+        message: format!("cannot read the stack file: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: None,
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    let (config, warnings) = rules::load_text(&text, tree, entry, vars)?;
+    Ok(Loaded {
+        stack: entry.name.clone(),
+        file: file.to_string(),
+        config,
+        warnings,
+    })
 }

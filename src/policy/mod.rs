@@ -18,12 +18,14 @@
 mod error;
 mod input;
 mod modules;
+mod report;
 mod results;
 mod testing;
 
 pub use error::{Diagnostic, Location, PolicyError};
 pub use input::input_document;
 pub use modules::POLICY_DIR;
+pub use report::violations_text;
 pub use results::SKIP_LABEL;
 pub use testing::{run_tests, TestCase, TestOutcome, TestReport};
 

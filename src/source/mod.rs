@@ -1,6 +1,8 @@
 //! Where stacks come from: a directory or a git commit, read through [`Tree`].
 use std::path::{Path, PathBuf};
 
+pub mod git;
+
 /// The stack file names a stack folder may hold (exactly one of them).
 pub const STACK_FILE_NAMES: [&str; 5] = [
     "stack.yml",
@@ -35,6 +37,24 @@ pub trait Tree: Send + Sync {
     /// `docker stack deploy` resolves them against the compose file's folder.
     /// A git commit has none: such a source is then an error.
     fn local_root(&self) -> Option<PathBuf>;
+}
+
+impl Tree for Box<dyn Tree> {
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        (**self).read(path)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
+        (**self).list(dir)
+    }
+    fn is_file(&self, path: &str) -> bool {
+        (**self).is_file(path)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn local_root(&self) -> Option<PathBuf> {
+        (**self).local_root()
+    }
 }
 
 /// A plain directory on disk.

@@ -1,0 +1,248 @@
+//! The real [`Reconciler`] behind `shoal agent`: the same source -> load ->
+//! convert -> diff -> policy path as `shoal plan`, and the same applier as
+//! `shoal apply`, one stack at a time.
+use crate::agent::{Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+use crate::apply::{self, ApplyOptions};
+use crate::compose::Vars;
+use crate::engine::Engine;
+use crate::plan::Plan;
+use crate::policy::{violations_text, PolicySet};
+use crate::reconcile::{self, RepoTree, Scope};
+use crate::render;
+use crate::secrets::{DecryptingTree, Redactor};
+use crate::source::git::GitRepo;
+use crate::source::{DirTree, Tree};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the agent reads stacks from.
+pub enum SourceSpec {
+    /// A local directory: snapshots are content digests of `stacks/` and `policies/`.
+    Dir(PathBuf),
+    /// A git remote and the ref to follow (`None`: the remote's HEAD).
+    Git {
+        repo: Arc<GitRepo>,
+        git_ref: Option<String>,
+    },
+}
+
+/// The pipeline, as the agent drives it.
+pub struct Pipeline {
+    pub source: SourceSpec,
+    pub scope: Scope,
+    pub engine: Engine,
+    pub apply: ApplyOptions,
+}
+
+impl Pipeline {
+    /// A fresh plaintext view of the snapshot. Keys and the redactor are
+    /// per pass, so a rotated age key is picked up without a restart.
+    async fn tree(&self, snapshot: &Snapshot) -> Result<(RepoTree, Redactor), String> {
+        let redactor = Redactor::new();
+        let inner: Box<dyn Tree> = match &self.source {
+            SourceSpec::Dir(path) => Box::new(DirTree::new(path.clone())),
+            SourceSpec::Git { repo, git_ref } => {
+                let repo = repo.clone();
+                let git_ref = git_ref.clone();
+                let id = snapshot.id.clone();
+                let tree = tokio::task::spawn_blocking(move || {
+                    // The commit is in the cache: resolving its id needs no network.
+                    let commit = repo
+                        .resolve(Some(&id))
+                        .or_else(|_| repo.resolve(git_ref.as_deref()))?;
+                    repo.tree(&commit)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                Box::new(tree)
+            }
+        };
+        Ok((DecryptingTree::from_env(inner, redactor.clone()), redactor))
+    }
+
+    /// The current revision of the source.
+    async fn resolve(&self) -> Result<Snapshot, String> {
+        match &self.source {
+            SourceSpec::Dir(path) => {
+                let path = path.clone();
+                let id = tokio::task::spawn_blocking(move || dir_digest(&path))
+                    .await
+                    .map_err(|e| e.to_string())??;
+                Ok(Snapshot { id })
+            }
+            SourceSpec::Git { repo, git_ref } => {
+                let repo = repo.clone();
+                let git_ref = git_ref.clone();
+                let commit = tokio::task::spawn_blocking(move || repo.resolve(git_ref.as_deref()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                tracing::debug!(commit = %commit.short, summary = %commit.summary, "source resolved");
+                Ok(Snapshot { id: commit.id })
+            }
+        }
+    }
+}
+
+/// A digest of every file under `stacks/` and `policies/` of a directory
+/// (paths and contents), so an edit gives a new snapshot id.
+fn dir_digest(root: &std::path::Path) -> Result<String, String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in rd.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for sub in ["stacks", "policies"] {
+        walk(&root.join(sub), &mut files);
+    }
+    files.sort();
+    let mut hash = Sha256::new();
+    for f in files {
+        hash.update(
+            f.strip_prefix(root)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hash.update([0]);
+        let bytes = std::fs::read(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        hash.update(&bytes);
+        hash.update([0]);
+    }
+    Ok(format!("dir:{}", &hex::encode(hash.finalize())[..12]))
+}
+
+impl Reconciler for Pipeline {
+    /// Resolve the source, then make sure the repository as a whole reads
+    /// (its `stacks/` folders can be listed): a repository-wide problem is
+    /// a source error, reported without touching any stack.
+    async fn snapshot(&self) -> Result<Snapshot, String> {
+        let snapshot = self.resolve().await?;
+        let (tree, redactor) = self.tree(&snapshot).await?;
+        crate::source::discover(&tree).map_err(|e| redactor.redact(&e.to_string()))?;
+        Ok(snapshot)
+    }
+
+    async fn plan(&self, snapshot: &Snapshot) -> Vec<StackPlan> {
+        // `snapshot` checked that the repository reads; failing now means
+        // it changed under us: plan nothing, the next pass retries.
+        let (tree, redactor) = match self.tree(snapshot).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the snapshot; nothing planned");
+                return Vec::new();
+            }
+        };
+        let desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %redactor.redact(&e.to_string()), "cannot read the repository; nothing planned");
+                return Vec::new();
+            }
+        };
+        let live = match tokio::try_join!(
+            self.engine.live_stacks(),
+            self.engine.cluster_facts(),
+            self.engine.network_ids()
+        ) {
+            Ok(l) => l,
+            Err(e) => {
+                // Nothing can be planned without the live state: report it
+                // on every stack, change nothing.
+                return desired
+                    .all_names()
+                    .map(|name| StackPlan {
+                        stack: name.to_string(),
+                        result: Err(StackProblem::Load(format!("reading the swarm: {e}"))),
+                    })
+                    .collect();
+            }
+        };
+        let (live, facts, network_ids) = live;
+        let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
+        let (plan, _notes) = reconcile::plan(&desired, &live, &network_names, &self.scope);
+        let policies = PolicySet::load(&tree);
+
+        let mut out = Vec::new();
+        for err in &desired.errors {
+            out.push(StackPlan {
+                stack: err.stack.clone(),
+                result: Err(StackProblem::Load(redactor.redact(&err.message))),
+            });
+        }
+        let mut stacks: Vec<&str> = desired.stacks.iter().map(|s| s.name.as_str()).collect();
+        for c in &plan.changes {
+            if !stacks.contains(&c.stack.as_str()) {
+                stacks.push(&c.stack); // a pruned stack
+            }
+        }
+        for name in stacks {
+            let stack_plan = Plan {
+                changes: plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.stack == name)
+                    .cloned()
+                    .collect(),
+            };
+            let verdict = match (&policies, desired.stacks.iter().find(|s| s.name == name)) {
+                (Err(e), _) => Err(format!("policies do not load: {e}")),
+                (Ok(set), Some(stack)) => set
+                    .evaluate(stack, &facts)
+                    .map_err(|e| format!("policy evaluation failed: {e}")),
+                (Ok(_), None) => Ok(Vec::new()),
+            };
+            let result = match verdict {
+                Err(e) => Err(StackProblem::PolicyDenied(redactor.redact(&e))),
+                Ok(violations) if violations.iter().any(|v| v.blocks()) => {
+                    Err(StackProblem::PolicyDenied(
+                        redactor.redact(&violations_text(&violations, &[], false)),
+                    ))
+                }
+                Ok(violations) => {
+                    let mut text = render::text(&stack_plan, &render::TextOptions { color: false });
+                    let checks = violations_text(&violations, &[], false);
+                    if !checks.is_empty() {
+                        text.push('\n');
+                        text.push_str(&checks);
+                    }
+                    Ok(Planned {
+                        plan: stack_plan,
+                        text: redactor.redact(&text),
+                    })
+                }
+            };
+            out.push(StackPlan {
+                stack: name.to_string(),
+                result,
+            });
+        }
+        out
+    }
+
+    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {
+        let stack_name = stack.to_string();
+        let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
+        let report = apply::apply(&self.engine, plan, &self.apply, &progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !report.not_converged.is_empty() {
+            return Err(format!(
+                "did not converge: {}",
+                report.not_converged.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}

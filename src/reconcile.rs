@@ -1,0 +1,200 @@
+//! The reconcile pipeline shared by the CLI and the agent:
+//! source tree -> load + convert every stack -> plan against live state.
+//!
+//! Loading is per stack: a stack whose files do not load is reported and
+//! left out of the plan entirely (its live objects are untouched), never
+//! treated as "empty, so delete everything".
+use crate::compose::{self, Vars};
+use crate::convert;
+use crate::diff;
+use crate::plan::Plan;
+use crate::secrets::DecryptingTree;
+use crate::source::{self, SourceError, Tree};
+use crate::state::{DesiredStack, LiveStack};
+use std::collections::BTreeMap;
+
+/// Optional per-stack variables file, next to the stack file (plain, or a
+/// SOPS-encrypted dotenv file).
+pub const STACK_ENV_FILE: &str = "stack.env";
+
+/// A repository as the pipeline reads it: SOPS files read as plaintext
+/// (their values registered with the redactor), every other file as is.
+pub type RepoTree = DecryptingTree<Box<dyn Tree>>;
+
+/// Which stacks a run covers and how far it may go.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Only these stacks (`--stack`, repeatable); empty = all.
+    pub only: Vec<String>,
+    /// Delete stacks that are on the swarm but no longer in the repository.
+    pub prune: bool,
+    /// Unused config/secret versions kept after a rotation.
+    pub keep_versions: usize,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            only: Vec::new(),
+            prune: false,
+            keep_versions: 1,
+        }
+    }
+}
+
+impl Scope {
+    fn includes(&self, stack: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == stack)
+    }
+}
+
+/// A stack whose files could not be loaded or converted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StackError {
+    pub stack: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for StackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stack {}: {}", self.stack, self.message)
+    }
+}
+
+/// What the repository wants, as far as it could be loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub stacks: Vec<DesiredStack>,
+    /// Stacks that failed to load: reported, and left as they are.
+    pub errors: Vec<StackError>,
+}
+
+impl Desired {
+    /// Names of every stack the repository holds (loaded or not), so a
+    /// broken stack is never mistaken for a removed one.
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        self.stacks
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(self.errors.iter().map(|e| e.stack.as_str()))
+    }
+}
+
+/// Load and convert every stack of `tree` within `scope`.
+///
+/// Errors that concern the whole repository (no readable `stacks/`, an
+/// unknown `--stack` name) are returned as `Err`; errors of one stack are
+/// collected in [`Desired::errors`].
+pub fn load(tree: &RepoTree, scope: &Scope, env: &Vars) -> Result<Desired, SourceError> {
+    let entries = source::discover(tree)?;
+    for wanted in &scope.only {
+        if !entries.iter().any(|e| &e.name == wanted) {
+            let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            return Err(SourceError::Other(format!(
+                "--stack {wanted}: no such stack in {}/stacks (stacks: {})",
+                tree.describe(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let mut desired = Desired::default();
+    for entry in entries.iter().filter(|e| scope.includes(&e.name)) {
+        match load_stack(tree, entry, env) {
+            Ok(stack) => desired.stacks.push(stack),
+            Err(message) => desired.errors.push(StackError {
+                stack: entry.name.clone(),
+                message,
+            }),
+        }
+    }
+    Ok(desired)
+}
+
+fn load_stack(
+    tree: &RepoTree,
+    entry: &source::StackEntry,
+    env: &Vars,
+) -> Result<DesiredStack, String> {
+    let vars = stack_vars(tree, &entry.dir, env)?;
+    let loaded = compose::load(tree, entry, &vars).map_err(|e| e.to_string())?;
+    let mut stack = convert::convert(tree, &loaded).map_err(|e| e.to_string())?;
+    // The loader's warnings come first, as docker prints them.
+    let mut warnings = loaded.warnings;
+    warnings.append(&mut stack.warnings);
+    stack.warnings = warnings;
+    Ok(stack)
+}
+
+/// Interpolation variables of one stack, later sources winning:
+/// `stack.env` (plain or SOPS dotenv), then the encrypted variables file
+/// (`stack.sops.env` or `stack.env.sops.yaml`), then the process
+/// environment, as docker compose lets the environment override `.env`.
+pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String> {
+    let path = format!("{dir}/{STACK_ENV_FILE}");
+    let mut vars = Vars::default();
+    if tree.is_file(&path) {
+        let bytes = tree.read(&path).map_err(|e| e.to_string())?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text"))?;
+        let lookup = |name: &str| env.get(name).map(str::to_string);
+        let pairs = compose::envfile::parse_env_file(&text, &lookup)
+            .map_err(|(line, msg)| format!("{path}:{line}: {msg}"))?;
+        vars.map.extend(pairs);
+    }
+    if let Some(secret) = tree.stack_variables(dir).map_err(|e| e.to_string())? {
+        vars.map.extend(secret);
+    }
+    for (k, v) in &env.map {
+        vars.map.insert(k.clone(), v.clone());
+    }
+    Ok(vars)
+}
+
+/// Live stacks the plan may not touch or delete: stacks present on the
+/// swarm but absent from the repository, when pruning is off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanNotes {
+    /// On the swarm, not in the repository, kept because `--prune` is off.
+    pub unmanaged: Vec<String>,
+}
+
+/// diff(desired, live) for every stack in scope.
+///
+/// `network_names` maps network ids to names for the whole swarm: live
+/// services name their networks by id.
+pub fn plan(
+    desired: &Desired,
+    live: &BTreeMap<String, LiveStack>,
+    network_names: &BTreeMap<String, String>,
+    scope: &Scope,
+) -> (Plan, PlanNotes) {
+    let mut plan = Plan::default();
+    let mut notes = PlanNotes::default();
+    let opts = diff::DiffOptions {
+        keep_versions: scope.keep_versions,
+        network_names: network_names.clone(),
+    };
+    for stack in &desired.stacks {
+        plan.changes.extend(diff::plan_stack_with(
+            Some(stack),
+            live.get(&stack.name),
+            &opts,
+        ));
+    }
+    let in_repo: Vec<&str> = desired.all_names().collect();
+    for (name, stack) in live {
+        if in_repo.contains(&name.as_str()) || !scope.includes(name) {
+            continue;
+        }
+        if scope.prune {
+            plan.changes
+                .extend(diff::plan_stack_with(None, Some(stack), &opts));
+        } else {
+            notes.unmanaged.push(name.clone());
+        }
+    }
+    (plan, notes)
+}

@@ -1,0 +1,110 @@
+//! Drift is seen in seconds: the Docker event stream of the real swarm
+//! kicks a reconcile when a stack's service is changed or removed by hand.
+use shoal::agent::status::AgentStatus;
+use shoal::agent::trigger::{Reason, Trigger};
+use shoal::agent::watch;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn docker_cli(args: &[&str]) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Removes the test service even when an assertion fails.
+struct RemoveService(String);
+
+impl Drop for RemoveService {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["service", "rm", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_hand_made_change_to_a_stack_service_kicks_a_reconcile() {
+    let docker = bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let stack = format!("agent_ev{}", std::process::id());
+    let service = format!("{stack}_app");
+    docker_cli(&[
+        "service",
+        "create",
+        "--quiet",
+        "--detach",
+        "--name",
+        &service,
+        "--label",
+        &format!("com.docker.stack.namespace={stack}"),
+        "busybox:latest",
+        "sleep",
+        "3600",
+    ]);
+
+    let _cleanup = RemoveService(service.clone());
+    let mut status = AgentStatus::new("events-test", true);
+    status.stacks.insert(
+        stack.clone(),
+        shoal::agent::status::StackStatus {
+            commit: "c1".into(),
+            applied_commit: Some("c1".into()),
+            outcome: shoal::agent::status::Outcome::NoChange,
+            status: shoal::agent::status::StackState::Synced,
+            summary: Default::default(),
+            drift: false,
+            error: None,
+            last_reconcile: std::time::SystemTime::now(),
+            failures: 0,
+        },
+    );
+    let status = Arc::new(Mutex::new(status));
+    let trigger = Arc::new(Trigger::new());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(watch::docker_events(
+        docker,
+        status,
+        trigger.clone(),
+        shutdown.clone(),
+    ));
+    // Let the event stream connect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    docker_cli(&[
+        "service",
+        "update",
+        "--quiet",
+        "--detach",
+        "--env-add",
+        "DRIFT=1",
+        &service,
+    ]);
+    tokio::time::timeout(Duration::from_secs(10), trigger.wait())
+        .await
+        .expect("an update event kicks a reconcile");
+    assert_eq!(trigger.take_reasons(), vec![Reason::DockerEvent]);
+
+    docker_cli(&["service", "rm", &service]);
+    tokio::time::timeout(Duration::from_secs(10), trigger.wait())
+        .await
+        .expect("a remove event kicks a reconcile");
+    assert_eq!(trigger.take_reasons(), vec![Reason::DockerEvent]);
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the watcher stops on shutdown")
+        .unwrap();
+}

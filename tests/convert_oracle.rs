@@ -1,0 +1,388 @@
+//! Oracle for `convert`: deploy each fixture with `docker stack deploy`,
+//! inspect what the swarm holds, and check that every value shoal's
+//! converter produces is what docker produced (desired ⊆ live), that the
+//! live service specs hold nothing else except daemon defaults, and that
+//! docker created exactly the networks/configs/secrets shoal wants.
+//!
+//! Each fixture comes twice: `X.yml` for docker, and `X.model.yml`, the
+//! same stack in the normalized long form the compose loader produces.
+use serde_json::Value;
+use shoal::compose::{load, model::Config, Loaded, Vars};
+use shoal::convert::convert;
+use shoal::source::{DirTree, StackEntry};
+use shoal::state::{DesiredStack, Kind};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FIXTURES: &str = "tests/fixtures/convert";
+
+/// Service-spec fields the daemon fills in by itself (array indices as
+/// `[]`): these may be in the live spec without the converter producing
+/// them.
+const DAEMON_DEFAULTS: &[&str] = &[
+    "TaskTemplate.ContainerSpec.Privileges.NoNewPrivileges",
+    "TaskTemplate.ContainerSpec.Isolation",
+    "TaskTemplate.ContainerSpec.StopGracePeriod",
+    // IDs are resolved by name at apply time.
+    "TaskTemplate.ContainerSpec.Configs[].ConfigID",
+    "TaskTemplate.ContainerSpec.Secrets[].SecretID",
+    "TaskTemplate.ForceUpdate",
+    "TaskTemplate.Runtime",
+    "TaskTemplate.RestartPolicy.Condition",
+    "TaskTemplate.RestartPolicy.Delay",
+    "TaskTemplate.RestartPolicy.MaxAttempts",
+    "Mode.Replicated.Replicas",
+    "UpdateConfig.Parallelism",
+    "UpdateConfig.FailureAction",
+    "UpdateConfig.Monitor",
+    "UpdateConfig.MaxFailureRatio",
+    "UpdateConfig.Order",
+    "RollbackConfig.Parallelism",
+    "RollbackConfig.FailureAction",
+    "RollbackConfig.Monitor",
+    "RollbackConfig.MaxFailureRatio",
+    "RollbackConfig.Order",
+    "EndpointSpec.Mode",
+    "EndpointSpec.Ports[].Protocol",
+    "EndpointSpec.Ports[].PublishMode",
+];
+
+/// Run the docker CLI; retries for a while when the (shared, busy) swarm
+/// manager briefly reports it is not ready.
+fn docker(args: &[&str]) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("docker")
+            .args(args)
+            .output()
+            .map_err(|e| format!("docker {args:?}: {e}"))?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let transient =
+            err.contains("not a swarm manager") || err.contains("context deadline exceeded");
+        if !transient || Instant::now() > deadline {
+            return Err(format!("docker {args:?}: {err}"));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn docker_json(args: &[&str]) -> Value {
+    let out = docker(args).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("docker {args:?}: bad JSON: {e}"))
+}
+
+/// Names of objects of one kind carrying the stack's namespace label.
+fn labelled(kind: &str, stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    let out = docker(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// Removes the stack (and the test's own extra objects) when dropped,
+/// waiting until docker reports them gone.
+struct Deployed {
+    stack: String,
+    networks: Vec<String>,
+}
+
+/// `docker stack rm` and wait (with a deadline) until nothing labelled
+/// with the stack is left.
+fn remove_stack(stack: &str) {
+    let _ = docker(&["stack", "rm", stack]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        let left: usize = ["service", "network", "config", "secret"]
+            .iter()
+            .map(|k| labelled(k, stack).len())
+            .sum();
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("stack {stack} still not removed after 90s");
+}
+
+impl Drop for Deployed {
+    fn drop(&mut self) {
+        remove_stack(&self.stack);
+        for net in &self.networks {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while docker(&["network", "rm", net]).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+/// Convert `X.model.yml` as stack `stack` with stack file `X.yml`.
+fn desired(fixture: &str, stack: &str) -> DesiredStack {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let model_path = format!("{root}/{FIXTURES}/{fixture}.model.yml");
+    let text = std::fs::read_to_string(&model_path).expect("fixture model");
+    let config: Config = serde_yaml::from_str(&text).expect("fixture model parses");
+    let loaded = Loaded {
+        stack: stack.to_string(),
+        file: format!("{FIXTURES}/{fixture}.yml"),
+        config,
+        warnings: vec![],
+    };
+    convert(&DirTree::new(root), &loaded).expect("fixture converts")
+}
+
+/// One step of a path into a JSON value (label keys contain dots, so
+/// paths are not split from strings).
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+type Path = Vec<Step>;
+
+fn show(path: &Path) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => out.push_str(&format!(".{k}")),
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The path with indices blanked (`Ports[]`), as in [`DAEMON_DEFAULTS`].
+fn generic(path: &Path) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => out.push_str(&format!(".{k}")),
+            Step::Index(_) => out.push_str("[]"),
+        }
+    }
+    out
+}
+
+/// Load `X.yml` with shoal's compose loader and convert it.
+fn desired_via_loader(fixture: &str, stack: &str) -> DesiredStack {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tree = DirTree::new(root);
+    let entry = StackEntry {
+        name: stack.to_string(),
+        dir: FIXTURES.to_string(),
+        file: format!("{FIXTURES}/{fixture}.yml"),
+    };
+    let loaded = load(&tree, &entry, &Vars::default()).unwrap_or_else(|e| panic!("{e}"));
+    convert(&tree, &loaded).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The loader's output converts to the same specs as the hand-written
+/// normalized model (so the oracle speaks for the whole pipeline).
+fn assert_same_specs(model: &DesiredStack, loader: &DesiredStack) {
+    let specs = |d: &DesiredStack| {
+        [Kind::Service, Kind::Network, Kind::Config, Kind::Secret]
+            .iter()
+            .flat_map(|k| {
+                d.objects(*k)
+                    .iter()
+                    .map(|o| (o.name.clone(), o.spec.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    for ((name, want), (_, got)) in specs(model).iter().zip(specs(loader).iter()) {
+        assert_eq!(want, got, "{name}: model fixture vs compose loader");
+    }
+    assert_eq!(specs(model).len(), specs(loader).len());
+    assert_eq!(model.external, loader.external);
+}
+
+fn leaves(value: &Value, path: &Path, out: &mut Vec<(Path, Value)>) {
+    match value {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let mut p = path.clone();
+                p.push(Step::Key(k.clone()));
+                leaves(v, &p, out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                let mut p = path.clone();
+                p.push(Step::Index(i));
+                leaves(v, &p, out);
+            }
+        }
+        // Scalars, nulls and empty containers are leaves.
+        other => out.push((path.clone(), other.clone())),
+    }
+}
+
+fn at<'v>(value: &'v Value, path: &Path) -> Option<&'v Value> {
+    path.iter().try_fold(value, |cur, step| match step {
+        Step::Key(k) => cur.get(k),
+        Step::Index(i) => cur.get(*i),
+    })
+}
+
+fn same_leaf(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(_)) if a.is_empty() => true,
+        (Value::Array(a), Value::Array(_)) if a.is_empty() => true,
+        _ => desired == live,
+    }
+}
+
+/// Every leaf of `desired` equals the live value at the same path.
+fn assert_subset(what: &str, desired: &Value, live: &Value) {
+    let mut ls = Vec::new();
+    leaves(desired, &Vec::new(), &mut ls);
+    let wrong: Vec<String> = ls
+        .iter()
+        .filter(|(path, want)| !at(live, path).is_some_and(|got| same_leaf(want, got)))
+        .map(|(path, want)| {
+            format!(
+                "  {}: shoal {want}, docker {:?}",
+                show(path),
+                at(live, path)
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{what}: converter and docker disagree:\n{}\nlive: {live:#}",
+        wrong.join("\n")
+    );
+}
+
+/// Live leaves the converter does not produce must be daemon defaults.
+fn assert_no_extra(what: &str, desired: &Value, live: &Value) {
+    let mut ls = Vec::new();
+    leaves(live, &Vec::new(), &mut ls);
+    let extra: Vec<String> = ls
+        .iter()
+        .filter(|(path, _)| at(desired, path).is_none())
+        .filter(|(path, _)| !DAEMON_DEFAULTS.contains(&generic(path).as_str()))
+        .map(|(path, v)| format!("  {}: {v}", show(path)))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "{what}: live spec has fields shoal does not produce:\n{}",
+        extra.join("\n")
+    );
+}
+
+/// Live service spec with network IDs replaced by names (docker sends
+/// names; the daemon stores IDs).
+fn live_service(name: &str) -> Value {
+    let mut spec = docker_json(&["service", "inspect", name, "--format", "{{json .Spec}}"]);
+    if let Some(Value::Array(nets)) = spec.pointer_mut("/TaskTemplate/Networks").map(|v| v.take()) {
+        let named: Vec<Value> = nets
+            .into_iter()
+            .map(|mut n| {
+                let id = n["Target"].as_str().unwrap_or_default().to_string();
+                let net_name = docker(&["network", "inspect", &id, "--format", "{{.Name}}"])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                n["Target"] = Value::String(net_name.trim().to_string());
+                n
+            })
+            .collect();
+        spec["TaskTemplate"]["Networks"] = Value::Array(named);
+    }
+    spec
+}
+
+/// Deploy `fixture` as `stack` with docker and compare everything.
+fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
+    let want = desired(fixture, stack);
+    assert_same_specs(&want, &desired_via_loader(fixture, stack));
+    remove_stack(stack);
+    for net in extra_networks {
+        let _ = docker(&["network", "create", "-d", "overlay", net]);
+    }
+    let _guard = Deployed {
+        stack: stack.to_string(),
+        networks: extra_networks.iter().map(|s| s.to_string()).collect(),
+    };
+    let file = format!("{}/{FIXTURES}/{fixture}.yml", env!("CARGO_MANIFEST_DIR"));
+    docker(&[
+        "stack",
+        "deploy",
+        "--detach=true",
+        "--resolve-image",
+        "never",
+        "-c",
+        &file,
+        stack,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Docker created exactly the objects shoal wants.
+    let names = |objs: &[shoal::state::DesiredObject]| {
+        let mut n: Vec<String> = objs.iter().map(|o| o.name.clone()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        labelled("service", stack),
+        names(&want.services),
+        "services"
+    );
+    assert_eq!(
+        labelled("network", stack),
+        names(&want.networks),
+        "networks"
+    );
+    assert_eq!(labelled("config", stack), names(&want.configs), "configs");
+    assert_eq!(labelled("secret", stack), names(&want.secrets), "secrets");
+
+    for svc in &want.services {
+        let live = live_service(&svc.name);
+        assert_subset(&format!("service {}", svc.name), &svc.spec, &live);
+        assert_no_extra(&format!("service {}", svc.name), &svc.spec, &live);
+    }
+    for net in &want.networks {
+        let live = docker_json(&["network", "inspect", &net.name, "--format", "{{json .}}"]);
+        assert_subset(&format!("network {}", net.name), &net.spec, &live);
+    }
+    for cfg in &want.configs {
+        let live = docker_json(&["config", "inspect", &cfg.name, "--format", "{{json .Spec}}"]);
+        assert_subset(&format!("config {}", cfg.name), &cfg.spec, &live);
+        assert_eq!(&cfg.spec, &live, "config {} spec", cfg.name);
+    }
+    for sec in &want.secrets {
+        let live = docker_json(&["secret", "inspect", &sec.name, "--format", "{{json .Spec}}"]);
+        // The daemon never returns secret data.
+        let mut spec = sec.spec.clone();
+        spec.as_object_mut().map(|m| m.remove("Data"));
+        assert_eq!(spec, live, "secret {} spec", sec.name);
+    }
+    for (kind, name) in &want.external {
+        if *kind == Kind::Network {
+            docker(&["network", "inspect", name]).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn basics_match_docker_stack_deploy() {
+    check("basics", "cv1", &[]);
+}
+
+#[test]
+fn networks_volumes_configs_secrets_match_docker_stack_deploy() {
+    check("objects", "cv2", &["cv2ext"]);
+}
+
+#[test]
+fn jobs_and_legacy_restart_match_docker_stack_deploy() {
+    check("jobs", "cv5", &[]);
+}

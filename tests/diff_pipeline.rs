@@ -1,0 +1,214 @@
+//! Oracle for the whole read side: a stack deployed by `docker stack
+//! deploy` must plan as no change when shoal loads and converts the same
+//! file and reads the swarm itself (compose -> convert -> engine -> diff).
+//! Then a changed config and env must plan as a config rotation plus one
+//! service update, and the text plan must not show the secret-looking value.
+use shoal::compose::{load, Vars};
+use shoal::diff::{plan_stack_with, DiffOptions};
+use shoal::plan::{Action, Plan};
+use shoal::source::{DirTree, StackEntry};
+use shoal::state::Kind;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes the stack (and waits for its networks to go) even on failure.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["stack", "rm", &self.0])
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let filter = format!("label=com.docker.stack.namespace={}", self.0);
+        while Instant::now() < deadline {
+            let out = Command::new("docker")
+                .args(["network", "ls", "-q", "--filter", &filter])
+                .output();
+            if out.map(|o| o.stdout.is_empty()).unwrap_or(true) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        // Stack volumes outlive `docker stack rm`; they can go once the
+        // task containers are gone.
+        let volume = format!("{}_data", self.0);
+        while Instant::now() < deadline {
+            let exists = Command::new("docker")
+                .args(["volume", "inspect", &volume])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if !exists {
+                return;
+            }
+            let _ = Command::new("docker")
+                .args(["volume", "rm", &volume])
+                .output();
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+const COMPOSE: &str = r#"version: "3.8"
+services:
+  web:
+    image: nginx:1.27
+    command: ["sleep", "3600"]
+    environment:
+      FOO: bar
+      DB_PASSWORD: hunter2
+    ports:
+      - "PORT:80"
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /cache
+    configs:
+      - source: app_conf
+        target: /etc/app.conf
+    secrets:
+      - db_pass
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 10s
+      retries: 3
+    deploy:
+      replicas: 2
+      update_config:
+        parallelism: 1
+        delay: 10s
+        order: start-first
+      resources:
+        limits:
+          cpus: "0.5"
+          memory: 128M
+      restart_policy:
+        condition: on-failure
+    networks:
+      - front
+  worker:
+    image: busybox:1.36
+    command: sleep 3600
+    cap_add: [NET_ADMIN]
+    deploy:
+      mode: global
+networks:
+  front:
+    labels:
+      a: b
+volumes:
+  data:
+configs:
+  app_conf:
+    file: ./app.conf
+secrets:
+  db_pass:
+    file: ./db_pass
+"#;
+
+async fn plan(root: &Path, stack: &str) -> Plan {
+    let tree = DirTree::new(root);
+    let entry = StackEntry {
+        name: stack.to_owned(),
+        dir: format!("stacks/{stack}"),
+        file: format!("stacks/{stack}/stack.yml"),
+    };
+    let loaded = load(&tree, &entry, &Vars::default()).expect("load");
+    let desired = shoal::convert::convert(&tree, &loaded).expect("convert");
+    let engine = shoal::engine::Engine::connect().await.expect("connect");
+    let ids = engine.network_ids().await.expect("networks");
+    let live = engine.live_stack(stack).await.expect("live");
+    let opts = DiffOptions::default().with_network_ids(&ids);
+    Plan {
+        changes: plan_stack_with(Some(&desired), Some(&live), &opts),
+    }
+}
+
+#[tokio::test]
+async fn docker_deployed_stack_plans_as_no_change_through_the_whole_pipeline() {
+    let pid = std::process::id();
+    let stack = format!("diffpl{}", pid % 100_000);
+    let port = 30_000 + (pid % 10_000) as u16;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("stacks").join(&stack);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("stack.yml"),
+        COMPOSE.replace("PORT", &port.to_string()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.conf"), "a=1\nb=2\n").unwrap();
+    std::fs::write(dir.join("db_pass"), "s3cret").unwrap();
+    let _cleanup = Cleanup(stack.clone());
+    let file = dir.join("stack.yml");
+    let file = file.to_str().unwrap();
+    docker(&[
+        "stack",
+        "deploy",
+        "--resolve-image",
+        "never",
+        "-c",
+        file,
+        &stack,
+    ]);
+
+    let p = plan(root.path(), &stack).await;
+    let text = shoal::render::text(&p, &Default::default());
+    assert!(!p.has_changes(), "{text}");
+    // Every object of the stack was matched: 2 networks, config, secret, 2 services.
+    assert_eq!(p.changes.len(), 6, "{:#?}", p.changes);
+
+    std::fs::write(dir.join("app.conf"), "a=1\nb=3\n").unwrap();
+    let yml = std::fs::read_to_string(dir.join("stack.yml")).unwrap();
+    std::fs::write(
+        dir.join("stack.yml"),
+        yml.replace("DB_PASSWORD: hunter2", "DB_PASSWORD: hunter3"),
+    )
+    .unwrap();
+    let p = plan(root.path(), &stack).await;
+    let text = shoal::render::text(&p, &Default::default());
+    let changed: Vec<(Action, Kind)> = p
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Noop)
+        .map(|c| (c.action, c.kind))
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (Action::Create, Kind::Config),
+            (Action::Update, Kind::Service)
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("+ config {stack}_app_conf-")),
+        "{text}"
+    );
+    assert!(text.contains("      -b=2\n      +b=3\n"), "{text}");
+    assert!(
+        text.contains("TaskTemplate.ContainerSpec.Env[DB_PASSWORD]: (sensitive value changed)"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter"), "{text}");
+    assert!(
+        text.ends_with("Plan: 1 to create, 1 to update, 0 to delete.\n"),
+        "{text}"
+    );
+}

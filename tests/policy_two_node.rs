@@ -1,0 +1,124 @@
+//! Cluster-aware policies on a real two-node swarm (a worker engine in its
+//! own network namespace, see scripts/two-node.sh). Runs only when
+//! SHOAL_TWO_NODE=1 (set by .ci/run after `scripts/two-node.sh up`).
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn two_nodes() -> bool {
+    if std::env::var("SHOAL_TWO_NODE").as_deref() != Ok("1") {
+        eprintln!("skipped: needs SHOAL_TWO_NODE=1 and scripts/two-node.sh up");
+        return false;
+    }
+    let nodes = docker(&["node", "ls", "-q"]);
+    assert!(
+        nodes.lines().count() >= 2,
+        "SHOAL_TWO_NODE=1 but the swarm has one node"
+    );
+    true
+}
+
+fn copy_policies(repo: &Repo) {
+    repo.copy_project_dir("policies", "policies");
+}
+
+fn manager_hostname() -> String {
+    docker(&["info", "--format", "{{.Name}}"])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn seed_stack_with_local_storage_is_refused_on_two_nodes() {
+    if !two_nodes() {
+        return;
+    }
+    let stack = stack_name("seed");
+    let _guard = StackGuard::new(&[&stack]);
+    let repo = Repo::new();
+    copy_policies(&repo);
+    repo.stack(&stack, include_str!("fixtures/seed/stack.yml"));
+    std::fs::create_dir_all(repo.path().join(format!("stacks/{stack}/steedos-storage"))).unwrap();
+    let dir = repo.path().to_str().unwrap();
+    let host = manager_hostname();
+    let env = [("DATA_NODE", host.as_str())];
+
+    let plan = shoal_env(&["plan", "--repo", dir, "--stack", &stack], &env);
+    assert_code(&plan, 3);
+    let text = stdout(&plan);
+    assert!(text.contains("shared_storage"), "policy not named: {text}");
+    assert!(
+        text.contains(&format!("{stack}_steedos")),
+        "service not named: {text}"
+    );
+    assert!(text.contains("S3"), "fix not named: {text}");
+
+    let apply = shoal_env(
+        &["apply", "--repo", dir, "--stack", &stack, "--auto-approve"],
+        &env,
+    );
+    assert_code(&apply, 3);
+    for kind in ["service", "network", "config", "secret"] {
+        assert!(names(kind, &stack).is_empty(), "apply created a {kind}");
+    }
+}
+
+#[test]
+fn example_steedos_stack_with_s3_applies_on_two_nodes() {
+    if !two_nodes() {
+        return;
+    }
+    let stack = stack_name("std");
+    let _guard = StackGuard::new(&[&stack]);
+    let repo = Repo::new();
+    copy_policies(&repo);
+    for f in ["stack.yml", "stack.env"] {
+        let content =
+            std::fs::read_to_string(format!("{}/stacks/steedos/{f}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        // The example publishes port 80; keep the test off it.
+        let content = content.replace("\"80:80\"", "\"18081:80\"");
+        repo.write(&format!("stacks/{stack}/{f}"), &content);
+    }
+    let host = manager_hostname();
+    let out = shoal_env(
+        &[
+            "apply",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--stack",
+            &stack,
+            "--auto-approve",
+            "--timeout",
+            "120s",
+        ],
+        &[("DATA_NODE", host.as_str())],
+    );
+    assert_code(&out, 0);
+    // Both Steedos replicas run, spread over the two nodes.
+    let svc = format!("{stack}_steedos");
+    let nodes = poll(
+        "steedos running on two nodes",
+        Duration::from_secs(60),
+        || {
+            let out = docker(&[
+                "service",
+                "ps",
+                &svc,
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+            ]);
+            let running: Vec<&str> = out.lines().filter(|l| l.contains("Running")).collect();
+            (running.len() == 2).then(|| {
+                running
+                    .iter()
+                    .map(|l| l.split(' ').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+        },
+    );
+    assert_eq!(nodes.len(), 2);
+}
