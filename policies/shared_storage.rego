@@ -45,9 +45,9 @@ external(m) if not m.VolumeOptions.Labels["com.docker.stack.namespace"]
 
 network_filesystem(m) if lower(m.VolumeOptions.DriverConfig.Options.type) in network_filesystems
 
-fix(svc) := sprintf("store the files in S3/MinIO (%s)", [s3_fix]) if lib.is_steedos(svc)
+fix(name) := sprintf("store the files in S3/MinIO (%s)", [s3_fix]) if name in lib.steedos_services
 
-fix(svc) := "use a volume driver shared by all nodes (NFS, a cloud or S3-backed plugin) or object storage" if not lib.is_steedos(svc)
+fix(name) := "use a volume driver shared by all nodes (NFS, a cloud or S3-backed plugin) or object storage" if not name in lib.steedos_services
 
 deny contains {"rule": "shared_storage", "service": name, "msg": msg} if {
 	lib.multi_node
@@ -60,7 +60,7 @@ deny contains {"rule": "shared_storage", "service": name, "msg": msg} if {
 	not lib.pinned(svc)
 	msg := sprintf(
 		"%s keeps data in %s, which exists on one node only; on this %d-node swarm its tasks can run elsewhere and not see the files. Fix: %s, or pin the service to one node (deploy.placement.constraints: [node.hostname==<node>]).",
-		[name, where, input.cluster.node_count, fix(svc)],
+		[name, where, input.cluster.node_count, fix(name)],
 	)
 }
 

@@ -8,20 +8,11 @@ container(svc) := object.get(svc, ["spec", "TaskTemplate", "ContainerSpec"], {})
 # Service labels (compose deploy.labels): what Traefik reads in swarm mode.
 service_labels(svc) := object.get(svc, ["spec", "Labels"], {})
 
-# Container labels (compose labels).
-container_labels(svc) := object.get(container(svc), "Labels", {})
-
-# The image as written in the stack file (the converter keeps it in the
-# com.docker.stack.image label; the spec image may carry a digest).
-image(svc) := object.get(object.get(svc.spec, "Labels", {}), "com.docker.stack.image", object.get(container(svc), "Image", ""))
-
 # The compose name of a service: its full name without "<stack>_".
 short_name(name) := trim_prefix(name, concat("", [input.stack, "_"]))
 
-# Steedos (image steedos/steedos-community, steedos/steedos-enterprise...).
-is_steedos(svc) if contains(lower(svc.spec.TaskTemplate.ContainerSpec.Image), "steedos")
-
-# Names of the Steedos services (computed once per evaluation: policies
+# Names of the Steedos services: image steedos/steedos-community,
+# steedos/steedos-enterprise... (computed once per evaluation: policies
 # start from this set rather than testing every service).
 steedos_services := {name |
 	some name, svc in input.services
@@ -61,7 +52,6 @@ task_count(svc) := input.cluster.node_count if is_global(svc)
 
 multi_node if input.cluster.node_count > 1
 
-
 # Placement keeps every task on one node: node.hostname== or node.id==, or
 # node.role==manager while there is a single manager.
 pinned(svc) if {
@@ -74,7 +64,6 @@ pinned(svc) if {
 	some c in svc.spec.TaskTemplate.Placement.Constraints
 	regex.match(`^\s*node\.role\s*==\s*manager\s*$`, c)
 }
-
 
 # Services reachable as `host` on the stack's networks: by full name,
 # compose name or network alias. (Inline loops, no per-service function

@@ -96,6 +96,8 @@ pub struct PolicySet {
     /// several threads.
     engine: Option<Mutex<regorus::Engine>>,
     rules: Vec<ResultRule>,
+    /// `[<rule path>, ...]`: every result rule in one query.
+    query: String,
     files: Vec<String>,
 }
 
@@ -125,6 +127,7 @@ impl PolicySet {
         PolicySet {
             engine: None,
             rules: Vec::new(),
+            query: String::new(),
             files: Vec::new(),
         }
     }
@@ -135,9 +138,12 @@ impl PolicySet {
         }
         let engine = modules::compile(&files)?;
         let rules = result_rules(&modules::declared_rules(&engine)?);
+        let paths: Vec<&str> = rules.iter().map(|r| r.path.as_str()).collect();
+        let query = format!("[{}]", paths.join(", "));
         Ok(PolicySet {
             engine: Some(Mutex::new(engine)),
             rules,
+            query,
             files: files.into_iter().map(|f| f.path).collect(),
         })
     }
@@ -188,11 +194,12 @@ impl PolicySet {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         engine.set_input(input);
+        let values = match all_at_once(&mut engine, &self.query, self.rules.len()) {
+            Some(values) => values,
+            None => one_by_one(&mut engine, &self.rules, &stack.name)?,
+        };
         let mut violations = Vec::new();
-        for rule in &self.rules {
-            let value = engine
-                .eval_rule(rule.path.clone())
-                .map_err(|e| eval_error(rule, &stack.name, &e))?;
+        for (rule, value) in self.rules.iter().zip(values) {
             let json = to_json(&value).map_err(|message| PolicyError::BadResult {
                 rule: rule.path.clone(),
                 location: rule.location.clone(),
@@ -208,6 +215,39 @@ impl PolicySet {
         violations.dedup();
         Ok(violations)
     }
+}
+
+/// All result rules in one query (`[data.a.deny, data.b.warn, ...]`), so
+/// helper rules shared between packages are computed once. `None` when the
+/// query does not give one value per rule (a complete rule is undefined, or
+/// an error): the caller then evaluates rule by rule, which also names the
+/// rule that failed.
+fn all_at_once(
+    engine: &mut regorus::Engine,
+    query: &str,
+    rules: usize,
+) -> Option<Vec<regorus::Value>> {
+    let results = engine.eval_query(query.to_string(), false).ok()?;
+    let [only] = results.result.as_slice() else {
+        return None;
+    };
+    let values = only.expressions.first()?.value.as_array().ok()?;
+    (values.len() == rules).then(|| values.to_vec())
+}
+
+fn one_by_one(
+    engine: &mut regorus::Engine,
+    rules: &[ResultRule],
+    stack: &str,
+) -> Result<Vec<regorus::Value>, PolicyError> {
+    rules
+        .iter()
+        .map(|rule| {
+            engine
+                .eval_rule(rule.path.clone())
+                .map_err(|e| eval_error(rule, stack, &e))
+        })
+        .collect()
 }
 
 /// The conftest result rules among `declared`, one per package and name,

@@ -584,3 +584,36 @@ fn shipped_policies_on_one_node_only_check_mongo() {
 fn set_of_shipped() -> PolicySet {
     PolicySet::load(&shipped()).unwrap()
 }
+
+/// The agent shares one compiled set between reconciles and threads.
+#[test]
+fn policy_set_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PolicySet>();
+    let set = std::sync::Arc::new(set_of_shipped());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let set = set.clone();
+            std::thread::spawn(move || set.evaluate(&seed_stack(), &facts(2)).unwrap().len())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 6);
+    }
+}
+
+/// A complete rule that is undefined makes the one-query evaluation give
+/// nothing; rule-by-rule evaluation still reads the others.
+#[test]
+fn undefined_complete_rules_do_not_hide_other_results() {
+    let (_dir, tree) = repo(&[(
+        "policies/mixed.rego",
+        "package mixed\n\ndeny := {\"never\"} if input.stack == \"other\"\n\nwarn contains \"seen\" if input.stack == \"st\"\n",
+    )]);
+    let set = PolicySet::load(&tree).unwrap();
+    let v = set.evaluate(&stack("st", vec![]), &facts(1)).unwrap();
+    assert_eq!(
+        summary(&v),
+        vec![("mixed".into(), Level::Warn, "stack st".into(), false)]
+    );
+}
