@@ -151,6 +151,19 @@ fn shoal_apply_creates_what_docker_stack_deploy_creates() {
             "service {svc} differs between docker stack deploy and shoal apply"
         );
     }
+
+    // Switching back: `docker stack deploy` over the shoal-applied stack
+    // changes nothing of substance, so shoal still plans no change.
+    docker_stack_deploy(&stack_file(&repo, &by_shoal), &by_shoal);
+    let out = shoal(&[
+        "plan",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--stack",
+        &by_shoal,
+        "--detailed-exitcode",
+    ]);
+    assert_code(&out, 0);
 }
 
 #[test]
