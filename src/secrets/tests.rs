@@ -305,6 +305,7 @@ fn keys_are_found_in_sops_places() {
         Redactor::new(),
     );
     assert!(d.decrypt("secrets.env", &fixture("secrets.env")).is_ok());
+    assert!(!format!("{d:?}").contains("AGE-SECRET-KEY"));
     // XDG config folder.
     let xdg = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(xdg.path().join("sops/age")).unwrap();
