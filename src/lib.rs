@@ -3,6 +3,7 @@
 //! Pipeline: source -> compose load -> convert -> desired state;
 //! live read -> live state; diff(desired, live) -> plan;
 //! policy(desired, facts) -> verdict; render; apply.
+pub mod agent;
 pub mod apply;
 pub mod compose;
 pub mod convert;

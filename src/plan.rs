@@ -25,6 +25,12 @@ pub struct FieldChange {
     pub sensitive: bool,
 }
 
+/// Path of the marker [`FieldChange`] that the diff puts first on an
+/// update the swarm cannot make in place (a network whose spec differs:
+/// networks have no update call). The applier refuses such a change and
+/// tells the user how to proceed; renderers show it as a note.
+pub const REPLACE_REQUIRED: &str = "(replace required)";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     pub action: Action,
@@ -41,6 +47,13 @@ pub struct Change {
     pub live_id: Option<String>,
     #[serde(skip)]
     pub live_version: Option<u64>,
+}
+
+impl Change {
+    /// An update the swarm cannot do in place (see [`REPLACE_REQUIRED`]).
+    pub fn requires_replace(&self) -> bool {
+        self.action == Action::Update && self.diff.iter().any(|f| f.path == REPLACE_REQUIRED)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -1,1 +1,535 @@
-//! Rendering a plan for people (text) and machines (JSON).
+//! Rendering a plan for people (text) and machines (JSON). Both come from
+//! the same [`Plan`]; sensitive values never leave here unmasked.
+use crate::plan::{Action, Change, FieldChange, Plan, REPLACE_REQUIRED};
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+
+/// How to render text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextOptions {
+    /// ANSI colours; the caller decides (terminal and `NO_COLOR`).
+    pub color: bool,
+}
+
+/// What replaces a sensitive value in JSON.
+pub const MASK: &str = "(sensitive)";
+
+/// Fields holding nanoseconds, shown as Go durations (`10s`, `1m30s`).
+const DURATION_FIELDS: &[&str] = &[
+    "Delay",
+    "Interval",
+    "Timeout",
+    "StartPeriod",
+    "StartInterval",
+    "Monitor",
+    "Window",
+    "StopGracePeriod",
+];
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(&self, code: &str, s: &str) -> String {
+        if self.on {
+            format!("{code}{s}{RESET}")
+        } else {
+            s.to_owned()
+        }
+    }
+}
+
+/// The plan as terraform-like text: one block per changed object (`+`
+/// create, `~` update, `-` delete; unchanged objects are not shown), then
+/// a summary line.
+pub fn text(plan: &Plan, opts: &TextOptions) -> String {
+    let paint = Paint { on: opts.color };
+    let mut out = String::new();
+    for c in plan.changes.iter().filter(|c| c.action != Action::Noop) {
+        block(&mut out, c, &paint);
+        out.push('\n');
+    }
+    let s = plan.summary();
+    if plan.has_changes() {
+        let line = format!(
+            "Plan: {} to create, {} to update, {} to delete.",
+            s.create, s.update, s.delete
+        );
+        out.push_str(&paint.wrap(BOLD, &line));
+    } else {
+        out.push_str("No changes. The swarm matches the repository.");
+    }
+    out.push('\n');
+    out
+}
+
+fn block(out: &mut String, c: &Change, paint: &Paint) {
+    let (sym, color) = match c.action {
+        Action::Create => ("+", GREEN),
+        Action::Update => ("~", YELLOW),
+        Action::Delete => ("-", RED),
+        Action::Noop => (" ", ""),
+    };
+    let _ = write!(
+        out,
+        "{}",
+        paint.wrap(color, &format!("{sym} {} {}", c.kind, c.name))
+    );
+    if c.requires_replace() {
+        let _ = write!(
+            out,
+            "  {}",
+            paint.wrap(
+                RED,
+                "# cannot be updated in place: apply refuses; remove the stack's services using it, or rename the network"
+            )
+        );
+    }
+    out.push('\n');
+    for f in c.diff.iter().filter(|f| f.path != REPLACE_REQUIRED) {
+        field(out, f, paint);
+    }
+}
+
+fn field(out: &mut String, f: &FieldChange, paint: &Paint) {
+    if f.sensitive {
+        let what = match (f.before.is_null(), f.after.is_null()) {
+            (true, _) => "(sensitive value added)",
+            (_, true) => "(sensitive value removed)",
+            _ => "(sensitive value changed)",
+        };
+        let _ = writeln!(out, "    {}: {what}", f.path);
+        return;
+    }
+    let multiline = |v: &Value| v.as_str().is_some_and(|s| s.contains('\n'));
+    if multiline(&f.before) || multiline(&f.after) {
+        let _ = writeln!(out, "    {}:", f.path);
+        text_diff(
+            out,
+            f.before.as_str().unwrap_or(""),
+            f.after.as_str().unwrap_or(""),
+            paint,
+        );
+        return;
+    }
+    let last = f.path.rsplit(['.', '[']).next().unwrap_or("");
+    let _ = writeln!(
+        out,
+        "    {}: {} -> {}",
+        f.path,
+        show(&f.before, last),
+        show(&f.after, last)
+    );
+}
+
+/// A unified diff of two texts, indented under the field.
+fn text_diff(out: &mut String, before: &str, after: &str, paint: &Paint) {
+    let diff = similar::TextDiff::from_lines(before, after);
+    for hunk in diff.unified_diff().context_radius(3).iter_hunks() {
+        let _ = writeln!(
+            out,
+            "      {}",
+            paint.wrap(CYAN, &hunk.header().to_string())
+        );
+        for change in hunk.iter_changes() {
+            let (sign, color) = match change.tag() {
+                similar::ChangeTag::Delete => ("-", RED),
+                similar::ChangeTag::Insert => ("+", GREEN),
+                similar::ChangeTag::Equal => (" ", ""),
+            };
+            let line = change.value().trim_end_matches('\n');
+            let text = format!("{sign}{line}");
+            let _ = write!(
+                out,
+                "      {}",
+                if color.is_empty() {
+                    text
+                } else {
+                    paint.wrap(color, &text)
+                }
+            );
+            out.push('\n');
+            if change.missing_newline() {
+                let _ = writeln!(out, "      \\ No newline at end of file");
+            }
+        }
+    }
+}
+
+/// Compact JSON, except nanosecond durations (also inside objects, e.g.
+/// a whole `Healthcheck` added: `{"Interval":"30s",...}`).
+fn show(v: &Value, field: &str) -> String {
+    if DURATION_FIELDS.contains(&field) {
+        if let Some(ns) = v.as_i64() {
+            return go_duration(ns);
+        }
+    }
+    durations_in(v).to_string()
+}
+
+fn durations_in(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let shown = match v.as_i64() {
+                        Some(ns) if DURATION_FIELDS.contains(&k.as_str()) => json!(go_duration(ns)),
+                        _ => durations_in(v),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(durations_in).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A duration as Go's `time.Duration.String` prints it: `0s`, `500ms`,
+/// `10s`, `1m30s`, `1h0m0s`, `1.5s`.
+pub fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    if u < 1_000_000_000 {
+        let (div, unit) = match u {
+            0..=999 => (1, "ns"),
+            1_000..=999_999 => (1_000, "µs"),
+            _ => (1_000_000, "ms"),
+        };
+        return format!("{sign}{}{unit}", fraction(u, div));
+    }
+    let hours = u / 3_600_000_000_000;
+    let minutes = (u / 60_000_000_000) % 60;
+    let secs = u % 60_000_000_000;
+    let mut out = sign.to_owned();
+    if hours > 0 {
+        let _ = write!(out, "{hours}h");
+    }
+    if hours > 0 || minutes > 0 {
+        let _ = write!(out, "{minutes}m");
+    }
+    let _ = write!(out, "{}s", fraction(secs, 1_000_000_000));
+    out
+}
+
+/// `v / div` with the decimal fraction, trailing zeros trimmed.
+fn fraction(v: u64, div: u64) -> String {
+    let (int, rem) = (v / div, v % div);
+    if rem == 0 {
+        return int.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let frac = format!("{rem:0width$}");
+    format!("{int}.{}", frac.trim_end_matches('0'))
+}
+
+/// The plan as JSON: `{"changes": [{"action","kind","name","stack","diff":
+/// [{"path","before","after"}]}], "summary": {"create","update","delete"}}`
+/// plus the caller's `extra` keys (`violations`, `errors`, `commit`, ...).
+/// Unchanged objects are left out; sensitive values become `"(sensitive)"`.
+pub fn json(plan: &Plan, extra: Map<String, Value>) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Noop)
+        .map(|c| {
+            let diff: Vec<Value> = c
+                .diff
+                .iter()
+                .map(|f| {
+                    let mask = |v: &Value| {
+                        if f.sensitive && !v.is_null() {
+                            json!(MASK)
+                        } else {
+                            v.clone()
+                        }
+                    };
+                    json!({"path": f.path, "before": mask(&f.before), "after": mask(&f.after)})
+                })
+                .collect();
+            json!({
+                "action": c.action,
+                "kind": c.kind,
+                "name": c.name,
+                "stack": c.stack,
+                "diff": diff,
+            })
+        })
+        .collect();
+    let s = plan.summary();
+    let mut doc = Map::new();
+    doc.insert("changes".into(), Value::Array(changes));
+    doc.insert(
+        "summary".into(),
+        json!({"create": s.create, "update": s.update, "delete": s.delete}),
+    );
+    doc.extend(extra);
+    Value::Object(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Kind;
+
+    fn change(action: Action, kind: Kind, name: &str, diff: Vec<FieldChange>) -> Change {
+        Change {
+            action,
+            kind,
+            name: name.into(),
+            stack: "s".into(),
+            diff,
+            desired: None,
+            live_id: None,
+            live_version: None,
+        }
+    }
+
+    fn fc(path: &str, before: Value, after: Value, sensitive: bool) -> FieldChange {
+        FieldChange {
+            path: path.into(),
+            before,
+            after,
+            sensitive,
+        }
+    }
+
+    fn sample() -> Plan {
+        Plan {
+            changes: vec![
+                change(Action::Noop, Kind::Network, "s_default", vec![]),
+                change(
+                    Action::Create,
+                    Kind::Config,
+                    "s_conf-1a2b3c4d",
+                    vec![fc("Data", json!("a\nb\n"), json!("a\nc\n"), false)],
+                ),
+                change(
+                    Action::Update,
+                    Kind::Service,
+                    "s_web",
+                    vec![
+                        fc("Mode.Replicated.Replicas", json!(2), json!(3), false),
+                        fc(
+                            "TaskTemplate.ContainerSpec.Env[DB_PASSWORD]",
+                            json!("a"),
+                            json!("b"),
+                            true,
+                        ),
+                        fc(
+                            "TaskTemplate.ContainerSpec.Healthcheck.Interval",
+                            json!(10_000_000_000u64),
+                            json!(90_000_000_000u64),
+                            false,
+                        ),
+                        fc("Labels[traefik.enable]", Value::Null, json!("true"), false),
+                    ],
+                ),
+                change(Action::Delete, Kind::Secret, "s_old", vec![]),
+            ],
+        }
+    }
+
+    #[test]
+    fn text_without_colour() {
+        let want = "\
++ config s_conf-1a2b3c4d
+    Data:
+      @@ -1,2 +1,2 @@
+       a
+      -b
+      +c
+
+~ service s_web
+    Mode.Replicated.Replicas: 2 -> 3
+    TaskTemplate.ContainerSpec.Env[DB_PASSWORD]: (sensitive value changed)
+    TaskTemplate.ContainerSpec.Healthcheck.Interval: 10s -> 1m30s
+    Labels[traefik.enable]: null -> \"true\"
+
+- secret s_old
+
+Plan: 1 to create, 1 to update, 1 to delete.
+";
+        assert_eq!(text(&sample(), &TextOptions { color: false }), want);
+    }
+
+    #[test]
+    fn text_with_colour() {
+        let plan = Plan {
+            changes: vec![
+                change(
+                    Action::Update,
+                    Kind::Service,
+                    "s_web",
+                    vec![fc("Mode.Replicated.Replicas", json!(1), json!(2), false)],
+                ),
+                change(Action::Delete, Kind::Service, "s_old", vec![]),
+            ],
+        };
+        let want = "\x1b[33m~ service s_web\x1b[0m
+    Mode.Replicated.Replicas: 1 -> 2
+
+\x1b[31m- service s_old\x1b[0m
+
+\x1b[1mPlan: 0 to create, 1 to update, 1 to delete.\x1b[0m
+";
+        assert_eq!(text(&plan, &TextOptions { color: true }), want);
+    }
+
+    #[test]
+    fn coloured_text_diff_lines() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Config,
+                "c",
+                vec![fc("Data", json!("x\n"), json!("y\n"), false)],
+            )],
+        };
+        let t = text(&plan, &TextOptions { color: true });
+        assert!(t.contains("      \x1b[36m@@ -1 +1 @@\x1b[0m\n"), "{t}");
+        assert!(t.contains("      \x1b[31m-x\x1b[0m\n"), "{t}");
+        assert!(t.contains("      \x1b[32m+y\x1b[0m\n"), "{t}");
+    }
+
+    #[test]
+    fn no_changes_text() {
+        let plan = Plan {
+            changes: vec![change(Action::Noop, Kind::Service, "s_web", vec![])],
+        };
+        assert_eq!(
+            text(&plan, &TextOptions::default()),
+            "No changes. The swarm matches the repository.\n"
+        );
+    }
+
+    #[test]
+    fn sensitive_added_and_removed() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Service,
+                "s_web",
+                vec![
+                    fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
+                    fc("Env[OLD_KEY]", json!("k"), Value::Null, true),
+                ],
+            )],
+        };
+        let t = text(&plan, &TextOptions::default());
+        assert!(
+            t.contains("    Env[API_TOKEN]: (sensitive value added)\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("    Env[OLD_KEY]: (sensitive value removed)\n"),
+            "{t}"
+        );
+        assert!(!t.contains("\"t\"") && !t.contains("\"k\""), "{t}");
+    }
+
+    #[test]
+    fn replace_required_is_a_note_not_a_field() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Network,
+                "s_front",
+                vec![
+                    fc(
+                        REPLACE_REQUIRED,
+                        Value::Null,
+                        json!("networks cannot be updated in place"),
+                        false,
+                    ),
+                    fc("Internal", Value::Null, json!(true), false),
+                ],
+            )],
+        };
+        let t = text(&plan, &TextOptions::default());
+        assert!(
+            t.starts_with("~ network s_front  # cannot be updated in place"),
+            "{t}"
+        );
+        assert!(t.contains("    Internal: null -> true\n"), "{t}");
+        assert!(!t.contains(&format!("    {REPLACE_REQUIRED}")), "{t}");
+    }
+
+    #[test]
+    fn durations_inside_a_whole_object() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Service,
+                "s_web",
+                vec![fc(
+                    "TaskTemplate.ContainerSpec.Healthcheck",
+                    Value::Null,
+                    json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
+                    false,
+                )],
+            )],
+        };
+        let t = text(&plan, &TextOptions::default());
+        assert!(
+            t.contains(r#"    TaskTemplate.ContainerSpec.Healthcheck: null -> {"Test":["CMD","true"],"Interval":"30s","Retries":3}"#),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        for (ns, s) in [
+            (0, "0s"),
+            (500, "500ns"),
+            (1_500, "1.5µs"),
+            (500_000_000, "500ms"),
+            (1_500_000_000, "1.5s"),
+            (10_000_000_000, "10s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (-2_000_000_000, "-2s"),
+        ] {
+            assert_eq!(go_duration(ns), s);
+        }
+    }
+
+    #[test]
+    fn json_masks_and_takes_extra_keys() {
+        let mut extra = Map::new();
+        extra.insert("commit".into(), json!("abc123"));
+        extra.insert("violations".into(), json!([]));
+        let doc = json(&sample(), extra);
+        assert_eq!(
+            doc["summary"],
+            json!({"create": 1, "update": 1, "delete": 1})
+        );
+        assert_eq!(doc["commit"], json!("abc123"));
+        assert_eq!(doc["violations"], json!([]));
+        let changes = doc["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 3, "noop left out");
+        let web = &changes[1];
+        assert_eq!(web["action"], json!("update"));
+        assert_eq!(web["kind"], json!("service"));
+        assert_eq!(web["name"], json!("s_web"));
+        assert_eq!(
+            web["diff"][1],
+            json!({"path": "TaskTemplate.ContainerSpec.Env[DB_PASSWORD]", "before": "(sensitive)", "after": "(sensitive)"})
+        );
+        assert_eq!(
+            web["diff"][0],
+            json!({"path": "Mode.Replicated.Replicas", "before": 2, "after": 3})
+        );
+    }
+}

@@ -141,4 +141,36 @@ impl ClusterFacts {
     pub fn manager_count(&self) -> usize {
         self.nodes.iter().filter(|n| n.role == "manager").count()
     }
+
+    /// Facts for an offline check (`shoal validate --nodes N --managers M`):
+    /// `nodes` ready, active nodes named `node-1`.., the first `managers`
+    /// of them managers.
+    pub fn synthetic(nodes: usize, managers: usize) -> Self {
+        ClusterFacts {
+            nodes: (1..=nodes)
+                .map(|i| NodeFacts {
+                    id: format!("node-{i}"),
+                    hostname: format!("node-{i}"),
+                    role: if i <= managers.max(1) { "manager" } else { "worker" }.to_string(),
+                    availability: "active".to_string(),
+                    state: "ready".to_string(),
+                    labels: Default::default(),
+                    engine_version: String::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_facts_count_nodes_and_managers() {
+        let facts = ClusterFacts::synthetic(3, 1);
+        assert_eq!(facts.node_count(), 3);
+        assert_eq!(facts.manager_count(), 1);
+        assert_eq!(facts.nodes[2].role, "worker");
+    }
 }

@@ -2,7 +2,16 @@
 //!
 //! Owner of the contract: [`load`] turns one stack file (and the files it
 //! references) into the normalized model `docker stack config` prints.
+pub mod duration;
+pub mod envfile;
+pub mod interpolate;
+mod lines;
 pub mod model;
+mod normalize;
+pub mod ports;
+mod rules;
+pub mod units;
+pub mod volumes;
 
 use crate::source::{StackEntry, Tree};
 use indexmap::IndexMap;
@@ -48,7 +57,26 @@ pub struct LoadError {
     pub message: String,
 }
 
-/// Load one stack.
-pub fn load(_tree: &dyn Tree, _entry: &StackEntry, _vars: &Vars) -> Result<Loaded, LoadError> {
-    todo!("compose loader")
+/// Load one stack: read `entry.file` from `tree`, resolve YAML merge keys,
+/// drop `x-` extensions, interpolate `vars`, expand short syntax, check it
+/// against what `docker stack deploy` accepts, and return the model.
+pub fn load(tree: &dyn Tree, entry: &StackEntry, vars: &Vars) -> Result<Loaded, LoadError> {
+    let file = entry.file.as_str();
+    let bytes = tree.read(file).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: None,
+        message: format!("cannot read the stack file: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: None,
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    let (config, warnings) = rules::load_text(&text, tree, entry, vars)?;
+    Ok(Loaded {
+        stack: entry.name.clone(),
+        file: file.to_string(),
+        config,
+        warnings,
+    })
 }

@@ -1,29 +1,241 @@
-//! The Docker Engine adapter (bollard): live reads and writes. Thin: no
-//! decisions here, only API calls.
-use crate::state::{ClusterFacts, LiveStack};
-use std::collections::BTreeMap;
+//! The Docker Engine adapter: live reads and writes. Thin: no decisions
+//! here, only API calls.
+//!
+//! Specs travel as raw JSON in both directions (see `raw.rs` for why), so
+//! every field the daemon knows passes through unchanged. `docker` (bollard)
+//! is kept for callers that want typed, non-spec calls such as events.
+mod live;
+pub mod raw;
+mod refs;
+mod write;
 
+pub use live::{network_spec, stack_of};
+pub use refs::{resolve_references, ReferenceIds};
+
+use raw::{Endpoint, RawClient, Response};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The oldest Engine API shoal speaks (Docker Engine 20.10).
+pub const MIN_API_VERSION: (u32, u32) = (1, 41);
+/// The API version every request is pinned to, so behaviour does not drift
+/// with newer daemons.
+const API_PREFIX: &str = "/v1.41";
+
+/// What went wrong talking to the Engine; messages name the object.
 #[derive(Debug, thiserror::Error)]
-#[error("docker engine: {0}")]
-pub struct EngineError(pub String);
+pub enum EngineError {
+    #[error("cannot reach the docker engine at {endpoint}: {reason} (is dockerd running, and is DOCKER_HOST right?)")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("the docker engine at {endpoint} speaks API {found}; shoal needs API {}.{} or newer (Docker Engine 20.10+)", MIN_API_VERSION.0, MIN_API_VERSION.1)]
+    TooOld { endpoint: String, found: String },
+    #[error("the docker engine at {endpoint} is not a swarm manager (swarm state: {state}); run shoal against a manager node")]
+    NotManager { endpoint: String, state: String },
+    /// The object changed since its version index was read.
+    #[error("{what}: update out of sequence (it changed since it was read)")]
+    OutOfSequence { what: String },
+    /// The object (or one the request names) does not exist.
+    #[error("{what}: {message}")]
+    NotFound { what: String, message: String },
+    /// The object is still used by another (service, task).
+    #[error("{what}: {message}")]
+    InUse { what: String, message: String },
+    #[error("{what}: {message} (HTTP {status})")]
+    Api {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: unexpected answer from the docker engine: {reason}")]
+    Protocol { what: String, reason: String },
+}
 
+/// A connection to one Docker Engine that is a swarm manager.
 pub struct Engine {
+    /// Typed client for calls that need no specs (events, logs, ...).
     pub docker: bollard::Docker,
+    raw: RawClient,
 }
 
 impl Engine {
-    /// Connect the way the docker CLI does (`DOCKER_HOST`, default socket).
+    /// Connect the way the docker CLI does (`DOCKER_HOST` with `unix://` or
+    /// `tcp://`, else `/var/run/docker.sock`), check the API version is at
+    /// least 1.41 and that the daemon is a swarm manager.
     pub async fn connect() -> Result<Engine, EngineError> {
-        todo!("engine connect")
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("unix://{}", raw::DEFAULT_SOCKET));
+        let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
+        Engine::connect_to(endpoint).await
     }
 
-    /// Every stack on the swarm (objects with the namespace label), by name.
-    pub async fn live_stacks(&self) -> Result<BTreeMap<String, LiveStack>, EngineError> {
-        todo!("live read")
+    /// Connect to an explicit endpoint (see [`Engine::connect`]).
+    pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
+        let raw = RawClient {
+            endpoint: endpoint.clone(),
+            timeout: Duration::from_secs(60),
+        };
+        let unreachable = |reason: String| EngineError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        // Unversioned, so even a too-old daemon answers with its version.
+        let version = raw
+            .request("GET", "/version", None)
+            .await
+            .map_err(unreachable)?;
+        let version = version.json().map_err(unreachable)?;
+        let found = version
+            .get("ApiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        if parse_api_version(&found).is_none_or(|v| v < MIN_API_VERSION) {
+            return Err(EngineError::TooOld {
+                endpoint: endpoint.to_string(),
+                found,
+            });
+        }
+        let docker = connect_bollard(&endpoint)
+            .map_err(|e| unreachable(e.to_string()))?
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let engine = Engine { docker, raw };
+        let info = engine.get("read engine info", "/info").await?;
+        let swarm = &info["Swarm"];
+        let state = swarm["LocalNodeState"].as_str().unwrap_or("unknown");
+        if state != "active" || swarm["ControlAvailable"] != Value::Bool(true) {
+            let state = if state == "active" {
+                "active, worker".to_string()
+            } else {
+                state.to_string()
+            };
+            return Err(EngineError::NotManager {
+                endpoint: endpoint.to_string(),
+                state,
+            });
+        }
+        Ok(engine)
     }
 
-    /// Nodes of the swarm, for policies.
-    pub async fn cluster_facts(&self) -> Result<ClusterFacts, EngineError> {
-        todo!("nodes")
+    /// The endpoint this engine talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.raw.endpoint
+    }
+
+    /// `GET` a versioned API path; `what` names the call in errors.
+    async fn get(&self, what: &str, path: &str) -> Result<Value, EngineError> {
+        self.call(what, "GET", path, None).await
+    }
+
+    /// One versioned API call; non-2xx answers become [`EngineError`]s
+    /// carrying the daemon's message.
+    async fn call(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, EngineError> {
+        let full = format!("{API_PREFIX}{path}");
+        let resp = self
+            .raw
+            .request(method, &full, body)
+            .await
+            .map_err(|reason| EngineError::Unreachable {
+                endpoint: self.raw.endpoint.to_string(),
+                reason: format!("{what}: {reason}"),
+            })?;
+        if !resp.is_success() {
+            return Err(api_error(what, &resp));
+        }
+        resp.json().map_err(|reason| EngineError::Protocol {
+            what: what.to_string(),
+            reason,
+        })
+    }
+}
+
+fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
+    match endpoint {
+        Endpoint::Unix(p) => bollard::Docker::connect_with_unix(
+            &p.to_string_lossy(),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        ),
+        Endpoint::Tcp(a) => bollard::Docker::connect_with_http(
+            &format!("tcp://{a}"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        ),
+    }
+}
+
+/// Classify a non-2xx answer.
+fn api_error(what: &str, resp: &Response) -> EngineError {
+    let message = resp.error_message();
+    let what = what.to_string();
+    if message.contains("update out of sequence") {
+        EngineError::OutOfSequence { what }
+    } else if resp.status == 404 {
+        EngineError::NotFound { what, message }
+    } else if message.contains("in use") || message.contains("active endpoints") {
+        EngineError::InUse { what, message }
+    } else {
+        EngineError::Api {
+            what,
+            status: resp.status,
+            message,
+        }
+    }
+}
+
+/// `"1.41"` -> `(1, 41)`.
+fn parse_api_version(v: &str) -> Option<(u32, u32)> {
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// `?filters=...` for a label filter (`key` or `key=value`).
+fn label_filter(label: &str) -> String {
+    let filters = serde_json::json!({ "label": [label] });
+    format!("filters={}", raw::query_escape(&filters.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_compare_numerically() {
+        assert!(parse_api_version("1.41").unwrap() >= MIN_API_VERSION);
+        assert!(parse_api_version("1.9").unwrap() < MIN_API_VERSION);
+        assert!(parse_api_version("1.100").unwrap() >= MIN_API_VERSION);
+        assert_eq!(parse_api_version("x"), None);
+    }
+
+    #[test]
+    fn out_of_sequence_is_its_own_error() {
+        let resp = Response {
+            status: 500,
+            body: br#"{"message":"rpc error: code = Unknown desc = update out of sequence"}"#
+                .to_vec(),
+        };
+        assert!(matches!(
+            api_error("update service x", &resp),
+            EngineError::OutOfSequence { .. }
+        ));
+        let resp = Response {
+            status: 404,
+            body: br#"{"message":"service x not found"}"#.to_vec(),
+        };
+        assert!(matches!(
+            api_error("inspect service x", &resp),
+            EngineError::NotFound { .. }
+        ));
     }
 }

@@ -1,6 +1,8 @@
 //! Where stacks come from: a directory or a git commit, read through [`Tree`].
 use std::path::{Path, PathBuf};
 
+pub mod git;
+
 /// The stack file names a stack folder may hold (exactly one of them).
 pub const STACK_FILE_NAMES: [&str; 5] = [
     "stack.yml",

@@ -1,0 +1,208 @@
+//! The agent's settings: the command-line flags (`shoal agent ...`, flattened
+//! into the CLI by main.rs) and the resolved [`AgentOptions`].
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `shoal agent` (source flags are the CLI's own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// Poll the source at this interval (e.g. 30s, 5m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Address of the HTTP server (/healthz, /metrics, /status, /webhook).
+    #[arg(long, default_value = "0.0.0.0:9180")]
+    pub listen: SocketAddr,
+    /// File holding the webhook secret (GitHub/Gitea HMAC key, GitLab
+    /// token). Without it POST /webhook is disabled.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Report drift (status, metrics) instead of correcting it. New
+    /// revisions are still applied.
+    #[arg(long)]
+    pub no_self_heal: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// How long the applier lease lasts without renewal; renewed every
+    /// third of it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Identity written into the lease (default: hostname:pid).
+    #[arg(long, env = "SHOAL_AGENT_IDENTITY")]
+    pub lease_identity: Option<String>,
+    /// Name of the Swarm config holding the lease.
+    #[arg(long, default_value = "shoal-lease")]
+    pub lease_name: String,
+}
+
+/// Everything [`super::run`] needs, resolved.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub interval: Duration,
+    pub listen: SocketAddr,
+    /// `None`: POST /webhook answers 404.
+    pub webhook_secret: Option<Vec<u8>>,
+    pub self_heal: bool,
+    pub lease_ttl: Duration,
+    pub lease_name: String,
+    pub identity: String,
+    /// The repository root when the source is a local directory: changes
+    /// under its `stacks/` and `policies/` trigger a pass.
+    pub watch_dir: Option<PathBuf>,
+    /// Watch the Docker event stream for changes made behind shoal's back.
+    pub docker_events: bool,
+    /// How long a running pass may take to finish after a shutdown signal
+    /// before it is dropped (between two API calls).
+    pub shutdown_grace: Duration,
+}
+
+impl AgentOptions {
+    /// Defaults for everything (tests and embedders override fields).
+    pub fn new(identity: impl Into<String>) -> Self {
+        AgentOptions {
+            interval: Duration::from_secs(30),
+            listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
+            webhook_secret: None,
+            self_heal: true,
+            lease_ttl: Duration::from_secs(15),
+            lease_name: "shoal-lease".to_string(),
+            identity: identity.into(),
+            watch_dir: None,
+            docker_events: true,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AgentArgs {
+    /// Resolve the flags: read the secret file, pick the identity.
+    /// `watch_dir` is the local source directory, if the source is one.
+    pub fn into_options(self, watch_dir: Option<PathBuf>) -> anyhow::Result<AgentOptions> {
+        if self.interval.is_zero() {
+            anyhow::bail!("--interval: must be longer than 0s (e.g. 30s)");
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            anyhow::bail!("--lease-ttl: must be at least 1s (e.g. 15s)");
+        }
+        let webhook_secret = match &self.webhook_secret_file {
+            None => None,
+            Some(path) => Some(read_secret(path)?),
+        };
+        let identity = self
+            .lease_identity
+            .clone()
+            .unwrap_or_else(super::lease::default_identity);
+        Ok(AgentOptions {
+            interval: self.interval,
+            listen: self.listen,
+            webhook_secret,
+            self_heal: !self.no_self_heal,
+            lease_ttl: self.lease_ttl,
+            lease_name: self.lease_name,
+            identity,
+            watch_dir,
+            docker_events: true,
+            shutdown_grace: Duration::from_secs(5),
+        })
+    }
+}
+
+/// A secret file's content without the trailing newline editors add.
+fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let raw = std::fs::read(path)
+        .with_context(|| format!("--webhook-secret-file {}: cannot read", path.display()))?;
+    let end = raw
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    if end == 0 {
+        anyhow::bail!(
+            "--webhook-secret-file {}: the file is empty; put the shared secret in it",
+            path.display()
+        );
+    }
+    Ok(raw[..end].to_vec())
+}
+
+/// Install the global tracing subscriber (`RUST_LOG` filters; default
+/// `info`). Does nothing if one is already installed.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cli = Cli::parse_from(["shoal"]);
+        let o = cli.agent.into_options(None).unwrap();
+        assert_eq!(o.interval, Duration::from_secs(30));
+        assert_eq!(o.listen.to_string(), "0.0.0.0:9180");
+        assert!(o.self_heal);
+        assert_eq!(o.lease_ttl, Duration::from_secs(15));
+        assert!(o.webhook_secret.is_none());
+        assert!(o.identity.contains(':'));
+    }
+
+    #[test]
+    fn secret_file_is_read_without_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let cli = Cli::parse_from([
+            "shoal",
+            "--interval",
+            "5m",
+            "--no-self-heal",
+            "--log-format",
+            "json",
+            "--webhook-secret-file",
+            f.to_str().unwrap(),
+            "--lease-identity",
+            "a1",
+        ]);
+        assert_eq!(cli.agent.log_format, LogFormat::Json);
+        let o = cli.agent.into_options(None).unwrap();
+        assert_eq!(o.webhook_secret.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(o.interval, Duration::from_secs(300));
+        assert!(!o.self_heal);
+        assert_eq!(o.identity, "a1");
+    }
+
+    #[test]
+    fn empty_secret_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "\n").unwrap();
+        let cli = Cli::parse_from(["shoal", "--webhook-secret-file", f.to_str().unwrap()]);
+        let e = cli.agent.into_options(None).unwrap_err().to_string();
+        assert!(e.contains("empty"), "{e}");
+    }
+}

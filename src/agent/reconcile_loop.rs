@@ -1,0 +1,643 @@
+//! The single reconcile task: waits for a trigger, the poll interval or a
+//! due retry, then runs one pass (snapshot -> plan every stack -> decide
+//! per stack -> apply). Passes never overlap; kicks during a pass cause
+//! exactly one more.
+use super::backoff::Backoff;
+use super::reconciler::{Reconciler, Snapshot, StackPlan, StackProblem};
+use super::record::{self, StackRecord};
+use super::status::{AgentStatus, Outcome, Role, SnapshotStatus, StackStatus};
+use super::trigger::{Reason, Trigger};
+use bollard::Docker;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Whether this agent may write (it holds the applier lease). Shared by
+/// the lease task (writer) and the loop (reader).
+#[derive(Debug, Default)]
+pub struct LeaseGate {
+    until: Mutex<Option<Instant>>,
+    always: bool,
+}
+
+impl LeaseGate {
+    /// A gate driven by the lease task.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A gate that is always open (a single agent without a lease).
+    pub fn always_open() -> Self {
+        LeaseGate {
+            until: Mutex::new(None),
+            always: true,
+        }
+    }
+
+    pub fn set(&self, until: Option<Instant>) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.always
+            || self
+                .until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| Instant::now() < t)
+    }
+}
+
+/// The loop's settings and shared handles.
+pub struct ReconcileLoop<R: Reconciler> {
+    pub reconciler: Arc<R>,
+    pub status: Arc<Mutex<AgentStatus>>,
+    pub trigger: Arc<Trigger>,
+    pub gate: Arc<LeaseGate>,
+    /// Where stack records are kept; `None` keeps them in memory only.
+    pub docker: Option<Docker>,
+    pub interval: Duration,
+    pub self_heal: bool,
+    pub shutdown: CancellationToken,
+    /// How long a running pass may continue after shutdown was asked.
+    pub shutdown_grace: Duration,
+    records: Option<BTreeMap<String, StackRecord>>,
+    backoffs: BTreeMap<String, Backoff>,
+}
+
+impl<R: Reconciler> ReconcileLoop<R> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        reconciler: Arc<R>,
+        status: Arc<Mutex<AgentStatus>>,
+        trigger: Arc<Trigger>,
+        gate: Arc<LeaseGate>,
+        docker: Option<Docker>,
+        interval: Duration,
+        self_heal: bool,
+        shutdown: CancellationToken,
+    ) -> Self {
+        ReconcileLoop {
+            reconciler,
+            status,
+            trigger,
+            gate,
+            docker,
+            interval,
+            self_heal,
+            shutdown,
+            shutdown_grace: Duration::from_secs(5),
+            records: None,
+            backoffs: BTreeMap::new(),
+        }
+    }
+
+    /// Run passes until shutdown. A pass running when shutdown is asked
+    /// gets `shutdown_grace` to finish; after that it is dropped between
+    /// two API calls, which leaves a state the next pass can finish from.
+    pub async fn run(mut self) {
+        self.trigger.kick(Reason::Startup);
+        let mut next_poll = Instant::now() + self.interval;
+        loop {
+            let retry_due = self.backoffs.values().filter_map(Backoff::due).min();
+            let wake = retry_due.map_or(next_poll, |r| r.min(next_poll));
+            let timer_reason = if wake == next_poll {
+                Reason::Interval
+            } else {
+                Reason::Retry
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => break,
+                _ = self.trigger.wait() => {}
+                _ = tokio::time::sleep_until(wake.into()) => self.trigger.kick(timer_reason),
+            }
+            let reasons = self.trigger.take_reasons();
+            let shutdown = self.shutdown.clone();
+            let grace = self.shutdown_grace;
+            let interval = self.interval;
+            {
+                let pass = self.pass(&reasons);
+                tokio::pin!(pass);
+                tokio::select! {
+                    biased;
+                    _ = &mut pass => {}
+                    _ = shutdown.cancelled() => {
+                        if tokio::time::timeout(grace, &mut pass).await.is_err() {
+                            tracing::warn!("shutdown: the running reconcile did not finish in {grace:?}; stopped it between two steps");
+                        }
+                        break;
+                    }
+                }
+            }
+            next_poll = Instant::now() + interval;
+        }
+        tracing::info!("reconcile loop stopped");
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, AgentStatus> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One pass over every stack.
+    pub async fn pass(&mut self, reasons: &[Reason]) {
+        let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+        if !self.gate.is_open() {
+            // The lease task reports the role; nothing to do until it
+            // acquires the lease (and kicks a pass).
+            tracing::debug!(?reasons, "not the lease holder; pass skipped");
+            return;
+        }
+        self.status().role = Role::Leader;
+        if let Err(e) = self.load_records().await {
+            tracing::error!(error = %e, "cannot read stack records from the swarm");
+            self.status().last_error = Some(e);
+            return;
+        }
+        let snapshot = match self.reconciler.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the source");
+                let mut s = self.status();
+                s.counters.git_fetch_errors += 1;
+                *s.counters
+                    .reconciles
+                    .entry(super::status::SOURCE_ERROR)
+                    .or_default() += 1;
+                s.last_error = Some(format!("source: {e}"));
+                return;
+            }
+        };
+        self.status().last_snapshot = Some(SnapshotStatus {
+            id: snapshot.id.clone(),
+            at: SystemTime::now(),
+        });
+        tracing::info!(snapshot = %snapshot.id, ?reasons, "reconcile started");
+        let plans = self.reconciler.plan(&snapshot).await;
+        let mut all_synced = true;
+        let mut seen = Vec::new();
+        for sp in plans {
+            if self.shutdown.is_cancelled() {
+                all_synced = false;
+                break;
+            }
+            seen.push(sp.stack.clone());
+            match self.stack(&snapshot, sp).await {
+                Some(Outcome::Applied | Outcome::NoChange | Outcome::Drift) => {}
+                _ => all_synced = false,
+            }
+        }
+        if !self.shutdown.is_cancelled() {
+            // Stacks no longer in the source are no longer reported.
+            self.backoffs.retain(|k, _| seen.contains(k));
+            self.status().stacks.retain(|k, _| seen.contains(k));
+        }
+        let mut s = self.status();
+        s.ready = true;
+        s.last_error = None;
+        if all_synced {
+            s.counters.last_success = Some(SystemTime::now());
+        }
+        tracing::info!(snapshot = %snapshot.id, stacks = seen.len(), all_synced, "reconcile finished");
+    }
+
+    async fn load_records(&mut self) -> Result<(), String> {
+        if self.records.is_some() {
+            return Ok(());
+        }
+        let records = match &self.docker {
+            Some(d) => record::load_all(d).await?,
+            None => BTreeMap::new(),
+        };
+        self.records = Some(records);
+        Ok(())
+    }
+
+    /// Decide and act for one stack. `None`: skipped (retry not due yet,
+    /// or the lease was lost).
+    async fn stack(&mut self, snapshot: &Snapshot, sp: StackPlan) -> Option<Outcome> {
+        let span = tracing::info_span!("stack", stack = %sp.stack, commit = %snapshot.id);
+        self.stack_in_span(snapshot, sp).instrument(span).await
+    }
+
+    async fn stack_in_span(&mut self, snapshot: &Snapshot, sp: StackPlan) -> Option<Outcome> {
+        let name = sp.stack.clone();
+        let summary = sp.summary();
+        let mut rec = self
+            .records
+            .as_ref()
+            .and_then(|r| r.get(&name))
+            .cloned()
+            .unwrap_or_default();
+        let mut drift = false;
+        let (outcome, error) = match sp.result {
+            Err(StackProblem::Load(e)) => {
+                tracing::error!(error = %e, outcome = "load-error", "stack left as it is");
+                (Outcome::LoadError, Some(e))
+            }
+            Err(StackProblem::PolicyDenied(e)) => {
+                tracing::error!(error = %e, outcome = "policy-denied", "stack left as it is");
+                (Outcome::PolicyDenied, Some(e))
+            }
+            Ok(planned) if !planned.plan.has_changes() => {
+                tracing::debug!(outcome = "no-change", "in sync");
+                self.backoffs.remove(&name);
+                rec.commit = Some(snapshot.id.clone());
+                (Outcome::NoChange, None)
+            }
+            Ok(planned) => {
+                drift = rec.commit.as_deref() == Some(snapshot.id.as_str());
+                let changes = summary.create + summary.update + summary.delete;
+                if drift && !self.self_heal {
+                    tracing::warn!(
+                        outcome = "drift",
+                        changes,
+                        "drift: the swarm differs from the applied revision; not healed (--no-self-heal)\n{}",
+                        planned.text
+                    );
+                    (Outcome::Drift, None)
+                } else {
+                    let backoff = self.backoffs.entry(name.clone()).or_default();
+                    if !backoff.ready(&snapshot.id, Instant::now()) {
+                        tracing::debug!("apply failed before; waiting for the retry time");
+                        return None;
+                    }
+                    if !self.gate.is_open() {
+                        tracing::warn!("lease lost; not applying");
+                        return None;
+                    }
+                    if drift {
+                        tracing::warn!(
+                            changes,
+                            "drift: the swarm differs from the applied revision; healing\n{}",
+                            planned.text
+                        );
+                    } else {
+                        tracing::info!(changes, "applying\n{}", planned.text);
+                    }
+                    match self.reconciler.apply(&name, &planned.plan).await {
+                        Ok(()) => {
+                            tracing::info!(outcome = "ok", changes, drift, "applied");
+                            self.backoffs.remove(&name);
+                            let mut s = self.status();
+                            s.counters.changes_applied += changes as u64;
+                            if drift {
+                                s.counters.drift_corrections += 1;
+                            }
+                            drop(s);
+                            rec.commit = Some(snapshot.id.clone());
+                            rec.applied_at = Some(
+                                humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                            );
+                            (Outcome::Applied, None)
+                        }
+                        Err(e) => {
+                            let delay = self
+                                .backoffs
+                                .entry(name.clone())
+                                .or_default()
+                                .fail(&snapshot.id, Instant::now());
+                            tracing::error!(outcome = "apply-failed", error = %e, retry_in = ?delay, "apply failed");
+                            (Outcome::ApplyFailed, Some(e))
+                        }
+                    }
+                }
+            }
+        };
+        rec.outcome = Some(outcome);
+        rec.attempted = Some(snapshot.id.clone());
+        rec.error = error.clone();
+        self.save_record(&name, &rec).await;
+        let failures = self.backoffs.get(&name).map_or(0, Backoff::failures);
+        let mut s = self.status();
+        s.count(outcome);
+        s.stacks.insert(
+            name,
+            StackStatus {
+                commit: snapshot.id.clone(),
+                applied_commit: rec.commit.clone(),
+                outcome,
+                status: outcome.status(),
+                summary,
+                drift,
+                error,
+                last_reconcile: SystemTime::now(),
+                failures,
+            },
+        );
+        Some(outcome)
+    }
+
+    async fn save_record(&mut self, stack: &str, rec: &StackRecord) {
+        let records = self.records.get_or_insert_with(BTreeMap::new);
+        if records.get(stack) == Some(rec) {
+            return;
+        }
+        if let Some(d) = &self.docker {
+            if let Err(e) = record::save(d, stack, rec).await {
+                // The in-memory copy still guides this agent; the next pass
+                // writes again.
+                tracing::warn!(stack, error = %e, "cannot write the stack record");
+                return;
+            }
+        }
+        records.insert(stack.to_string(), rec.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::reconciler::Planned;
+    use crate::plan::{Action, Change, Plan};
+    use crate::state::Kind;
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A reconciler that counts calls and detects overlapping passes.
+    #[derive(Default)]
+    struct Fake {
+        snapshot_id: Mutex<String>,
+        plans: Mutex<Vec<StackPlan>>,
+        failing: Mutex<BTreeSet<String>>,
+        applied: Mutex<Vec<String>>,
+        passes: AtomicUsize,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+        plan_delay: Mutex<Duration>,
+    }
+
+    impl Reconciler for Fake {
+        async fn snapshot(&self) -> Result<Snapshot, String> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            Ok(Snapshot {
+                id: self.snapshot_id.lock().unwrap().clone(),
+            })
+        }
+        async fn plan(&self, _: &Snapshot) -> Vec<StackPlan> {
+            let delay = *self.plan_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            self.passes.fetch_add(1, Ordering::SeqCst);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.plans.lock().unwrap().clone()
+        }
+        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), String> {
+            self.applied.lock().unwrap().push(stack.to_string());
+            if self.failing.lock().unwrap().contains(stack) {
+                return Err(format!("{stack}_app: update out of sequence"));
+            }
+            Ok(())
+        }
+    }
+
+    fn changed(stack: &str) -> StackPlan {
+        let change = Change {
+            action: Action::Update,
+            kind: Kind::Service,
+            name: format!("{stack}_app"),
+            stack: stack.to_string(),
+            diff: vec![],
+            desired: None,
+            live_id: None,
+            live_version: None,
+        };
+        StackPlan {
+            stack: stack.to_string(),
+            result: Ok(Planned {
+                plan: Plan {
+                    changes: vec![change],
+                },
+                text: format!("~ service {stack}_app"),
+            }),
+        }
+    }
+
+    fn unchanged(stack: &str) -> StackPlan {
+        StackPlan {
+            stack: stack.to_string(),
+            result: Ok(Planned {
+                plan: Plan::default(),
+                text: String::new(),
+            }),
+        }
+    }
+
+    fn looper(fake: &Arc<Fake>, self_heal: bool) -> ReconcileLoop<Fake> {
+        ReconcileLoop::new(
+            fake.clone(),
+            Arc::new(Mutex::new(AgentStatus::new("test", self_heal))),
+            Arc::new(Trigger::new()),
+            Arc::new(LeaseGate::always_open()),
+            None,
+            Duration::from_secs(3600),
+            self_heal,
+            CancellationToken::new(),
+        )
+    }
+
+    fn fake(id: &str, plans: Vec<StackPlan>) -> Arc<Fake> {
+        let f = Fake::default();
+        *f.snapshot_id.lock().unwrap() = id.to_string();
+        *f.plans.lock().unwrap() = plans;
+        Arc::new(f)
+    }
+
+    async fn until(deadline: Duration, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + deadline;
+        while !cond() {
+            assert!(
+                Instant::now() < end,
+                "condition not met within {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn kicks_during_a_pass_cause_exactly_one_more_and_passes_never_overlap() {
+        let f = fake("c1", vec![unchanged("web")]);
+        *f.plan_delay.lock().unwrap() = Duration::from_millis(300);
+        let l = looper(&f, true);
+        let (trigger, shutdown) = (l.trigger.clone(), l.shutdown.clone());
+        let task = tokio::spawn(l.run());
+        // The startup pass is running (inside plan) ...
+        until(Duration::from_secs(5), || {
+            f.in_flight.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // ... and five triggers arrive together.
+        for r in [
+            Reason::Webhook,
+            Reason::DockerEvent,
+            Reason::FileChange,
+            Reason::Webhook,
+            Reason::Interval,
+        ] {
+            trigger.kick(r);
+        }
+        until(Duration::from_secs(5), || {
+            f.passes.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(
+            f.passes.load(Ordering::SeqCst),
+            2,
+            "triggers did not coalesce"
+        );
+        assert_eq!(
+            f.max_in_flight.load(Ordering::SeqCst),
+            1,
+            "passes overlapped"
+        );
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_running_pass_within_the_grace() {
+        let f = fake("c1", vec![unchanged("web")]);
+        *f.plan_delay.lock().unwrap() = Duration::from_secs(30);
+        let mut l = looper(&f, true);
+        l.shutdown_grace = Duration::from_millis(200);
+        let shutdown = l.shutdown.clone();
+        let task = tokio::spawn(l.run());
+        until(Duration::from_secs(5), || {
+            f.in_flight.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let asked = Instant::now();
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(asked.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_new_revision_is_applied_then_drift_is_healed_and_counted() {
+        let f = fake("c1", vec![changed("web")]);
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+        {
+            let s = l.status.lock().unwrap();
+            let web = &s.stacks["web"];
+            assert_eq!(web.outcome, Outcome::Applied);
+            assert!(!web.drift);
+            assert_eq!(web.applied_commit.as_deref(), Some("c1"));
+            assert_eq!(s.counters.changes_applied, 1);
+            assert_eq!(s.counters.drift_corrections, 0);
+            assert!(s.ready);
+        }
+        // Same revision, live differs again: drift, healed by default.
+        l.pass(&[Reason::DockerEvent]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 2);
+        let s = l.status.lock().unwrap();
+        assert!(s.stacks["web"].drift);
+        assert_eq!(s.counters.drift_corrections, 1);
+        assert_eq!(s.counters.reconciles["ok"], 2);
+    }
+
+    #[tokio::test]
+    async fn without_self_heal_drift_is_reported_but_new_revisions_apply() {
+        let f = fake("c1", vec![unchanged("web")]);
+        let mut l = looper(&f, false);
+        l.pass(&[Reason::Startup]).await;
+        *f.plans.lock().unwrap() = vec![changed("web")];
+        l.pass(&[Reason::DockerEvent]).await;
+        assert!(f.applied.lock().unwrap().is_empty(), "drift was applied");
+        {
+            let s = l.status.lock().unwrap();
+            assert_eq!(s.stacks["web"].outcome, Outcome::Drift);
+            assert_eq!(
+                s.stacks["web"].status,
+                crate::agent::status::StackState::Drifted
+            );
+        }
+        *f.snapshot_id.lock().unwrap() = "c2".into();
+        l.pass(&[Reason::Webhook]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+    }
+
+    #[tokio::test]
+    async fn a_bad_stack_is_reported_and_the_others_go_on() {
+        let f = fake(
+            "c1",
+            vec![
+                StackPlan {
+                    stack: "broken".into(),
+                    result: Err(StackProblem::Load(
+                        "stacks/broken/stack.yml:3:5: services: expected a mapping".into(),
+                    )),
+                },
+                StackPlan {
+                    stack: "denied".into(),
+                    result: Err(StackProblem::PolicyDenied(
+                        "web_app: privileged ports".into(),
+                    )),
+                },
+                changed("web"),
+            ],
+        );
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+        let s = l.status.lock().unwrap();
+        assert_eq!(s.stacks["broken"].outcome, Outcome::LoadError);
+        assert!(s.stacks["broken"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("stack.yml:3:5"));
+        assert_eq!(s.stacks["denied"].outcome, Outcome::PolicyDenied);
+        assert_eq!(s.stacks["web"].outcome, Outcome::Applied);
+        assert!(
+            s.counters.last_success.is_none(),
+            "a pass with failures is no success"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_apply_waits_for_its_backoff_and_a_success_resets_it() {
+        let f = fake("c1", vec![changed("web")]);
+        f.failing.lock().unwrap().insert("web".into());
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        assert_eq!(
+            l.status.lock().unwrap().stacks["web"].outcome,
+            Outcome::ApplyFailed
+        );
+        let due = l.backoffs["web"].due().unwrap();
+        assert!(due > Instant::now() + Duration::from_secs(4));
+        // A trigger right away does not retry (no hot loop).
+        l.pass(&[Reason::DockerEvent]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 1);
+        // When due, it retries; success resets the backoff.
+        f.failing.lock().unwrap().clear();
+        let b = l.backoffs.get_mut("web").unwrap();
+        *b = Backoff::default();
+        b.fail("c1", Instant::now() - Duration::from_secs(10));
+        l.pass(&[Reason::Retry]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 2);
+        assert!(!l.backoffs.contains_key("web"));
+        assert_eq!(l.status.lock().unwrap().stacks["web"].failures, 0);
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_applies_nothing() {
+        let f = fake("c1", vec![changed("web")]);
+        let mut l = looper(&f, true);
+        l.gate = Arc::new(LeaseGate::new());
+        l.pass(&[Reason::Startup]).await;
+        assert_eq!(f.passes.load(Ordering::SeqCst), 0);
+        assert!(f.applied.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,71 @@
+//! The narrow seam between the agent and the pipeline. The agent decides
+//! *when* and *whether* to write (triggers, lease, drift, backoff); the
+//! [`Reconciler`] knows *how* to read the source, plan a stack and apply it.
+use crate::plan::{Plan, Summary};
+use std::future::Future;
+
+/// One resolved state of the source: everything a pass plans from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// What the stacks were read from: a commit id for git; for a directory,
+    /// something that changes when the files change (e.g. `dir:<digest>`).
+    /// The agent compares it with the last applied id of a stack to tell a
+    /// new revision (always applied) from drift (applied only with
+    /// self-heal).
+    pub id: String,
+}
+
+/// Why a stack was left as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackProblem {
+    /// Its files do not load or convert (the message names file:line).
+    Load(String),
+    /// A policy denies it (the message lists the violations).
+    PolicyDenied(String),
+}
+
+/// A stack whose plan was computed and is allowed by the policies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    /// What apply writes. Empty (or only no-ops) when live equals desired.
+    pub plan: Plan,
+    /// The plan as people read it (logged before applying).
+    pub text: String,
+}
+
+/// The planning result of one stack of a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackPlan {
+    /// The stack (namespace) name.
+    pub stack: String,
+    pub result: Result<Planned, StackProblem>,
+}
+
+impl StackPlan {
+    /// Counts of the plan, zero when the stack did not plan.
+    pub fn summary(&self) -> Summary {
+        match &self.result {
+            Ok(p) => p.plan.summary(),
+            Err(_) => Summary::default(),
+        }
+    }
+}
+
+/// The pipeline as the agent drives it. Implemented by the real pipeline
+/// (source -> compose -> convert -> diff -> policy, apply) and by fakes in
+/// tests. Methods take `&self`; the agent never calls two at once.
+pub trait Reconciler: Send + Sync + 'static {
+    /// Resolve the source: a git fetch (only if the remote moved) or a
+    /// directory read. An error here is counted as a source (git fetch)
+    /// error and the pass ends without touching any stack.
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, String>> + Send;
+
+    /// Load, plan and check every stack of the snapshot against the live
+    /// swarm. One entry per stack; a stack that fails to load or is denied
+    /// does not prevent the others from planning.
+    fn plan(&self, snapshot: &Snapshot) -> impl Future<Output = Vec<StackPlan>> + Send;
+
+    /// Apply one stack's plan (ordered writes, convergence wait). The error
+    /// says what failed; the agent retries with backoff.
+    fn apply(&self, stack: &str, plan: &Plan) -> impl Future<Output = Result<(), String>> + Send;
+}

@@ -1,0 +1,353 @@
+//! Waiting for services to converge: the desired number of tasks of the
+//! current spec running (or, for jobs, completed), judged the way
+//! `docker service create` judges its progress display.
+use crate::engine::{Engine, EngineError};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a waiting service is polled.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Where one service stands.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Verdict {
+    Converged,
+    Pending,
+    /// It will not converge by waiting (update paused or rolled back).
+    Failed(String),
+}
+
+/// A verdict and the line shown to people (`web: 2/4 running`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Assessment {
+    pub verdict: Verdict,
+    pub line: String,
+}
+
+/// Wait until service `id` converges or `deadline` passes; `Err` carries
+/// why it did not. Prints a progress line whenever the state changes.
+pub(crate) async fn wait_service(
+    engine: &Engine,
+    name: &str,
+    id: &str,
+    deadline: Instant,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
+    let mut last_line = String::new();
+    loop {
+        let assessment = match poll_once(engine, name, id).await {
+            Ok(a) => a,
+            Err(e) => return Err(e.to_string()),
+        };
+        if assessment.line != last_line {
+            progress(&assessment.line);
+            last_line = assessment.line.clone();
+        }
+        match assessment.verdict {
+            Verdict::Converged => return Ok(()),
+            Verdict::Failed(reason) => return Err(reason),
+            Verdict::Pending => {}
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(format!("timed out ({last_line})"));
+        }
+        tokio::time::sleep_until(deadline.min(now + POLL)).await;
+    }
+}
+
+async fn poll_once(engine: &Engine, name: &str, id: &str) -> Result<Assessment, EngineError> {
+    let service = engine.inspect_service(id).await?;
+    let tasks = engine.service_tasks(id, true).await?;
+    let facts = engine.cluster_facts().await?;
+    let active: HashSet<String> = facts
+        .nodes
+        .into_iter()
+        .filter(|n| n.state != "down")
+        .map(|n| n.id)
+        .collect();
+    Ok(assess(name, &service, &tasks, &active))
+}
+
+/// Judge one service from its inspect output, its up-to-date tasks and
+/// the nodes that are not down. Pure.
+pub(crate) fn assess(
+    name: &str,
+    service: &Value,
+    tasks: &[Value],
+    active_nodes: &HashSet<String>,
+) -> Assessment {
+    let update = &service["UpdateStatus"];
+    let message = update["Message"].as_str().unwrap_or_default();
+    let failed = |what: &str| Assessment {
+        verdict: Verdict::Failed(format!("{what}: {message}")),
+        line: format!("{name}: {what}: {message}"),
+    };
+    let updating = match update["State"].as_str().unwrap_or_default() {
+        "paused" => return failed("update paused"),
+        "rollback_started" => return failed("update failed, rolling back"),
+        "rollback_paused" => return failed("rollback paused"),
+        "rollback_completed" => return failed("update rolled back"),
+        "updating" => true,
+        _ => false,
+    };
+    let mode = &service["Spec"]["Mode"];
+    let task_error = first_task_error(tasks);
+    let (done, mut line) = if let Some(replicated) = mode.get("Replicated") {
+        let want = replicated["Replicas"].as_u64().unwrap_or(1) as usize;
+        let running = count_running(pick_latest(tasks, "Slot", active_nodes).values());
+        (running == want, format!("{name}: {running}/{want} running"))
+    } else if mode.get("Global").is_some() {
+        let by_node = pick_latest(tasks, "NodeID", active_nodes);
+        let running = count_running(by_node.values());
+        let want = by_node.len();
+        if want == 0 {
+            (false, format!("{name}: waiting for tasks (global)"))
+        } else {
+            (
+                running == want,
+                format!("{name}: {running}/{want} running (global)"),
+            )
+        }
+    } else if let Some(job) = mode.get("ReplicatedJob") {
+        let current = current_iteration(service, tasks);
+        let want = job["TotalCompletions"]
+            .as_u64()
+            .or_else(|| job["MaxConcurrent"].as_u64())
+            .unwrap_or(1) as usize;
+        let completed = current.iter().filter(|t| state(t) == "complete").count();
+        (
+            completed >= want,
+            format!("{name}: {completed}/{want} completed"),
+        )
+    } else if mode.get("GlobalJob").is_some() {
+        let current = current_iteration(service, tasks);
+        let by_node = pick_latest(&current, "NodeID", active_nodes);
+        let completed = by_node.values().filter(|t| state(t) == "complete").count();
+        let want = by_node.len();
+        (
+            want > 0 && completed == want,
+            format!("{name}: {completed}/{want} completed (global job)"),
+        )
+    } else {
+        return Assessment {
+            verdict: Verdict::Failed(format!("unknown service mode {mode}")),
+            line: format!("{name}: unknown service mode {mode}"),
+        };
+    };
+    if updating {
+        line.push_str(" (updating)");
+    }
+    if let (false, Some(err)) = (done, &task_error) {
+        line.push_str(&format!("; {err}"));
+    }
+    Assessment {
+        verdict: if done && !updating {
+            Verdict::Converged
+        } else {
+            Verdict::Pending
+        },
+        line,
+    }
+}
+
+/// Order of task states, as the docker CLI ranks them; 0 for states it
+/// ignores (`remove`, `orphaned`).
+fn rank(state: &str) -> u8 {
+    match state {
+        "new" => 1,
+        "allocated" => 2,
+        "pending" => 3,
+        "assigned" => 4,
+        "accepted" => 5,
+        "preparing" => 6,
+        "ready" => 7,
+        "starting" => 8,
+        "running" => 9,
+        "complete" => 10,
+        "shutdown" => 11,
+        "failed" => 12,
+        "rejected" => 13,
+        _ => 0,
+    }
+}
+
+fn state(task: &Value) -> &str {
+    task["Status"]["State"].as_str().unwrap_or_default()
+}
+
+fn desired_state(task: &Value) -> &str {
+    task["DesiredState"].as_str().unwrap_or_default()
+}
+
+/// One task per slot (or node): the one with the lowest desired state,
+/// then the lowest observed state (a restarting slot has several), skipping
+/// tasks on nodes that are down.
+fn pick_latest<'a>(
+    tasks: &'a [Value],
+    key: &str,
+    active_nodes: &HashSet<String>,
+) -> BTreeMap<String, &'a Value> {
+    let mut by_key: BTreeMap<String, &Value> = BTreeMap::new();
+    for task in tasks {
+        if rank(desired_state(task)) == 0 || rank(state(task)) == 0 {
+            continue;
+        }
+        let node = task["NodeID"].as_str().unwrap_or_default();
+        if !node.is_empty() && !active_nodes.contains(node) {
+            continue;
+        }
+        let k = task[key].to_string();
+        let better = match by_key.get(&k) {
+            None => true,
+            Some(existing) => {
+                let (ed, td) = (rank(desired_state(existing)), rank(desired_state(task)));
+                td < ed || (td == ed && rank(state(task)) < rank(state(existing)))
+            }
+        };
+        if better {
+            by_key.insert(k, task);
+        }
+    }
+    by_key
+}
+
+fn count_running<'a>(tasks: impl Iterator<Item = &'a &'a Value>) -> usize {
+    tasks
+        .filter(|t| rank(desired_state(t)) <= rank("running") && state(t) == "running")
+        .count()
+}
+
+/// Tasks of the job's current iteration.
+fn current_iteration(service: &Value, tasks: &[Value]) -> Vec<Value> {
+    let iteration = &service["JobStatus"]["JobIteration"]["Index"];
+    tasks
+        .iter()
+        .filter(|t| iteration.is_null() || &t["JobIteration"]["Index"] == iteration)
+        .cloned()
+        .collect()
+}
+
+/// The first task error (`no suitable node ...`, `task: non-zero exit`).
+fn first_task_error(tasks: &[Value]) -> Option<String> {
+    tasks
+        .iter()
+        .filter_map(|t| t["Status"]["Err"].as_str())
+        .find(|e| !e.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn task(slot: u64, node: &str, desired: &str, state: &str) -> Value {
+        json!({"Slot": slot, "NodeID": node, "DesiredState": desired,
+               "Status": {"State": state}})
+    }
+
+    fn nodes() -> HashSet<String> {
+        ["n1".to_string(), "n2".to_string()].into()
+    }
+
+    #[test]
+    fn replicated_counts_running_tasks_per_slot() {
+        let svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 2}}}});
+        let tasks = [
+            task(1, "n1", "running", "running"),
+            task(2, "n2", "running", "starting"),
+            task(2, "n2", "shutdown", "failed"),
+        ];
+        let a = assess("s_web", &svc, &tasks, &nodes());
+        assert_eq!(a.verdict, Verdict::Pending);
+        assert_eq!(a.line, "s_web: 1/2 running");
+        let tasks = [
+            task(1, "n1", "running", "running"),
+            task(2, "n2", "running", "running"),
+        ];
+        assert_eq!(
+            assess("s_web", &svc, &tasks, &nodes()).verdict,
+            Verdict::Converged
+        );
+    }
+
+    #[test]
+    fn tasks_on_down_nodes_do_not_count() {
+        let svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 1}}}});
+        let tasks = [task(1, "gone", "running", "running")];
+        assert_eq!(
+            assess("s", &svc, &tasks, &nodes()).verdict,
+            Verdict::Pending
+        );
+    }
+
+    #[test]
+    fn unschedulable_tasks_show_their_error() {
+        let svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 1}}}});
+        let mut t = task(1, "", "running", "pending");
+        t["Status"]["Err"] =
+            json!("no suitable node (scheduling constraints not satisfied on 1 node)");
+        let a = assess("s_web", &svc, &[t], &nodes());
+        assert_eq!(a.verdict, Verdict::Pending);
+        assert!(
+            a.line.ends_with(
+                "0/1 running; no suitable node (scheduling constraints not satisfied on 1 node)"
+            ),
+            "{}",
+            a.line
+        );
+    }
+
+    #[test]
+    fn update_states_decide_before_counts() {
+        let mut svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 1}}},
+            "UpdateStatus": {"State": "updating"}});
+        let tasks = [task(1, "n1", "running", "running")];
+        assert_eq!(
+            assess("s", &svc, &tasks, &nodes()).verdict,
+            Verdict::Pending
+        );
+        svc["UpdateStatus"] =
+            json!({"State": "rollback_completed", "Message": "rollback completed"});
+        assert!(
+            matches!(assess("s", &svc, &tasks, &nodes()).verdict, Verdict::Failed(m) if m.contains("rolled back"))
+        );
+        svc["UpdateStatus"] = json!({"State": "completed"});
+        assert_eq!(
+            assess("s", &svc, &tasks, &nodes()).verdict,
+            Verdict::Converged
+        );
+    }
+
+    #[test]
+    fn global_needs_a_running_task_per_node() {
+        let svc = json!({"Spec": {"Mode": {"Global": {}}}});
+        assert_eq!(assess("s", &svc, &[], &nodes()).verdict, Verdict::Pending);
+        let tasks = [
+            task(0, "n1", "running", "running"),
+            task(0, "n2", "running", "running"),
+        ];
+        let a = assess("s", &svc, &tasks, &nodes());
+        assert_eq!(
+            (a.verdict, a.line.as_str()),
+            (Verdict::Converged, "s: 2/2 running (global)")
+        );
+    }
+
+    #[test]
+    fn replicated_job_counts_completions_of_the_current_iteration() {
+        let svc = json!({"Spec": {"Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 2}}},
+            "JobStatus": {"JobIteration": {"Index": 7}}});
+        let mut old = task(1, "n1", "complete", "complete");
+        old["JobIteration"] = json!({"Index": 3});
+        let mut done = task(1, "n1", "complete", "complete");
+        done["JobIteration"] = json!({"Index": 7});
+        let a = assess("s_job", &svc, &[old, done.clone()], &nodes());
+        assert_eq!(a.line, "s_job: 1/2 completed");
+        let a = assess("s_job", &svc, &[done.clone(), done], &nodes());
+        assert_eq!(a.verdict, Verdict::Converged);
+    }
+}

@@ -1,0 +1,87 @@
+//! Writes: create, update (with the version index), remove. Bodies are the
+//! raw JSON specs, so every field (e.g. `Healthcheck`) reaches the daemon
+//! unchanged.
+use super::{live::collection, raw::query_escape, Engine, EngineError};
+use crate::state::Kind;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+impl Engine {
+    /// Create an object from its spec (ServiceSpec, NetworkCreate request,
+    /// ConfigSpec, SecretSpec); returns the new id. Service specs must have
+    /// their config/secret ids resolved (see
+    /// [`resolve_references`](super::resolve_references)).
+    pub async fn create(&self, kind: Kind, spec: &Value) -> Result<String, EngineError> {
+        let what = format!("create {kind} {}", name_of(spec));
+        let path = format!("/{}/create", collection(kind));
+        let answer = self.call(&what, "POST", &path, Some(spec)).await?;
+        // Networks answer `Id`, swarm objects `ID`.
+        answer
+            .get("ID")
+            .or_else(|| answer.get("Id"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| EngineError::Protocol {
+                what,
+                reason: format!("no id in {answer}"),
+            })
+    }
+
+    /// Replace the spec of a service, config or secret at `version` (the
+    /// index read with it). A concurrent change since that read yields
+    /// [`EngineError::OutOfSequence`]. Returns the daemon's warnings.
+    pub async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: u64,
+        spec: &Value,
+    ) -> Result<Vec<String>, EngineError> {
+        let what = format!("update {kind} {}", name_of(spec));
+        if kind == Kind::Network {
+            return Err(EngineError::Config(format!(
+                "{what}: networks cannot be updated in place"
+            )));
+        }
+        let path = format!(
+            "/{}/{}/update?version={version}",
+            collection(kind),
+            query_escape(id)
+        );
+        let answer = self.call(&what, "POST", &path, Some(spec)).await?;
+        Ok(answer["Warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(str::to_string))
+            .collect())
+    }
+
+    /// Remove an object by id; `name` is for messages.
+    pub async fn remove(&self, kind: Kind, id: &str, name: &str) -> Result<(), EngineError> {
+        let what = format!("remove {kind} {name}");
+        let path = format!("/{}/{}", collection(kind), query_escape(id));
+        self.call(&what, "DELETE", &path, None).await.map(|_| ())
+    }
+
+    /// Replace the labels of a config (its data is immutable), e.g. for
+    /// state records. Reads the current version and spec first.
+    pub async fn set_config_labels(
+        &self,
+        id_or_name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let live = self.inspect_config(id_or_name).await?;
+        let mut spec = live.spec;
+        spec["Labels"] = serde_json::to_value(labels).unwrap_or_default();
+        self.update(Kind::Config, &live.id, live.version, &spec)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn name_of(spec: &Value) -> &str {
+    spec.get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)")
+}

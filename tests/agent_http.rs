@@ -1,0 +1,231 @@
+//! The agent end to end with a fake pipeline (a [`Reconciler`] of our own)
+//! against the real swarm (lease, state records, events): health before and
+//! after the first reconcile, metrics, status, webhook, shutdown.
+use shoal::agent::lease::HOLDER_LABEL;
+use shoal::agent::{
+    record, serve, swarm_config, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
+};
+use shoal::plan::Plan;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// Blocks its first snapshot until released, then reports one stack in
+/// sync.
+struct Fake {
+    stack: String,
+    release: tokio::sync::watch::Receiver<bool>,
+    snapshots: AtomicUsize,
+}
+
+impl Reconciler for Fake {
+    async fn snapshot(&self) -> Result<Snapshot, String> {
+        let mut r = self.release.clone();
+        r.wait_for(|v| *v).await.map_err(|e| e.to_string())?;
+        self.snapshots.fetch_add(1, Ordering::SeqCst);
+        Ok(Snapshot { id: "c1".into() })
+    }
+    async fn plan(&self, _: &Snapshot) -> Vec<StackPlan> {
+        vec![StackPlan {
+            stack: self.stack.clone(),
+            result: Ok(Planned {
+                plan: Plan::default(),
+                text: String::new(),
+            }),
+        }]
+    }
+    async fn apply(&self, _: &str, _: &Plan) -> Result<(), String> {
+        Err("the fake never has changes to apply".into())
+    }
+}
+
+/// A minimal HTTP/1.1 client: (status, body).
+async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + Duration::from_secs(15);
+    while !f().await {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_serves_health_metrics_status_webhook_and_stops_cleanly() {
+    let docker = bollard::Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let tag = format!("{}", std::process::id());
+    let stack = format!("agent_http{tag}");
+    let lease_name = format!("agent-http-lease-{tag}");
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let fake = Arc::new(Fake {
+        stack: stack.clone(),
+        release: release_rx,
+        snapshots: AtomicUsize::new(0),
+    });
+    let mut opts = AgentOptions::new("agent-http-test");
+    opts.interval = Duration::from_secs(3600);
+    opts.lease_name = lease_name.clone();
+    opts.lease_ttl = Duration::from_secs(3);
+    opts.webhook_secret = Some(b"topsecret".to_vec());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(serve(
+        opts,
+        fake.clone(),
+        docker.clone(),
+        listener,
+        shutdown.clone(),
+    ));
+
+    // Before the first reconcile finished: 503 with the reason.
+    let (code, body) = request(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not ready"), "{body}");
+
+    release_tx.send(true).unwrap();
+    until("healthz 200", || async {
+        request(addr, "GET", "/healthz", &[], b"").await.0 == 200
+    })
+    .await;
+
+    let (code, metrics) = request(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(code, 200);
+    for line in [
+        "shoal_lease_holder 1".to_string(),
+        "shoal_reconciles_total{outcome=\"no-change\"} 1".to_string(),
+        format!("shoal_stack_status{{stack=\"{stack}\",status=\"synced\"}} 1"),
+        "shoal_git_fetch_errors_total 0".to_string(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
+    }
+
+    let (code, status) = request(addr, "GET", "/status", &[], b"").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["identity"], "agent-http-test");
+    assert_eq!(v["role"], "leader");
+    assert_eq!(v["lease_holder"], true);
+    assert_eq!(v["last_snapshot"]["id"], "c1");
+    assert_eq!(v["stacks"][&stack]["outcome"], "no-change");
+    assert_eq!(v["stacks"][&stack]["commit"], "c1");
+
+    // Webhook: missing or wrong signatures are refused, nothing queued.
+    let payload = br#"{"ref":"refs/heads/main"}"#;
+    let (code, _) = request(addr, "POST", "/webhook", &[], payload).await;
+    assert_eq!(code, 401);
+    let bad = format!("sha256={}", webhook::sign(b"wrong", payload));
+    let (code, _) = request(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Hub-Signature-256", bad)],
+        payload,
+    )
+    .await;
+    assert_eq!(code, 401);
+    let (code, _) = request(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Gitlab-Token", "nope".into())],
+        payload,
+    )
+    .await;
+    assert_eq!(code, 401);
+    assert_eq!(fake.snapshots.load(Ordering::SeqCst), 1);
+
+    // A good signature queues a reconcile.
+    let good = format!("sha256={}", webhook::sign(b"topsecret", payload));
+    let (code, body) = request(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Hub-Signature-256", good)],
+        payload,
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    until("a second reconcile", || async {
+        fake.snapshots.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    let (code, _) = request(
+        addr,
+        "POST",
+        "/webhook",
+        &[("X-Gitlab-Token", "topsecret".into())],
+        payload,
+    )
+    .await;
+    assert_eq!(code, 202);
+
+    // The state record landed in the swarm.
+    let rec = record::load(&docker, &stack)
+        .await
+        .unwrap()
+        .expect("record");
+    assert_eq!(rec.commit.as_deref(), Some("c1"));
+
+    // Shutdown: returns within a few seconds and releases the lease.
+    let asked = Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(8), agent)
+        .await
+        .expect("agent stopped within 8s")
+        .unwrap()
+        .unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(8));
+    let lease = swarm_config::get(&docker, &lease_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.labels[HOLDER_LABEL], "", "lease released");
+
+    swarm_config::remove(&docker, &lease_name).await.unwrap();
+    record::remove(&docker, &stack).await.unwrap();
+}

@@ -1,0 +1,128 @@
+//! The applier lease and the per-stack state records against the real
+//! Swarm config store.
+use shoal::agent::lease::{Lease, EXPIRES_LABEL, HOLDER_LABEL};
+use shoal::agent::record::{self, StackRecord};
+use shoal::agent::status::Outcome;
+use shoal::agent::swarm_config;
+use std::time::{Duration, Instant};
+
+async fn docker() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults()
+        .expect("docker socket")
+        .negotiate_version()
+        .await
+        .expect("docker version")
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+#[tokio::test]
+async fn exactly_one_contender_holds_and_the_other_takes_over_after_the_ttl() {
+    let d = docker().await;
+    let name = unique("agent-lease");
+    let ttl = Duration::from_secs(2);
+    let mut a = Lease::new(d.clone(), &name, "agent-a", ttl);
+    let mut b = Lease::new(d.clone(), &name, "agent-b", ttl);
+
+    // Race for the absent lease, then a few renew rounds: never both.
+    for _ in 0..4 {
+        let (ra, rb) = tokio::join!(a.tick(), b.tick());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra.held ^ rb.held, "exactly one holds: a={ra:?} b={rb:?}");
+        assert_eq!(ra.holder, rb.holder, "both see the same holder");
+    }
+    let (holder, other) = if a.is_held() {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let holder_id = holder.identity().to_string();
+    let stored = holder.read().await.unwrap().unwrap();
+    assert_eq!(stored.labels[HOLDER_LABEL], holder_id);
+    assert!(stored.labels[EXPIRES_LABEL].parse::<u128>().is_ok());
+
+    // The holder stops renewing (killed). Until the TTL is over the other
+    // stays out; then it takes over.
+    let stopped = Instant::now();
+    let took_over = loop {
+        let v = other.tick().await.unwrap();
+        if v.held {
+            break stopped.elapsed();
+        }
+        assert_eq!(v.holder.as_deref(), Some(holder_id.as_str()));
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "no takeover within 10s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        took_over >= ttl - Duration::from_millis(300),
+        "taken over after {took_over:?}, before the TTL of {ttl:?}"
+    );
+    // The old holder notices on its next tick.
+    let v = holder.tick().await.unwrap();
+    assert!(!v.held);
+    assert_eq!(v.holder.as_deref(), Some(other.identity()));
+
+    // A clean release lets the other take it at once.
+    other.release().await.unwrap();
+    assert!(!other.is_held());
+    assert!(holder.tick().await.unwrap().held);
+
+    swarm_config::remove(&d, &name).await.unwrap();
+}
+
+#[tokio::test]
+async fn state_records_are_written_only_when_they_change() {
+    let d = docker().await;
+    let stack = unique("agent_rec");
+    let mut rec = StackRecord {
+        commit: Some("c1".into()),
+        applied_at: Some("2026-11-30T00:00:00Z".into()),
+        outcome: Some(Outcome::Applied),
+        attempted: Some("c1".into()),
+        error: None,
+    };
+    assert!(record::save(&d, &stack, &rec).await.unwrap(), "created");
+    let stored = swarm_config::get(&d, &record::config_name(&stack))
+        .await
+        .unwrap()
+        .expect("the record config exists");
+    let v1 = stored.version;
+    assert!(!stored.labels.contains_key("com.docker.stack.namespace"));
+    assert_eq!(record::load(&d, &stack).await.unwrap(), Some(rec.clone()));
+
+    // Same record: nothing is written (a quiet pass leaves no trace).
+    assert!(!record::save(&d, &stack, &rec).await.unwrap());
+    let same = swarm_config::get(&d, &record::config_name(&stack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(same.version, v1);
+
+    // A new outcome updates the labels in place (new version index).
+    rec.outcome = Some(Outcome::ApplyFailed);
+    rec.attempted = Some("c2".into());
+    rec.error = Some("web_app: no such image".into());
+    assert!(record::save(&d, &stack, &rec).await.unwrap());
+    let updated = swarm_config::get(&d, &record::config_name(&stack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated.version > v1);
+    assert_eq!(updated.id, stored.id, "updated in place, not recreated");
+    assert_eq!(updated.labels[record::OUTCOME_LABEL], "apply-failed");
+    assert_eq!(updated.labels[record::COMMIT_LABEL], "c1");
+    let all = record::load_all(&d).await.unwrap();
+    assert_eq!(all.get(&stack), Some(&rec));
+
+    record::remove(&d, &stack).await.unwrap();
+    assert_eq!(record::load(&d, &stack).await.unwrap(), None);
+}

@@ -1,0 +1,263 @@
+//! Test support for integration tests against the real swarm: the docker
+//! CLI, cleanup guards, temporary stack repositories, the shoal binary,
+//! polling with a deadline.
+#![allow(dead_code)]
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Run the docker CLI; panics with its stderr when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Run the docker CLI, ignoring failure (cleanup).
+pub fn docker_quiet(args: &[&str]) {
+    let _ = Command::new("docker").args(args).output();
+}
+
+/// Removes everything of a stack namespace when dropped (services first,
+/// then configs, secrets, networks), so a failed test leaves nothing.
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        remove_namespace(&self.0);
+    }
+}
+
+pub fn remove_namespace(ns: &str) {
+    let filter = format!("label=com.docker.stack.namespace={ns}");
+    for kind in ["service", "config", "secret", "network"] {
+        let out = Command::new("docker")
+            .args([kind, "ls", "-q", "--filter", &filter])
+            .output();
+        let Ok(out) = out else { continue };
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if kind == "network" {
+                // Tasks of just-removed services may still hold it.
+                wait_until(Duration::from_secs(30), || {
+                    Command::new("docker")
+                        .args(["network", "rm", id])
+                        .output()
+                        .map(|o| o.status.success())
+                        .unwrap_or(true)
+                });
+            } else {
+                docker_quiet(&[kind, "rm", id]);
+            }
+        }
+    }
+}
+
+/// Poll `f` until it is true or `timeout` passes; returns the last result.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Whether an object of `kind` named `name` exists.
+pub fn exists(kind: &str, name: &str) -> bool {
+    Command::new("docker")
+        .args([kind, "inspect", name])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A unique stack name for this test run (`<prefix>_<pid>_<n>` shortened).
+pub fn stack_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A stacks repository in a temporary directory.
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        Repo {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// Write a file (creating folders) relative to the repository root.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+    pub fn remove(&self, rel: &str) {
+        let path = self.dir.path().join(rel);
+        if path.is_dir() {
+            std::fs::remove_dir_all(path).unwrap();
+        } else {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    /// `stacks/<stack>/stack.yml`
+    pub fn stack(&self, stack: &str, yaml: &str) -> PathBuf {
+        self.write(&format!("stacks/{stack}/stack.yml"), yaml)
+    }
+}
+
+/// Run the shoal binary.
+pub fn shoal(args: &[&str]) -> Output {
+    shoal_env(args, &[])
+}
+
+pub fn shoal_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    cmd.args(args).env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run shoal")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code, with the output in the panic message when it is not `want`.
+pub fn assert_code(o: &Output, want: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Run the docker CLI, returning the whole output (success or not).
+pub fn docker_output(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("docker")
+}
+
+/// `docker stack deploy -c <file> <stack>` from the file's folder.
+pub fn docker_stack_deploy(file: &Path, stack: &str) {
+    let o = Command::new("docker")
+        .current_dir(file.parent().unwrap())
+        .args(["stack", "deploy", "-c"])
+        .arg(file)
+        .arg(stack)
+        .output()
+        .expect("docker stack deploy");
+    assert!(
+        o.status.success(),
+        "docker stack deploy: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Poll `f` until it returns `Some`, or panic after `timeout` naming `what`.
+pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The spec of a service as JSON (`docker service inspect`).
+pub fn service_spec(name: &str) -> Option<serde_json::Value> {
+    let o = docker_output(&["service", "inspect", name]);
+    if !o.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+    v.get(0).cloned()
+}
+
+pub fn replicas(name: &str) -> Option<u64> {
+    service_spec(name)?
+        .pointer("/Spec/Mode/Replicated/Replicas")?
+        .as_u64()
+}
+
+pub fn service_version(name: &str) -> Option<u64> {
+    service_spec(name)?.pointer("/Version/Index")?.as_u64()
+}
+
+/// Names of the stack's services / configs / secrets / networks.
+pub fn names(kind: &str, stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    let out = docker(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"]);
+    let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+/// Removes the named stacks when dropped (also on panic), and waits until
+/// their objects are gone so later tests start clean.
+pub struct StackGuard(pub Vec<String>);
+
+impl StackGuard {
+    pub fn new(stacks: &[&str]) -> StackGuard {
+        StackGuard(stacks.iter().map(|s| s.to_string()).collect())
+    }
+}
+
+impl Drop for StackGuard {
+    fn drop(&mut self) {
+        for stack in &self.0 {
+            let _ = Command::new("docker").args(["stack", "rm", stack]).output();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for stack in &self.0 {
+            let filter = format!("label=com.docker.stack.namespace={stack}");
+            while Instant::now() < deadline {
+                let o = Command::new("docker")
+                    .args(["network", "ls", "-q", "--filter", &filter])
+                    .output();
+                let empty = o
+                    .map(|o| o.stdout.iter().all(u8::is_ascii_whitespace))
+                    .unwrap_or(true);
+                if empty {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }
+    }
+}
