@@ -129,3 +129,31 @@ fn an_encrypted_file_without_a_key_fails_the_load_naming_the_file() {
     );
     assert!(!err.contains("dotenv-pass-7777"), "{err}");
 }
+
+/// A loader error can quote a decrypted line (here: a YAML SOPS file used
+/// as an `env_file:`); passing errors through the redactor is what keeps
+/// the value out of messages.
+#[test]
+fn loader_errors_quoting_decrypted_text_are_redacted() {
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().join("stacks/sops_yamlenv");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("stack.yml"), STACK).unwrap();
+    std::fs::write(dir.join("app.env"), fixture("secrets.yaml")).unwrap();
+    let redactor = Redactor::new();
+    let tree = DecryptingTree::new(
+        DirTree::new(repo.path()),
+        Arc::new(Decryptor::new(key(), redactor.clone())),
+    );
+    let entry = discover(&tree).unwrap().remove(0);
+    let vars = Vars {
+        map: [("API_TOKEN".to_string(), "x".to_string())]
+            .into_iter()
+            .collect(),
+    };
+    let err = compose::load(&tree, &entry, &vars).unwrap_err().to_string();
+    let shown = redactor.redact(&err);
+    for plain in ["s3cr3t-yaml-pass", "app-user", "tok-alpha-1111"] {
+        assert!(!shown.contains(plain), "{plain} in: {shown}");
+    }
+}
