@@ -7,7 +7,7 @@ use super::SecretsError;
 
 /// The environment that decides where keys are looked for. Captured once
 /// (`from_process`), or built by hand in tests.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct KeyEnv {
     /// `SHOAL_AGE_KEY_FILE`: when set, the only place looked at.
     pub shoal_age_key_file: Option<String>,
@@ -19,6 +19,19 @@ pub struct KeyEnv {
     pub xdg_config_home: Option<String>,
     /// `HOME`.
     pub home: Option<String>,
+}
+
+impl std::fmt::Debug for KeyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // SOPS_AGE_KEY holds private keys: show only whether it is set.
+        f.debug_struct("KeyEnv")
+            .field("shoal_age_key_file", &self.shoal_age_key_file)
+            .field("sops_age_key", &self.sops_age_key.as_ref().map(|_| "(set)"))
+            .field("sops_age_key_file", &self.sops_age_key_file)
+            .field("xdg_config_home", &self.xdg_config_home)
+            .field("home", &self.home)
+            .finish()
+    }
 }
 
 fn var(name: &str) -> Option<String> {

@@ -7,6 +7,22 @@
 //! - [`stack_secret_variables`]: a stack's encrypted interpolation
 //!   variables (`stack.env.sops.yaml` or `stack.sops.env`).
 //! - [`Redactor`]: replaces registered values with `(sensitive)`.
+//!
+//! Wiring, in short:
+//!
+//! ```ignore
+//! let redactor = Redactor::new();
+//! // logs: every line passes through the redactor
+//! tracing_subscriber::fmt().with_writer(redactor.make_writer(std::io::stderr)).init();
+//! // keys from SHOAL_AGE_KEY_FILE, else SOPS_AGE_KEY / SOPS_AGE_KEY_FILE /
+//! // $XDG_CONFIG_HOME (or ~/.config)/sops/age/keys.txt, read on first use
+//! let tree = DecryptingTree::from_env(DirTree::new(repo), redactor.clone());
+//! let vars = tree.stack_variables(&entry.dir)?;   // Option<IndexMap<String, String>>
+//! let loaded = compose::load(&tree, &entry, &vars_merged)?; // env_file: plaintext
+//! // converter reads secret `file:` through the same tree
+//! println!("{}", redactor.redact(&rendered_plan));
+//! eprintln!("{}", redactor.redact(&error.to_string()));
+//! ```
 mod error;
 pub mod keys;
 pub mod redact;

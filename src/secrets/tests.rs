@@ -305,6 +305,7 @@ fn keys_are_found_in_sops_places() {
         Redactor::new(),
     );
     assert!(d.decrypt("secrets.env", &fixture("secrets.env")).is_ok());
+    assert!(!format!("{d:?}").contains("AGE-SECRET-KEY"));
     // XDG config folder.
     let xdg = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(xdg.path().join("sops/age")).unwrap();
@@ -441,4 +442,44 @@ fn stack_variables_come_from_an_encrypted_file_only() {
     std::fs::write(dir.join("stack.env.sops.yaml"), "A: plain\n").unwrap();
     let err = tree.stack_variables("stacks/web").unwrap_err().to_string();
     assert!(err.contains("is not SOPS-encrypted"), "{err}");
+}
+
+#[test]
+fn yaml_edge_values_decrypt_with_a_matching_mac() {
+    // Timestamps (type:time), i64::MAX, exponents, empty collections, nulls
+    // in lists, unicode keys, quoted numbers, anchors.
+    let (_, text) = decrypt("edge.yaml").unwrap();
+    let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(v["when"], "2024-01-01T00:00:00Z");
+    assert_eq!(v["date"], "2024-01-01T00:00:00Z");
+    assert_eq!(v["big"], i64::MAX);
+    assert_eq!(v["sci"], 1500);
+    assert_eq!(v["tiny"], 0.000001);
+    assert_eq!(v["listnull"][0], serde_yaml::Value::Null);
+    assert_eq!(v["listnull"][1], "x-item");
+    assert_eq!(v["ünï"], "ùnicode välue");
+    assert_eq!(v["quoted_num"], "1234");
+    assert_eq!(v["yes_word"], "yes");
+    assert_eq!(v["ref"]["k"], "anchored-val");
+}
+
+#[test]
+fn json_edge_values_decrypt_with_a_matching_mac() {
+    let (_, text) = decrypt("edge.json").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["a"].as_f64(), Some(1e300));
+    assert_eq!(v["b"].as_f64(), Some(-0.5));
+    assert_eq!(v["c"].as_f64(), Some(12345678901234567890.0));
+    assert_eq!(v["d"], serde_json::json!({}));
+    assert_eq!(v["e"], serde_json::json!([]));
+    assert_eq!(v["f"], "ü\u{0}x");
+    assert_eq!(v["g"], serde_json::json!([[1, "two-val"], {"h": null}]));
+}
+
+#[test]
+fn dotenv_edge_values_round_trip_like_sops() {
+    // As `sops -d` prints it, less the decrypted `#c2` comment line, which
+    // shoal drops (comments are outside the MAC).
+    let (_, text) = decrypt("edge.env").unwrap();
+    assert_eq!(text, "A=x=y\nB= spaced value \nC=\nD=tail\\\\n\n");
 }
