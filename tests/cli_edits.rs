@@ -22,7 +22,7 @@ services:
       - "PORT:80"
     healthcheck:
       test: ["CMD", "true"]
-      interval: 30s
+      interval: 2s
     configs:
       - source: app
         target: /etc/app.conf
@@ -140,8 +140,8 @@ fn service_field_edits_plan_as_exactly_that_edit() {
             &["TaskTemplate.ContainerSpec.Labels[tier]"],
         ),
         (
-            "interval: 30s",
-            "interval: 20s",
+            "interval: 2s",
+            "interval: 3s",
             &["TaskTemplate.ContainerSpec.Healthcheck.Interval"],
         ),
     ];
@@ -223,7 +223,7 @@ fn broken_files_are_clear_errors_that_touch_nothing() {
     let good = std::fs::read_to_string(f.repo.path().join(&path)).unwrap();
     let cases: [(&str, &str, &str); 7] = [
         ("replicas: 1", "replicas: one", "replicas"),
-        ("interval: 30s", "interval: 30 parsecs", "interval"),
+        ("interval: 2s", "interval: 30 parsecs", "interval"),
         ("\"18130:80\"", "\"18130:80:90:100\"", "ports"),
         ("MODE: blue", "MODE: [blue", "stack.yml"),
         (
