@@ -98,3 +98,25 @@ fn a_bad_stack_file_names_file_line_and_field() {
     assert!(err.contains(":6"), "no line number: {err}");
     assert!(err.contains("replicas"), "{err}");
 }
+
+#[test]
+fn the_agents_own_stack_loads_and_passes_policies() {
+    let repo = Repo::new();
+    repo.copy_project_dir("stacks/shoal", "stacks/shoal");
+    repo.copy_project_dir("policies", "policies");
+    let out = shoal(&[
+        "validate",
+        "--repo",
+        repo.path().to_str().unwrap(),
+        "--nodes",
+        "3",
+        "--managers",
+        "3",
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("stack shoal: 1 services"),
+        "{}",
+        stdout(&out)
+    );
+}
