@@ -1,5 +1,6 @@
 //! Rendering a plan for people (text) and machines (JSON). Both come from
 //! the same [`Plan`]; sensitive values never leave here unmasked.
+use crate::compose::duration::format_duration;
 use crate::plan::{Action, Change, FieldChange, Plan, REPLACE_REQUIRED};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
@@ -186,7 +187,7 @@ fn text_diff(out: &mut String, before: &str, after: &str, paint: &Paint) {
 fn show(v: &Value, field: &str) -> String {
     if DURATION_FIELDS.contains(&field) {
         if let Some(ns) = v.as_i64() {
-            return go_duration(ns);
+            return format_duration(ns);
         }
     }
     durations_in(v).to_string()
@@ -198,7 +199,9 @@ fn durations_in(v: &Value) -> Value {
             m.iter()
                 .map(|(k, v)| {
                     let shown = match v.as_i64() {
-                        Some(ns) if DURATION_FIELDS.contains(&k.as_str()) => json!(go_duration(ns)),
+                        Some(ns) if DURATION_FIELDS.contains(&k.as_str()) => {
+                            json!(format_duration(ns))
+                        }
                         _ => durations_in(v),
                     };
                     (k.clone(), shown)
@@ -208,47 +211,6 @@ fn durations_in(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(durations_in).collect()),
         other => other.clone(),
     }
-}
-
-/// A duration as Go's `time.Duration.String` prints it: `0s`, `500ms`,
-/// `10s`, `1m30s`, `1h0m0s`, `1.5s`.
-pub fn go_duration(ns: i64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
-    let sign = if ns < 0 { "-" } else { "" };
-    let u = ns.unsigned_abs();
-    if u < 1_000_000_000 {
-        let (div, unit) = match u {
-            0..=999 => (1, "ns"),
-            1_000..=999_999 => (1_000, "µs"),
-            _ => (1_000_000, "ms"),
-        };
-        return format!("{sign}{}{unit}", fraction(u, div));
-    }
-    let hours = u / 3_600_000_000_000;
-    let minutes = (u / 60_000_000_000) % 60;
-    let secs = u % 60_000_000_000;
-    let mut out = sign.to_owned();
-    if hours > 0 {
-        let _ = write!(out, "{hours}h");
-    }
-    if hours > 0 || minutes > 0 {
-        let _ = write!(out, "{minutes}m");
-    }
-    let _ = write!(out, "{}s", fraction(secs, 1_000_000_000));
-    out
-}
-
-/// `v / div` with the decimal fraction, trailing zeros trimmed.
-fn fraction(v: u64, div: u64) -> String {
-    let (int, rem) = (v / div, v % div);
-    if rem == 0 {
-        return int.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let frac = format!("{rem:0width$}");
-    format!("{int}.{}", frac.trim_end_matches('0'))
 }
 
 /// The plan as JSON: `{"changes": [{"action","kind","name","stack","diff":
@@ -526,7 +488,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             (3_600_000_000_000, "1h0m0s"),
             (-2_000_000_000, "-2s"),
         ] {
-            assert_eq!(go_duration(ns), s);
+            assert_eq!(format_duration(ns), s);
         }
     }
 
