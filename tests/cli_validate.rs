@@ -42,20 +42,24 @@ fn seed_stack_validates_on_one_node_and_is_denied_on_two() {
 #[test]
 fn example_steedos_stack_passes_policies_on_three_nodes() {
     let repo = Repo::new();
-    for f in ["stack.yml", "stack.env"] {
-        let content =
-            std::fs::read_to_string(format!("{}/stacks/steedos/{f}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap();
-        repo.write(&format!("stacks/steedos/{f}"), &content);
-    }
+    // The whole folder: its credentials are in stack.sops.env, encrypted
+    // for the example's test key.
+    repo.copy_project_dir("stacks/steedos", "stacks/steedos");
     repo.copy_project_dir("policies", "policies");
-    let out = shoal(&[
-        "validate",
-        "--repo",
-        repo.path().to_str().unwrap(),
-        "--nodes",
-        "3",
-    ]);
+    let key = format!(
+        "{}/stacks/steedos/age-test-key.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = shoal_env(
+        &[
+            "validate",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--nodes",
+            "3",
+        ],
+        &[("SHOAL_AGE_KEY_FILE", key.as_str())],
+    );
     assert_code(&out, 0);
 }
 

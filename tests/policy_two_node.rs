@@ -73,14 +73,17 @@ fn example_steedos_stack_with_s3_applies_on_two_nodes() {
     let _guard = StackGuard::new(&[&stack]);
     let repo = Repo::new();
     copy_policies(&repo);
-    for f in ["stack.yml", "stack.env"] {
-        let content =
-            std::fs::read_to_string(format!("{}/stacks/steedos/{f}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap();
-        // The example publishes port 80; keep the test off it.
-        let content = content.replace("\"80:80\"", "\"18081:80\"");
-        repo.write(&format!("stacks/{stack}/{f}"), &content);
-    }
+    // The whole folder: its credentials are in stack.sops.env, encrypted
+    // for the example's test key.
+    repo.copy_project_dir("stacks/steedos", &format!("stacks/{stack}"));
+    let file = format!("stacks/{stack}/stack.yml");
+    let content = std::fs::read_to_string(repo.path().join(&file)).unwrap();
+    // The example publishes port 80; keep the test off it.
+    repo.write(&file, &content.replace("\"80:80\"", "\"18081:80\""));
+    let key = format!(
+        "{}/stacks/steedos/age-test-key.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let host = manager_hostname();
     let out = shoal_env(
         &[
@@ -93,7 +96,10 @@ fn example_steedos_stack_with_s3_applies_on_two_nodes() {
             "--timeout",
             "120s",
         ],
-        &[("DATA_NODE", host.as_str())],
+        &[
+            ("DATA_NODE", host.as_str()),
+            ("SHOAL_AGE_KEY_FILE", key.as_str()),
+        ],
     );
     assert_code(&out, 0);
     // Both Steedos replicas run, spread over the two nodes.
