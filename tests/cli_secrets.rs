@@ -216,6 +216,22 @@ fn rotate(obj: Obj, keep: Option<usize>, changes_count: usize) {
             is_hashed_version(&new_name, &base),
             "change {n}: new version {new_name} is not {base}-<8 hex>"
         );
+        let data = created[0]["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "Data")
+            .unwrap_or_else(|| panic!("change {n}: no Data in the create: {doc}"));
+        match obj {
+            Obj::Config => {
+                assert_eq!(data["before"], content(obj, n - 1), "change {n}");
+                assert_eq!(data["after"], content(obj, n), "change {n}");
+            }
+            Obj::Secret => {
+                assert_eq!(data["before"], "(sensitive)", "change {n}");
+                assert_eq!(data["after"], "(sensitive)", "change {n}");
+            }
+        }
         assert!(
             changes(&doc, "update", "service")
                 .iter()
