@@ -677,6 +677,21 @@ fn steedos_example_validates_with_its_test_key() {
     assert_code(&out, 0);
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(all.contains("stack steedos: 6 services"), "{all}");
+    let json = shoal_env(
+        &[
+            "validate", "--repo", dir, "--stack", "steedos", "--nodes", "3", "--json",
+        ],
+        &[("SHOAL_AGE_KEY_FILE", key.as_str())],
+    );
+    assert_code(&json, 0);
+    let all = format!("{all}{}{}", stdout(&json), stderr(&json));
+    for value in [
+        "example-license",
+        "example-access-key",
+        "example-secret-key-change-me",
+    ] {
+        assert!(!all.contains(value), "decrypted {value} printed:\n{all}");
+    }
 
     // Without the key: an error naming the encrypted file.
     let empty = tempfile::tempdir().unwrap();
