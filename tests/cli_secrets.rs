@@ -216,6 +216,22 @@ fn rotate(obj: Obj, keep: Option<usize>, changes_count: usize) {
             is_hashed_version(&new_name, &base),
             "change {n}: new version {new_name} is not {base}-<8 hex>"
         );
+        let data = created[0]["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == "Data")
+            .unwrap_or_else(|| panic!("change {n}: no Data in the create: {doc}"));
+        match obj {
+            Obj::Config => {
+                assert_eq!(data["before"], content(obj, n - 1), "change {n}");
+                assert_eq!(data["after"], content(obj, n), "change {n}");
+            }
+            Obj::Secret => {
+                assert_eq!(data["before"], "(sensitive)", "change {n}");
+                assert_eq!(data["after"], "(sensitive)", "change {n}");
+            }
+        }
         assert!(
             changes(&doc, "update", "service")
                 .iter()
@@ -661,6 +677,21 @@ fn steedos_example_validates_with_its_test_key() {
     assert_code(&out, 0);
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(all.contains("stack steedos: 6 services"), "{all}");
+    let json = shoal_env(
+        &[
+            "validate", "--repo", dir, "--stack", "steedos", "--nodes", "3", "--json",
+        ],
+        &[("SHOAL_AGE_KEY_FILE", key.as_str())],
+    );
+    assert_code(&json, 0);
+    let all = format!("{all}{}{}", stdout(&json), stderr(&json));
+    for value in [
+        "example-license",
+        "example-access-key",
+        "example-secret-key-change-me",
+    ] {
+        assert!(!all.contains(value), "decrypted {value} printed:\n{all}");
+    }
 
     // Without the key: an error naming the encrypted file.
     let empty = tempfile::tempdir().unwrap();
