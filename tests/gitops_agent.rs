@@ -270,3 +270,42 @@ fn sigterm_exits_zero_quickly_and_an_unreachable_remote_is_survived() {
     assert!(status.success(), "exit status {status:?}\n{}", agent.logs());
     eprintln!("SIGTERM to exit: {:?}", started.elapsed());
 }
+
+#[test]
+fn plan_and_apply_read_a_git_url_and_name_the_commit() {
+    let stack = stack_name("gu");
+    let _guard = StackGuard::new(&[&stack]);
+    let remote = GitRemote::new();
+    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+    remote.push("scale app to 1");
+    let cache = tempfile::tempdir().unwrap();
+    let url = remote.url();
+    let cache_dir = cache.path().to_str().unwrap();
+    let args = |cmd: &[&str]| {
+        let mut a = cmd.to_vec();
+        a.extend(["--repo", &url, "--ref", "main", "--cache-dir", cache_dir]);
+        shoal(&a)
+    };
+    let head = {
+        let out = Command::new("git")
+            .current_dir(&remote.work)
+            .args(["rev-parse", "--short=7", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let out = args(&["plan"]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("stacks at {head} \"scale app to 1\"")),
+        "{}",
+        stdout(&out)
+    );
+    let out = args(&["apply", "--auto-approve", "--timeout", "60s"]);
+    assert_code(&out, 0);
+    assert_eq!(replicas(&format!("{stack}_app")), Some(1));
+    let out = args(&["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["commit"]["short"], head.as_str());
+    assert_eq!(doc["summary"]["create"], 0);
+}
