@@ -554,7 +554,8 @@ fn cmd_policy_test(args: RepoArgs) -> Result<u8> {
 }
 
 async fn cmd_agent(args: AgentCmd) -> Result<u8> {
-    shoal::agent::init_tracing(args.agent.log_format);
+    let redactor = Redactor::new();
+    shoal::agent::init_tracing(args.agent.log_format, &redactor);
     let repo_args = &args.repo;
     let (source, watch_dir) = if is_git_url(&repo_args.repo) {
         let repo = GitRepo::open(&repo_args.repo, git_options(repo_args)?)?;
@@ -582,6 +583,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
             timeout: args.converge_timeout,
             ..ApplyOptions::default()
         },
+        redactor,
     };
     shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
     Ok(EXIT_OK)

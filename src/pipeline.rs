@@ -33,13 +33,16 @@ pub struct Pipeline {
     pub scope: Scope,
     pub engine: Engine,
     pub apply: ApplyOptions,
+    /// Every value decrypted in any pass is registered here; the agent's
+    /// log writer redacts through it.
+    pub redactor: Redactor,
 }
 
 impl Pipeline {
-    /// A fresh plaintext view of the snapshot. Keys and the redactor are
-    /// per pass, so a rotated age key is picked up without a restart.
+    /// A fresh plaintext view of the snapshot. Keys are read per pass, so a
+    /// rotated age key is picked up without a restart.
     async fn tree(&self, snapshot: &Snapshot) -> Result<(RepoTree, Redactor), String> {
-        let redactor = Redactor::new();
+        let redactor = self.redactor.clone();
         let inner: Box<dyn Tree> = match &self.source {
             SourceSpec::Dir(path) => Box::new(DirTree::new(path.clone())),
             SourceSpec::Git { repo, git_ref } => {

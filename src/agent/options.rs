@@ -138,10 +138,14 @@ fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 
 /// Install the global tracing subscriber (`RUST_LOG` filters; default
 /// `info`). Does nothing if one is already installed.
-pub fn init_tracing(format: LogFormat) {
+pub fn init_tracing(format: LogFormat, redactor: &crate::secrets::Redactor) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Every line passes through the redactor: a decrypted value never
+    // reaches the log, whatever code logged it.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(redactor.make_writer(std::io::stdout));
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
