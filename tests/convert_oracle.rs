@@ -241,6 +241,29 @@ fn same_leaf(desired: &Value, live: &Value) -> bool {
     }
 }
 
+/// The spec with its config and secret references sorted by (name, target).
+fn refs_by_target(mut spec: Value) -> Value {
+    for key in ["Configs", "Secrets"] {
+        if let Some(refs) = spec
+            .pointer_mut(&format!("/TaskTemplate/ContainerSpec/{key}"))
+            .and_then(Value::as_array_mut)
+        {
+            refs.sort_by_key(|r| {
+                let name = r["ConfigName"]
+                    .as_str()
+                    .or(r["SecretName"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                (
+                    name,
+                    r["File"]["Name"].as_str().unwrap_or_default().to_string(),
+                )
+            });
+        }
+    }
+    spec
+}
+
 /// Every leaf of `desired` equals the live value at the same path.
 fn assert_subset(what: &str, desired: &Value, live: &Value) {
     let mut ls = Vec::new();
@@ -345,8 +368,12 @@ fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
     assert_eq!(labelled("secret", stack), names(&want.secrets), "secrets");
 
     for svc in &want.services {
-        let live = live_service(&svc.name);
-        assert_subset(&format!("service {}", svc.name), &svc.spec, &live);
+        // docker sorts config/secret references by name only (an unstable
+        // sort): two references to one secret come in either order. shoal's
+        // diff keys references by target, so compare them that way here.
+        let live = refs_by_target(live_service(&svc.name));
+        let spec = refs_by_target(svc.spec.clone());
+        assert_subset(&format!("service {}", svc.name), &spec, &live);
         assert_no_extra(&format!("service {}", svc.name), &svc.spec, &live);
     }
     for net in &want.networks {
