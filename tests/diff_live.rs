@@ -2,66 +2,13 @@
 //! deploy` and read back with `docker ... inspect` plans as no change
 //! against the specs docker's convert sends for the same file; a
 //! `docker service scale` then shows as a replicas update.
+mod common;
+
+use common::{docker, StackGuard};
 use serde_json::{json, Value};
 use shoal::diff::plan_stack;
 use shoal::plan::Action;
 use shoal::state::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the stack (and waits for its networks to go) even when the
-/// test fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["stack", "rm", &self.0])
-            .output();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let filter = format!("label=com.docker.stack.namespace={}", self.0);
-        while Instant::now() < deadline {
-            let out = Command::new("docker")
-                .args(["network", "ls", "-q", "--filter", &filter])
-                .output();
-            if out.map(|o| o.stdout.is_empty()).unwrap_or(true) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        // Stack volumes outlive `docker stack rm`; they can go once the
-        // task containers are gone.
-        let volume = format!("{}_data", self.0);
-        while Instant::now() < deadline {
-            let exists = Command::new("docker")
-                .args(["volume", "inspect", &volume])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !exists {
-                return;
-            }
-            let _ = Command::new("docker")
-                .args(["volume", "rm", &volume])
-                .output();
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
 
 /// Objects of one kind in the stack, as `docker <kind> inspect` prints them.
 fn inspect(kind: &str, stack: &str) -> Vec<Value> {
@@ -281,7 +228,7 @@ fn docker_deployed_stack_plans_as_no_change_and_scale_shows() {
     .unwrap();
     std::fs::write(dir.path().join("app.conf"), "line1\nline2\n").unwrap();
     std::fs::write(dir.path().join("db_pass"), "s3cret").unwrap();
-    let _cleanup = Cleanup(stack.clone());
+    let _cleanup = StackGuard::new(&[&stack]);
     let file = dir.path().join("stack.yml");
     docker(&[
         "stack",

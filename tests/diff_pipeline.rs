@@ -3,67 +3,15 @@
 //! file and reads the swarm itself (compose -> convert -> engine -> diff).
 //! Then a changed config and env must plan as a config rotation plus one
 //! service update, and the text plan must not show the secret-looking value.
+mod common;
+
+use common::{docker, StackGuard};
 use shoal::compose::{load, Vars};
 use shoal::diff::{plan_stack_with, DiffOptions};
 use shoal::plan::{Action, Plan};
 use shoal::source::{DirTree, StackEntry};
 use shoal::state::Kind;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Removes the stack (and waits for its networks to go) even on failure.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["stack", "rm", &self.0])
-            .output();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let filter = format!("label=com.docker.stack.namespace={}", self.0);
-        while Instant::now() < deadline {
-            let out = Command::new("docker")
-                .args(["network", "ls", "-q", "--filter", &filter])
-                .output();
-            if out.map(|o| o.stdout.is_empty()).unwrap_or(true) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        // Stack volumes outlive `docker stack rm`; they can go once the
-        // task containers are gone.
-        let volume = format!("{}_data", self.0);
-        while Instant::now() < deadline {
-            let exists = Command::new("docker")
-                .args(["volume", "inspect", &volume])
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false);
-            if !exists {
-                return;
-            }
-            let _ = Command::new("docker")
-                .args(["volume", "rm", &volume])
-                .output();
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-}
 
 const COMPOSE: &str = r#"version: "3.8"
 services:
@@ -155,7 +103,7 @@ async fn docker_deployed_stack_plans_as_no_change_through_the_whole_pipeline() {
     .unwrap();
     std::fs::write(dir.join("app.conf"), "a=1\nb=2\n").unwrap();
     std::fs::write(dir.join("db_pass"), "s3cret").unwrap();
-    let _cleanup = Cleanup(stack.clone());
+    let _cleanup = StackGuard::new(&[&stack]);
     let file = dir.join("stack.yml");
     let file = file.to_str().unwrap();
     docker(&[

@@ -251,8 +251,9 @@ pub fn names(kind: &str, stack: &str) -> Vec<String> {
     v
 }
 
-/// Removes the named stacks when dropped (also on panic), and waits until
-/// their objects are gone so later tests start clean.
+/// Removes the named stacks when dropped (also on panic), waits until
+/// their networks are gone and removes their volumes, so later tests start
+/// clean.
 pub struct StackGuard(pub Vec<String>);
 
 impl StackGuard {
@@ -279,6 +280,30 @@ impl Drop for StackGuard {
                 if empty {
                     break;
                 }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            // Stack volumes (labelled by docker's convert and shoal's)
+            // outlive `docker stack rm`; they go once no container holds
+            // them.
+            while Instant::now() < deadline {
+                let o = Command::new("docker")
+                    .args(["volume", "ls", "-q", "--filter", &filter])
+                    .output();
+                let volumes: Vec<String> = o
+                    .map(|o| {
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if volumes.is_empty() {
+                    break;
+                }
+                let _ = Command::new("docker")
+                    .args(["volume", "rm"])
+                    .args(&volumes)
+                    .output();
                 std::thread::sleep(Duration::from_millis(300));
             }
         }
