@@ -7,6 +7,7 @@ mod converge;
 
 use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds};
 use crate::plan::{Action, Change, Plan};
+use crate::registry_auth::Credentials;
 use crate::state::Kind;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
@@ -24,6 +25,10 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// Service writes in flight at once.
     pub parallelism: usize,
+    /// Send each service's registry credentials from this docker config
+    /// with its create/update, so the nodes can pull private images
+    /// (`--with-registry-auth`).
+    pub registry_auth: Option<Credentials>,
 }
 
 impl Default for ApplyOptions {
@@ -32,6 +37,7 @@ impl Default for ApplyOptions {
             wait: true,
             timeout: Duration::from_secs(300),
             parallelism: 8,
+            registry_auth: None,
         }
     }
 }
@@ -152,10 +158,13 @@ pub async fn apply(
             >,
         >;
         let ids = &ids;
+        let registry = opts.registry_auth.as_ref();
         let pending: Vec<Pending<'_>> = services
             .iter()
             .map(|&c| -> Pending<'_> {
-                Box::pin(async move { (c, write_service(engine, c, ids, progress).await) })
+                Box::pin(
+                    async move { (c, write_service(engine, c, ids, registry, progress).await) },
+                )
             })
             .collect();
         let outcomes: Vec<_> = stream::iter(pending)
@@ -309,6 +318,28 @@ async fn write_support(engine: &Engine, change: &Change) -> Result<(), EngineErr
     }
 }
 
+/// The `X-Registry-Auth` to send with a service write, when
+/// `--with-registry-auth` asked for it and the docker config has
+/// credentials for the service's registry.
+async fn registry_auth(
+    creds: Option<&Credentials>,
+    spec: &serde_json::Value,
+    service: &str,
+) -> Result<Option<String>, EngineError> {
+    let (Some(creds), Some(image)) = (
+        creds,
+        spec.pointer("/TaskTemplate/ContainerSpec/Image")
+            .and_then(serde_json::Value::as_str),
+    ) else {
+        return Ok(None);
+    };
+    let (creds, image) = (creds.clone(), image.to_string());
+    tokio::task::spawn_blocking(move || creds.header_for(&image))
+        .await
+        .map_err(|e| EngineError::Config(e.to_string()))?
+        .map_err(|e| EngineError::Config(format!("service {service}: {e}")))
+}
+
 struct ServiceWrite {
     writes: usize,
     id: String,
@@ -324,17 +355,23 @@ async fn write_service(
     engine: &Engine,
     change: &Change,
     ids: &ReferenceIds,
+    registry: Option<&Credentials>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ServiceWrite, EngineError> {
     let mut spec = desired(change).clone();
     resolve_references(&mut spec, ids, &change.name)?;
+    let auth = registry_auth(registry, &spec, &change.name).await?;
+    let auth = auth.as_deref();
     if change.action == Action::Create {
-        let id = engine.create(Kind::Service, &spec).await?;
+        let id = engine.create_with_auth(Kind::Service, &spec, auth).await?;
         return Ok(ServiceWrite { writes: 1, id });
     }
     let (id, mut version) = live(change);
     for _ in 0..UPDATE_ATTEMPTS {
-        match engine.update(Kind::Service, id, version, &spec).await {
+        match engine
+            .update_with_auth(Kind::Service, id, version, &spec, auth)
+            .await
+        {
             Ok(warnings) => {
                 for w in warnings {
                     progress(&format!("{}: warning: {w}", change.name));

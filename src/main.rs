@@ -5,10 +5,12 @@ use clap::{Args, Parser, Subcommand};
 use shoal::apply::{self, ApplyOptions};
 use shoal::compose::Vars;
 use shoal::engine::Engine;
+use shoal::images::ResolveMode;
 use shoal::pipeline::{Pipeline, SourceSpec};
 use shoal::plan::Plan;
 use shoal::policy::{violations_text, PolicySet, Violation};
 use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
+use shoal::registry_auth::Credentials;
 use shoal::render;
 use shoal::secrets::{DecryptingTree, Redactor};
 use shoal::source::git::{GitOptions, GitRepo};
@@ -88,10 +90,22 @@ struct RepoArgs {
     no_color: bool,
 }
 
+/// How images are pinned to registry digests.
+#[derive(Args, Clone)]
+struct ImageArgs {
+    /// Pin services to the registry digest of their image tag, as `docker
+    /// stack deploy --resolve-image` does: always (a re-pushed tag is an
+    /// update), changed (only new or changed tags), never.
+    #[arg(long, value_enum, default_value_t = ResolveMode::Always, env = "SHOAL_RESOLVE_IMAGE")]
+    resolve_image: ResolveMode,
+}
+
 #[derive(Args)]
 struct PlanArgs {
     #[command(flatten)]
     repo: RepoArgs,
+    #[command(flatten)]
+    images: ImageArgs,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -107,6 +121,12 @@ struct PlanArgs {
 struct ApplyArgs {
     #[command(flatten)]
     repo: RepoArgs,
+    #[command(flatten)]
+    images: ImageArgs,
+    /// Send registry credentials from the docker config file with each
+    /// service, so the nodes can pull private images.
+    #[arg(long)]
+    with_registry_auth: bool,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     auto_approve: bool,
@@ -143,6 +163,12 @@ struct ValidateArgs {
 struct AgentCmd {
     #[command(flatten)]
     repo: RepoArgs,
+    #[command(flatten)]
+    images: ImageArgs,
+    /// Send registry credentials from the docker config file with each
+    /// service, so the nodes can pull private images.
+    #[arg(long)]
+    with_registry_auth: bool,
     #[command(flatten)]
     agent: shoal::agent::AgentArgs,
     /// Also delete stacks that are on the swarm but no longer in the repository.
@@ -298,10 +324,10 @@ impl Planned {
     }
 }
 
-async fn plan_run(args: &RepoArgs, prune: bool) -> Result<Planned> {
+async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
     let source = open_source(args)?;
     let scope = scope(args, prune);
-    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+    let mut desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = Engine::connect().await?;
     let (live, facts, network_ids) = tokio::try_join!(
@@ -309,6 +335,10 @@ async fn plan_run(args: &RepoArgs, prune: bool) -> Result<Planned> {
         engine.cluster_facts(),
         engine.network_ids()
     )?;
+    let creds = Credentials::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    engine
+        .pin_images(&mut desired, &live, images.resolve_image, &creds)
+        .await;
     let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
     let (plan, notes) = reconcile::plan(&desired, &live, &network_names, &scope);
     let (violations, policy_errors) = check_policies(&source.tree, &desired, &facts);
@@ -429,7 +459,7 @@ fn json_doc(p: &Planned) -> serde_json::Value {
 }
 
 async fn cmd_plan(args: PlanArgs) -> Result<u8> {
-    let p = plan_run(&args.repo, args.prune).await?;
+    let p = plan_run(&args.repo, args.prune, &args.images).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
     } else {
@@ -447,7 +477,7 @@ async fn cmd_plan(args: PlanArgs) -> Result<u8> {
 }
 
 async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
-    let p = plan_run(&args.repo, args.prune).await?;
+    let p = plan_run(&args.repo, args.prune, &args.images).await?;
     print_text(&p, color(&args.repo));
     if p.denied() {
         eprintln!("\nerror: policies deny this plan; nothing was changed.");
@@ -477,9 +507,15 @@ async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
         }
     }
     let engine = Engine::connect().await?;
+    let registry_auth = if args.with_registry_auth {
+        Some(Credentials::from_env().map_err(|e| anyhow::anyhow!(e))?)
+    } else {
+        None
+    };
     let opts = ApplyOptions {
         wait: !args.no_wait,
         timeout: args.timeout,
+        registry_auth,
         ..ApplyOptions::default()
     };
     let progress = |line: &str| println!("{line}");
@@ -583,7 +619,10 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
             timeout: args.converge_timeout,
             ..ApplyOptions::default()
         },
+        resolve_image: args.images.resolve_image,
+        with_registry_auth: args.with_registry_auth,
         redactor,
+        warned: Default::default(),
     };
     shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
     Ok(EXIT_OK)

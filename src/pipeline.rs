@@ -5,14 +5,17 @@ use crate::agent::{Planned, Reconciler, Snapshot, StackPlan, StackProblem};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
+use crate::images::ResolveMode;
 use crate::plan::Plan;
 use crate::policy::{violations_text, PolicySet};
 use crate::reconcile::{self, RepoTree, Scope};
+use crate::registry_auth::Credentials;
 use crate::render;
 use crate::secrets::{DecryptingTree, Redactor};
 use crate::source::git::GitRepo;
 use crate::source::{DirTree, Tree};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -33,12 +36,38 @@ pub struct Pipeline {
     pub scope: Scope,
     pub engine: Engine,
     pub apply: ApplyOptions,
+    /// When each pass asks the registry for image digests.
+    pub resolve_image: ResolveMode,
+    /// Send registry credentials (read from the docker config on every
+    /// apply, so a new `docker login` needs no restart) with services.
+    pub with_registry_auth: bool,
     /// Every value decrypted in any pass is registered here; the agent's
     /// log writer redacts through it.
     pub redactor: Redactor,
+    /// Warnings logged by the last pass (see `log_new_warnings`).
+    pub warned: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Pipeline {
+    /// Log the loader's and the image resolver's warnings of a pass, each
+    /// once while it lasts (an unreachable registry warns on every pass).
+    fn log_new_warnings(&self, desired: &reconcile::Desired) {
+        let now: BTreeSet<String> = desired
+            .stacks
+            .iter()
+            .flat_map(|s| {
+                s.warnings
+                    .iter()
+                    .map(move |w| format!("stack {}: {w}", s.name))
+            })
+            .collect();
+        let mut seen = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        for w in now.difference(&seen) {
+            tracing::warn!("{}", self.redactor.redact(w));
+        }
+        *seen = now;
+    }
+
     /// A fresh plaintext view of the snapshot. Keys are read per pass, so a
     /// rotated age key is picked up without a restart.
     async fn tree(&self, snapshot: &Snapshot) -> Result<(RepoTree, Redactor), String> {
@@ -147,7 +176,7 @@ impl Reconciler for Pipeline {
                 return Vec::new();
             }
         };
-        let desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
+        let mut desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %redactor.redact(&e.to_string()), "cannot read the repository; nothing planned");
@@ -173,6 +202,24 @@ impl Reconciler for Pipeline {
             }
         };
         let (live, facts, network_ids) = live;
+        match Credentials::from_env() {
+            Ok(creds) => {
+                self.engine
+                    .pin_images(&mut desired, &live, self.resolve_image, &creds)
+                    .await
+            }
+            // Without the docker config no digest can be trusted: keep
+            // every stack as it is, as for any stack that fails to load.
+            Err(e) => {
+                for stack in std::mem::take(&mut desired.stacks) {
+                    desired.errors.push(reconcile::StackError {
+                        stack: stack.name,
+                        message: format!("registry credentials: {e}"),
+                    });
+                }
+            }
+        }
+        self.log_new_warnings(&desired);
         let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
         let (plan, _notes) = reconcile::plan(&desired, &live, &network_names, &self.scope);
         let policies = PolicySet::load(&tree);
@@ -237,7 +284,11 @@ impl Reconciler for Pipeline {
     async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {
         let stack_name = stack.to_string();
         let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
-        let report = apply::apply(&self.engine, plan, &self.apply, &progress)
+        let mut opts = self.apply.clone();
+        if self.with_registry_auth {
+            opts.registry_auth = Some(Credentials::from_env()?);
+        }
+        let report = apply::apply(&self.engine, plan, &opts, &progress)
             .await
             .map_err(|e| e.to_string())?;
         if !report.not_converged.is_empty() {

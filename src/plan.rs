@@ -85,4 +85,77 @@ impl Plan {
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action != Action::Noop)
     }
+
+    /// Whether every change is a service image whose tag stayed and whose
+    /// registry digest moved (`app:3.0@sha256:ab…` -> `app:3.0@sha256:cd…`):
+    /// the registry changed, not the swarm by hand, so it is not drift.
+    pub fn only_digest_moves(&self) -> bool {
+        fn tag(v: &Value) -> Option<&str> {
+            v.as_str().and_then(|s| s.split_once('@')).map(|p| p.0)
+        }
+        self.has_changes()
+            && self
+                .changes
+                .iter()
+                .filter(|c| c.action != Action::Noop)
+                .all(|c| {
+                    c.action == Action::Update
+                        && c.kind == Kind::Service
+                        && !c.diff.is_empty()
+                        && c.diff.iter().all(|f| {
+                            f.path == "TaskTemplate.ContainerSpec.Image"
+                                && tag(&f.before).is_some()
+                                && tag(&f.before) == tag(&f.after)
+                        })
+                })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn update(path: &str, before: Value, after: Value) -> Change {
+        Change {
+            action: Action::Update,
+            kind: Kind::Service,
+            name: "s_web".into(),
+            stack: "s".into(),
+            diff: vec![FieldChange {
+                path: path.into(),
+                before,
+                after,
+                sensitive: false,
+            }],
+            desired: None,
+            live_id: None,
+            live_version: None,
+        }
+    }
+
+    #[test]
+    fn a_moved_digest_alone_is_not_drift() {
+        let image = "TaskTemplate.ContainerSpec.Image";
+        let moved = update(
+            image,
+            json!("app:3.0@sha256:aa"),
+            json!("app:3.0@sha256:bb"),
+        );
+        let plan = |changes: Vec<Change>| Plan { changes };
+        assert!(plan(vec![moved.clone()]).only_digest_moves());
+        // A new tag, an unpinned service, or any other field is a change of
+        // another kind.
+        let retag = update(
+            image,
+            json!("app:3.0@sha256:aa"),
+            json!("app:3.1@sha256:bb"),
+        );
+        let unpinned = update(image, json!("app:3.0"), json!("app:3.0@sha256:bb"));
+        let scaled = update("Mode.Replicated.Replicas", json!(2), json!(3));
+        for other in [retag, unpinned, scaled] {
+            assert!(!plan(vec![moved.clone(), other]).only_digest_moves());
+        }
+        assert!(!plan(vec![]).only_digest_moves());
+    }
 }

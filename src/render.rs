@@ -138,6 +138,10 @@ fn field(out: &mut String, f: &FieldChange, paint: &Paint) {
         );
         return;
     }
+    if let Some(line) = image_digest_change(f) {
+        let _ = writeln!(out, "    {}: {line}", f.path);
+        return;
+    }
     let last = f.path.rsplit(['.', '[']).next().unwrap_or("");
     let _ = writeln!(
         out,
@@ -146,6 +150,39 @@ fn field(out: &mut String, f: &FieldChange, paint: &Paint) {
         show(&f.before, last),
         show(&f.after, last)
     );
+}
+
+/// The image path of a service spec.
+const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
+
+/// Same tag, new digest: `app:3.0 sha256:ab12… -> sha256:cd34…`, so the
+/// moved digest stands out (an unpinned side reads `(no digest)`).
+fn image_digest_change(f: &FieldChange) -> Option<String> {
+    if f.path != IMAGE_PATH {
+        return None;
+    }
+    let split = |v: &Value| -> Option<(String, Option<String>)> {
+        let s = v.as_str()?;
+        Some(match s.split_once('@') {
+            Some((name, digest)) => (name.to_string(), Some(digest.to_string())),
+            None => (s.to_string(), None),
+        })
+    };
+    let (before, before_digest) = split(&f.before)?;
+    let (after, after_digest) = split(&f.after)?;
+    if before != after || (before_digest.is_none() && after_digest.is_none()) {
+        return None;
+    }
+    let short = |d: &Option<String>| match d {
+        Some(d) if d.len() > 19 => format!("{}…", &d[..19]),
+        Some(d) => d.clone(),
+        None => "(no digest)".to_string(),
+    };
+    Some(format!(
+        "{after} {} -> {}",
+        short(&before_digest),
+        short(&after_digest)
+    ))
 }
 
 /// A unified diff of two texts, indented under the field.
@@ -380,6 +417,43 @@ Plan: 1 to create, 1 to update, 1 to delete.
         assert!(t.contains("      \x1b[36m@@ -1 +1 @@\x1b[0m\n"), "{t}");
         assert!(t.contains("      \x1b[31m-x\x1b[0m\n"), "{t}");
         assert!(t.contains("      \x1b[32m+y\x1b[0m\n"), "{t}");
+    }
+
+    #[test]
+    fn a_moved_digest_reads_as_tag_and_digests() {
+        let old = "sha256:ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
+        let new = "sha256:cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34";
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Service,
+                "s_web",
+                vec![fc(
+                    IMAGE_PATH,
+                    json!(format!("app:3.0@{old}")),
+                    json!(format!("app:3.0@{new}")),
+                    false,
+                )],
+            )],
+        };
+        let out = text(&plan, &TextOptions { color: false });
+        assert!(
+            out.contains(
+                "TaskTemplate.ContainerSpec.Image: app:3.0 sha256:ab12ab12ab12… -> sha256:cd34cd34cd34…"
+            ),
+            "{out}"
+        );
+        // A new tag reads as a plain value change.
+        let plan = Plan {
+            changes: vec![change(
+                Action::Update,
+                Kind::Service,
+                "s_web",
+                vec![fc(IMAGE_PATH, json!("app:3.0"), json!("app:3.1"), false)],
+            )],
+        };
+        let out = text(&plan, &TextOptions { color: false });
+        assert!(out.contains(r#"Image: "app:3.0" -> "app:3.1""#), "{out}");
     }
 
     #[test]

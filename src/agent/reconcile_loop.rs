@@ -248,7 +248,11 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 (Outcome::NoChange, None)
             }
             Ok(planned) => {
-                drift = rec.commit.as_deref() == Some(snapshot.id.as_str());
+                // The same revision applied before, yet changes: someone
+                // changed the swarm by hand. A tag whose registry digest
+                // moved is the registry's change, not drift.
+                drift = rec.commit.as_deref() == Some(snapshot.id.as_str())
+                    && !planned.plan.only_digest_moves();
                 let changes = summary.create + summary.update + summary.delete;
                 if drift && !self.self_heal {
                     tracing::warn!(
@@ -565,6 +569,28 @@ mod tests {
         *f.snapshot_id.lock().unwrap() = "c2".into();
         l.pass(&[Reason::Webhook]).await;
         assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+    }
+
+    #[tokio::test]
+    async fn a_moved_image_digest_is_applied_even_without_self_heal() {
+        let f = fake("c1", vec![unchanged("web")]);
+        let mut l = looper(&f, false);
+        l.pass(&[Reason::Startup]).await;
+        let mut moved = changed("web");
+        if let Ok(p) = &mut moved.result {
+            p.plan.changes[0].diff = vec![crate::plan::FieldChange {
+                path: "TaskTemplate.ContainerSpec.Image".into(),
+                before: serde_json::json!("app:3.0@sha256:aa"),
+                after: serde_json::json!("app:3.0@sha256:bb"),
+                sensitive: false,
+            }];
+        }
+        *f.plans.lock().unwrap() = vec![moved];
+        l.pass(&[Reason::Interval]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+        let s = l.status.lock().unwrap();
+        assert_eq!(s.stacks["web"].outcome, Outcome::Applied);
+        assert!(!s.stacks["web"].drift);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! Specs travel as raw JSON in both directions (see `raw.rs` for why), so
 //! every field the daemon knows passes through unchanged. `docker` (bollard)
 //! is kept for callers that want typed, non-spec calls such as events.
+mod distribution;
 mod live;
 pub mod raw;
 mod refs;
@@ -141,10 +142,22 @@ impl Engine {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, EngineError> {
+        self.call_with(what, method, path, body, &[]).await
+    }
+
+    /// [`Engine::call`] with extra request headers.
+    async fn call_with(
+        &self,
+        what: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, EngineError> {
         let full = format!("{API_PREFIX}{path}");
         let resp = self
             .raw
-            .request(method, &full, body)
+            .request_with(method, &full, body, headers)
             .await
             .map_err(|reason| EngineError::Unreachable {
                 endpoint: self.raw.endpoint.to_string(),

@@ -112,6 +112,17 @@ impl RawClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Response, String> {
+        self.request_with(method, path, body, &[]).await
+    }
+
+    /// [`RawClient::request`] with extra headers (e.g. `X-Registry-Auth`).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, String> {
         let body = match body {
             Some(v) => serde_json::to_vec(v).map_err(|e| format!("cannot encode request: {e}"))?,
             None => Vec::new(),
@@ -123,6 +134,9 @@ impl RawClient {
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shoal\r\nConnection: close\r\nAccept: application/json\r\n"
         );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
         if !body.is_empty() || method == "POST" {
             head.push_str("Content-Type: application/json\r\n");
             head.push_str(&format!("Content-Length: {}\r\n", body.len()));

@@ -12,9 +12,24 @@ impl Engine {
     /// their config/secret ids resolved (see
     /// [`resolve_references`](super::resolve_references)).
     pub async fn create(&self, kind: Kind, spec: &Value) -> Result<String, EngineError> {
+        self.create_with_auth(kind, spec, None).await
+    }
+
+    /// [`Engine::create`] sending registry credentials (`X-Registry-Auth`)
+    /// with a service, so the swarm hands them to the nodes that pull its
+    /// image (`docker stack deploy --with-registry-auth`).
+    pub async fn create_with_auth(
+        &self,
+        kind: Kind,
+        spec: &Value,
+        registry_auth: Option<&str>,
+    ) -> Result<String, EngineError> {
         let what = format!("create {kind} {}", name_of(spec));
         let path = format!("/{}/create", collection(kind));
-        let answer = self.call(&what, "POST", &path, Some(spec)).await?;
+        let headers = auth_header(registry_auth);
+        let answer = self
+            .call_with(&what, "POST", &path, Some(spec), &headers)
+            .await?;
         // Networks answer `Id`, swarm objects `ID`.
         answer
             .get("ID")
@@ -37,6 +52,20 @@ impl Engine {
         version: u64,
         spec: &Value,
     ) -> Result<Vec<String>, EngineError> {
+        self.update_with_auth(kind, id, version, spec, None).await
+    }
+
+    /// [`Engine::update`] sending registry credentials with a service (see
+    /// [`Engine::create_with_auth`]); without them the swarm keeps the
+    /// ones it had.
+    pub async fn update_with_auth(
+        &self,
+        kind: Kind,
+        id: &str,
+        version: u64,
+        spec: &Value,
+        registry_auth: Option<&str>,
+    ) -> Result<Vec<String>, EngineError> {
         let what = format!("update {kind} {}", name_of(spec));
         if kind == Kind::Network {
             return Err(EngineError::Config(format!(
@@ -48,7 +77,10 @@ impl Engine {
             collection(kind),
             query_escape(id)
         );
-        let answer = self.call(&what, "POST", &path, Some(spec)).await?;
+        let headers = auth_header(registry_auth);
+        let answer = self
+            .call_with(&what, "POST", &path, Some(spec), &headers)
+            .await?;
         Ok(answer["Warnings"]
             .as_array()
             .into_iter()
@@ -78,6 +110,12 @@ impl Engine {
             .await
             .map(|_| ())
     }
+}
+
+fn auth_header(registry_auth: Option<&str>) -> Vec<(&'static str, &str)> {
+    registry_auth
+        .map(|a| vec![("X-Registry-Auth", a)])
+        .unwrap_or_default()
 }
 
 fn name_of(spec: &Value) -> &str {

@@ -1,0 +1,221 @@
+//! Image digests through the Engine's distribution endpoint
+//! (`GET /distribution/{image}/json`), the call `docker stack deploy`
+//! makes: the daemon asks the registry, with the credentials we pass.
+use super::Engine;
+use crate::images::{self, LookupError, Lookups, Reference, ResolveMode, Resolved};
+use crate::reconcile::Desired;
+use crate::registry_auth::Credentials;
+use crate::state::LiveStack;
+use futures_util::stream::{self, StreamExt};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Lookups in flight at once.
+const PARALLEL_LOOKUPS: usize = 8;
+
+impl Engine {
+    /// Pin the images of `desired` to their registry digests as `mode`
+    /// asks (see [`crate::images`]): look up what is needed, then pin.
+    pub async fn pin_images(
+        &self,
+        desired: &mut Desired,
+        live: &BTreeMap<String, LiveStack>,
+        mode: ResolveMode,
+        creds: &Credentials,
+    ) {
+        let wanted = images::to_look_up(desired, live, mode);
+        let lookups = self.lookup_digests(&wanted, creds).await;
+        images::pin(desired, &lookups);
+    }
+
+    /// The registry digest of every image in `images`, each answer on its
+    /// own (one failing never hides the others).
+    pub async fn lookup_digests(&self, images: &BTreeSet<String>, creds: &Credentials) -> Lookups {
+        if images.is_empty() {
+            return Lookups::new();
+        }
+        let headers = registry_headers(images, creds).await;
+        let lookups = stream::iter(images.iter().cloned())
+            .map(|image| {
+                let header = headers
+                    .get(Reference::parse(&image).auth_key())
+                    .cloned()
+                    .unwrap_or(Ok(None));
+                async move {
+                    let answer = match header {
+                        Err(e) => Err(LookupError::Auth(e)),
+                        Ok(h) => self.lookup_digest(&image, h.as_deref(), creds).await,
+                    };
+                    (image, answer)
+                }
+            })
+            .buffer_unordered(PARALLEL_LOOKUPS)
+            .collect::<Vec<_>>()
+            .await;
+        lookups.into_iter().collect()
+    }
+
+    async fn lookup_digest(
+        &self,
+        image: &str,
+        registry_auth: Option<&str>,
+        creds: &Credentials,
+    ) -> Result<Resolved, LookupError> {
+        let path = format!("{}/distribution/{image}/json", super::API_PREFIX);
+        let headers: Vec<(&str, &str)> = registry_auth
+            .map(|a| vec![("X-Registry-Auth", a)])
+            .unwrap_or_default();
+        let resp = self
+            .raw
+            .request_with("GET", &path, None, &headers)
+            .await
+            .map_err(|e| LookupError::Unavailable(format!("docker engine: {e}")))?;
+        if resp.is_success() {
+            let doc = resp
+                .json()
+                .map_err(|e| LookupError::Unavailable(format!("docker engine: {e}")))?;
+            return parse_inspect(&doc)
+                .ok_or_else(|| LookupError::Unavailable(format!("no digest in {doc}")));
+        }
+        let message = resp.error_message();
+        Err(classify(
+            resp.status,
+            &message,
+            &Reference::parse(image).domain,
+            registry_auth.is_some(),
+            creds,
+        ))
+    }
+}
+
+/// Credentials per registry key, read once per registry (helpers are
+/// programs: run them off the async threads).
+async fn registry_headers(
+    images: &BTreeSet<String>,
+    creds: &Credentials,
+) -> BTreeMap<String, Result<Option<String>, String>> {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    for image in images {
+        let key = Reference::parse(image).auth_key().to_string();
+        keys.entry(key).or_insert_with(|| image.clone());
+    }
+    let creds = creds.clone();
+    tokio::task::spawn_blocking(move || {
+        keys.into_iter()
+            .map(|(key, image)| {
+                let header = creds.header_for(&image);
+                (key, header)
+            })
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// `{"Descriptor":{"digest":…},"Platforms":[{"architecture":…,"os":…}]}`.
+fn parse_inspect(doc: &Value) -> Option<Resolved> {
+    let digest = doc.pointer("/Descriptor/digest")?.as_str()?.to_string();
+    let platforms = doc["Platforms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let os = p.get("os")?.as_str()?;
+            let arch = p.get("architecture")?.as_str()?;
+            Some((os.to_string(), arch.to_string()))
+        })
+        .collect();
+    Some(Resolved { digest, platforms })
+}
+
+/// A refused or missing login is an error for people to fix; anything else
+/// (unreachable registry, unknown tag) is docker's "could not be accessed"
+/// warning.
+fn classify(
+    status: u16,
+    message: &str,
+    registry: &str,
+    sent_credentials: bool,
+    creds: &Credentials,
+) -> LookupError {
+    let lower = message.to_lowercase();
+    let auth = status == 401
+        || lower.contains("unauthorized")
+        || lower.contains("no basic auth credentials")
+        || lower.contains("authentication required");
+    if !auth {
+        return LookupError::Unavailable(message.to_string());
+    }
+    let config = creds.path().display();
+    LookupError::Auth(if sent_credentials {
+        format!(
+            "registry {registry} refused the credentials in {config} ({message}); update them with `docker login {registry}`"
+        )
+    } else {
+        format!(
+            "registry {registry} requires credentials and {config} has none for it ({message}); run `docker login {registry}` as the user shoal runs as, or point DOCKER_CONFIG at a config that has them"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_creds() -> Credentials {
+        Credentials::load(std::path::Path::new("/nonexistent/shoal/config.json")).unwrap()
+    }
+
+    #[test]
+    fn inspect_answers_give_digest_and_platforms() {
+        let doc = serde_json::json!({
+            "Descriptor": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                           "digest": "sha256:9c71", "size": 1150},
+            "Platforms": [{"architecture": "amd64", "os": "linux"}]});
+        assert_eq!(
+            parse_inspect(&doc),
+            Some(Resolved {
+                digest: "sha256:9c71".into(),
+                platforms: vec![("linux".into(), "amd64".into())],
+            })
+        );
+        assert_eq!(parse_inspect(&serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn refused_logins_are_errors_and_the_rest_warnings() {
+        let c = no_creds();
+        // What Engine 20.10 answers for a wrong password on distribution 2.8.
+        let e = classify(
+            401,
+            "unauthorized: authentication required",
+            "r:5000",
+            true,
+            &c,
+        );
+        let LookupError::Auth(m) = e else {
+            panic!("{e:?}")
+        };
+        assert!(m.contains("refused the credentials in /nonexistent/shoal/config.json"));
+        assert!(m.contains("docker login r:5000"));
+        // No credentials sent to a registry that wants them.
+        let e = classify(
+            500,
+            "Head \"http://r:5000/v2/app/manifests/1\": no basic auth credentials",
+            "r:5000",
+            false,
+            &c,
+        );
+        assert!(matches!(e, LookupError::Auth(m) if m.contains("has none for it")));
+        // Unreachable registry, unknown tag: warnings.
+        for (status, message) in [
+            (500, "dial tcp 127.0.0.1:5999: connect: connection refused"),
+            (404, "manifest unknown: manifest unknown"),
+        ] {
+            assert!(matches!(
+                classify(status, message, "r", false, &c),
+                LookupError::Unavailable(_)
+            ));
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! Image digests, as `docker stack deploy --resolve-image` handles them.
+//!
+//! A tag such as `app:3.0` can be re-pushed with new content. docker pins
+//! each service to the digest the registry reports (`app:3.0@sha256:…`) and
+//! keeps the tag as written in the `com.docker.stack.image` label; shoal
+//! does the same, so a tag whose digest moved shows in the plan as an image
+//! update and is rolled out like any other change.
+//!
+//! This module is pure: [`to_look_up`] says which images a plan needs
+//! digests for, the engine adapter looks them up
+//! (`Engine::lookup_digests`), and [`pin`] writes the answers into the
+//! desired services before the diff.
+use crate::reconcile::{Desired, StackError};
+use crate::state::{LiveStack, IMAGE_LABEL};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// When to ask the registry for an image's digest (docker's
+/// `--resolve-image`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResolveMode {
+    /// Every plan asks the registry: a tag re-pushed with new content is
+    /// an image update.
+    Always,
+    /// Only images that are new or whose tag changed in the repository.
+    Changed,
+    /// Never: services run the tag as written, each node pulls on its own.
+    Never,
+}
+
+impl std::fmt::Display for ResolveMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ResolveMode::Always => "always",
+            ResolveMode::Changed => "changed",
+            ResolveMode::Never => "never",
+        })
+    }
+}
+
+/// What the registry says a tag points to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// `sha256:<hex>` of the manifest (or manifest list).
+    pub digest: String,
+    /// `(os, architecture)` pairs the image is built for.
+    pub platforms: Vec<(String, String)>,
+}
+
+/// Why a digest could not be looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The registry refused the credentials, or asked for some and none
+    /// were configured. Workers would fail to pull too: an error.
+    Auth(String),
+    /// The registry is unreachable or does not know the tag. docker goes
+    /// on with the unpinned tag and warns; so does shoal.
+    Unavailable(String),
+}
+
+/// Lookup answers by image reference as written.
+pub type Lookups = BTreeMap<String, Result<Resolved, LookupError>>;
+
+/// Whether a reference already names a digest (`name@sha256:…`).
+pub fn has_digest(image: &str) -> bool {
+    image.contains('@')
+}
+
+/// The images of `desired` whose digest this plan needs, by `mode`.
+pub fn to_look_up(
+    desired: &Desired,
+    live: &BTreeMap<String, LiveStack>,
+    mode: ResolveMode,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for stack in &desired.stacks {
+        for svc in &stack.services {
+            let Some(image) = image_of(&svc.spec) else {
+                continue;
+            };
+            if needs_lookup(image, &svc.name, live.get(&stack.name), mode) {
+                out.insert(image.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn needs_lookup(image: &str, service: &str, live: Option<&LiveStack>, mode: ResolveMode) -> bool {
+    if has_digest(image) || image.is_empty() {
+        return false;
+    }
+    match mode {
+        ResolveMode::Never => false,
+        ResolveMode::Always => true,
+        // docker: query when the service is new or the tag differs from the
+        // one it was deployed from; else keep what runs.
+        ResolveMode::Changed => {
+            live.and_then(|l| l.services.iter().find(|s| s.name == service))
+                .and_then(|s| s.spec.pointer("/Labels").and_then(|l| l.get(IMAGE_LABEL)))
+                .and_then(Value::as_str)
+                != Some(image)
+        }
+    }
+}
+
+fn image_of(spec: &Value) -> Option<&str> {
+    spec.pointer("/TaskTemplate/ContainerSpec/Image")
+        .and_then(Value::as_str)
+}
+
+/// Write the looked-up digests into the desired services: the image
+/// becomes `name:tag@digest` and the placement lists the image's platforms,
+/// as docker does. An image that could not be looked up stays as written
+/// (the diff then keeps a live service pinned to the same tag as it is)
+/// with a warning on its stack; a credentials failure makes the stack an
+/// error, so it is left untouched.
+pub fn pin(desired: &mut Desired, lookups: &Lookups) {
+    let mut failed = Vec::new();
+    for stack in &mut desired.stacks {
+        let mut errors = Vec::new();
+        for svc in &mut stack.services {
+            let Some(image) = image_of(&svc.spec).map(str::to_string) else {
+                continue;
+            };
+            match lookups.get(&image) {
+                None => {}
+                Some(Ok(resolved)) => pin_service(&mut svc.spec, &image, resolved),
+                Some(Err(LookupError::Unavailable(reason))) => stack.warnings.push(format!(
+                    "service {}: image {image} could not be accessed on a registry to record its digest ({reason}). Each node will access {image} independently, possibly leading to different nodes running different versions of the image.",
+                    svc.name
+                )),
+                Some(Err(LookupError::Auth(reason))) => {
+                    errors.push(format!("service {}: image {image}: {reason}", svc.name))
+                }
+            }
+        }
+        if !errors.is_empty() {
+            failed.push(StackError {
+                stack: stack.name.clone(),
+                message: errors.join("\n"),
+            });
+        }
+    }
+    if !failed.is_empty() {
+        desired
+            .stacks
+            .retain(|s| !failed.iter().any(|f| f.stack == s.name));
+        desired.errors.extend(failed);
+    }
+}
+
+fn pin_service(spec: &mut Value, image: &str, resolved: &Resolved) {
+    let pinned = with_digest(image, &resolved.digest);
+    let Some(tt) = spec.get_mut("TaskTemplate").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(cs) = tt.get_mut("ContainerSpec").and_then(Value::as_object_mut) {
+        cs.insert("Image".into(), json!(pinned));
+    }
+    if !resolved.platforms.is_empty() {
+        let platforms: Vec<Value> = resolved
+            .platforms
+            .iter()
+            .map(|(os, arch)| json!({"Architecture": arch, "OS": os}))
+            .collect();
+        let placement = tt.entry("Placement").or_insert_with(|| json!({}));
+        if let Some(p) = placement.as_object_mut() {
+            p.insert("Platforms".into(), Value::Array(platforms));
+        }
+    }
+}
+
+/// A parsed image reference: `domain/path:tag@digest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Registry host (with port), `docker.io` for Docker Hub.
+    pub domain: String,
+    /// Repository path, `library/` added for official Hub images.
+    pub path: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Docker Hub's canonical domain and the key its credentials use.
+pub const HUB_DOMAIN: &str = "docker.io";
+pub const HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+
+impl Reference {
+    /// Parse as docker normalizes names: the first component is a registry
+    /// when it has a `.` or `:` or is `localhost`; otherwise the image is
+    /// on Docker Hub (and a one-component name is under `library/`).
+    pub fn parse(image: &str) -> Reference {
+        let (rest, digest) = match image.split_once('@') {
+            Some((r, d)) => (r, Some(d.to_string())),
+            None => (image, None),
+        };
+        let (name, tag) = match rest.rfind(':') {
+            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
+            _ => (rest, None),
+        };
+        let (domain, path) = match name.split_once('/') {
+            Some((first, path))
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
+            {
+                (first.to_string(), path.to_string())
+            }
+            _ => (HUB_DOMAIN.to_string(), name.to_string()),
+        };
+        let domain = if domain == "index.docker.io" {
+            HUB_DOMAIN.to_string()
+        } else {
+            domain
+        };
+        let path = if domain == HUB_DOMAIN && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        Reference {
+            domain,
+            path,
+            tag,
+            digest,
+        }
+    }
+
+    /// The name as docker prints it: no `docker.io/` or `library/`.
+    pub fn familiar_name(&self) -> String {
+        if self.domain == HUB_DOMAIN {
+            self.path
+                .strip_prefix("library/")
+                .filter(|p| !p.contains('/'))
+                .unwrap_or(&self.path)
+                .to_string()
+        } else {
+            format!("{}/{}", self.domain, self.path)
+        }
+    }
+
+    /// The key of this registry in a docker config file.
+    pub fn auth_key(&self) -> &str {
+        if self.domain == HUB_DOMAIN {
+            HUB_AUTH_KEY
+        } else {
+            &self.domain
+        }
+    }
+}
+
+/// `image` pinned to `digest` in docker's familiar form:
+/// `app:3.0` -> `app:3.0@sha256:…`, `docker.io/library/redis` ->
+/// `redis@sha256:…`. A reference that already has a digest is unchanged.
+pub fn with_digest(image: &str, digest: &str) -> String {
+    let r = Reference::parse(image);
+    if r.digest.is_some() {
+        return image.to_string();
+    }
+    match &r.tag {
+        Some(tag) => format!("{}:{tag}@{digest}", r.familiar_name()),
+        None => format!("{}@{digest}", r.familiar_name()),
+    }
+}
+
+/// Split a pinned reference into `(name:tag, digest)`, for display.
+pub fn split_pinned(image: &str) -> Option<(&str, &str)> {
+    image.split_once('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{DesiredObject, DesiredStack, LiveObject};
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    #[test]
+    fn references_normalize_as_docker_does() {
+        let r = Reference::parse("busybox");
+        assert_eq!(
+            (r.domain.as_str(), r.path.as_str(), r.tag, r.digest),
+            ("docker.io", "library/busybox", None, None)
+        );
+        let r = Reference::parse("127.0.0.1:5000/team/app:3.0");
+        assert_eq!(r.domain, "127.0.0.1:5000");
+        assert_eq!(r.path, "team/app");
+        assert_eq!(r.tag.as_deref(), Some("3.0"));
+        assert_eq!(r.auth_key(), "127.0.0.1:5000");
+        let r = Reference::parse("localhost/app");
+        assert_eq!((r.domain.as_str(), r.tag), ("localhost", None));
+        let r = Reference::parse("steedos/steedos-enterprise:2.7");
+        assert_eq!(r.domain, "docker.io");
+        assert_eq!(r.path, "steedos/steedos-enterprise");
+        assert_eq!(r.auth_key(), HUB_AUTH_KEY);
+        let r = Reference::parse("index.docker.io/library/redis:7");
+        assert_eq!(r.familiar_name(), "redis");
+    }
+
+    #[test]
+    fn pinning_keeps_the_familiar_name_and_the_tag() {
+        assert_eq!(with_digest("app:3.0", D1), format!("app:3.0@{D1}"));
+        assert_eq!(
+            with_digest("docker.io/library/redis:7", D1),
+            format!("redis:7@{D1}")
+        );
+        assert_eq!(with_digest("redis", D1), format!("redis@{D1}"));
+        assert_eq!(
+            with_digest("127.0.0.1:5000/app:3.0", D1),
+            format!("127.0.0.1:5000/app:3.0@{D1}")
+        );
+        let already = "app:3.0@sha256:2222";
+        assert_eq!(with_digest(already, D1), already);
+    }
+
+    fn service(name: &str, image: &str, label: &str) -> Value {
+        json!({"Name": name, "Labels": {IMAGE_LABEL: label},
+               "TaskTemplate": {"ContainerSpec": {"Image": image}}})
+    }
+
+    fn desired(images: &[(&str, &str)]) -> Desired {
+        Desired {
+            stacks: vec![DesiredStack {
+                name: "s".into(),
+                services: images
+                    .iter()
+                    .map(|(n, i)| DesiredObject {
+                        name: n.to_string(),
+                        spec: service(n, i, i),
+                        source: Value::Null,
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            errors: Vec::new(),
+        }
+    }
+
+    fn live(name: &str, image: &str, label: &str) -> BTreeMap<String, LiveStack> {
+        let stack = LiveStack {
+            name: "s".into(),
+            services: vec![LiveObject {
+                name: name.into(),
+                id: "id1".into(),
+                version: 1,
+                spec: service(name, image, label),
+                created_at: String::new(),
+            }],
+            ..Default::default()
+        };
+        BTreeMap::from([("s".to_string(), stack)])
+    }
+
+    #[test]
+    fn modes_choose_what_to_look_up() {
+        let d = desired(&[("s_web", "app:3.0"), ("s_db", "db:1@sha256:abc")]);
+        let l = live("s_web", &format!("app:3.0@{D1}"), "app:3.0");
+        let set = |l: &BTreeMap<String, LiveStack>, mode| {
+            to_look_up(&d, l, mode).into_iter().collect::<Vec<_>>()
+        };
+        assert_eq!(set(&l, ResolveMode::Always), vec!["app:3.0"]);
+        // Same tag as deployed: `changed` keeps what runs.
+        assert!(set(&l, ResolveMode::Changed).is_empty());
+        assert!(set(&l, ResolveMode::Never).is_empty());
+        // A new tag, or a new service, is looked up under `changed`.
+        let l = live("s_web", &format!("app:2.9@{D1}"), "app:2.9");
+        assert_eq!(set(&l, ResolveMode::Changed), vec!["app:3.0"]);
+        assert_eq!(
+            to_look_up(&d, &BTreeMap::new(), ResolveMode::Changed).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn pin_writes_digest_and_platforms() {
+        let mut d = desired(&[("s_web", "app:3.0")]);
+        let lookups = Lookups::from([(
+            "app:3.0".to_string(),
+            Ok(Resolved {
+                digest: D1.into(),
+                platforms: vec![("linux".into(), "amd64".into())],
+            }),
+        )]);
+        pin(&mut d, &lookups);
+        let spec = &d.stacks[0].services[0].spec;
+        assert_eq!(
+            spec.pointer("/TaskTemplate/ContainerSpec/Image"),
+            Some(&json!(format!("app:3.0@{D1}")))
+        );
+        assert_eq!(
+            spec.pointer("/TaskTemplate/Placement/Platforms"),
+            Some(&json!([{"Architecture": "amd64", "OS": "linux"}]))
+        );
+        // The label keeps the tag as written.
+        assert_eq!(spec["Labels"][IMAGE_LABEL], json!("app:3.0"));
+    }
+
+    #[test]
+    fn an_unreachable_registry_warns_and_keeps_the_tag() {
+        let mut d = desired(&[("s_web", "app:3.0")]);
+        let lookups = Lookups::from([(
+            "app:3.0".to_string(),
+            Err(LookupError::Unavailable("connection refused".into())),
+        )]);
+        pin(&mut d, &lookups);
+        let stack = &d.stacks[0];
+        assert_eq!(
+            stack.services[0]
+                .spec
+                .pointer("/TaskTemplate/ContainerSpec/Image"),
+            Some(&json!("app:3.0"))
+        );
+        assert_eq!(stack.warnings.len(), 1);
+        assert!(stack.warnings[0].contains("s_web"));
+        assert!(stack.warnings[0].contains("connection refused"));
+        assert!(d.errors.is_empty());
+    }
+
+    #[test]
+    fn refused_credentials_make_the_stack_an_error() {
+        let mut d = desired(&[("s_web", "app:3.0"), ("s_db", "db:1")]);
+        let lookups = Lookups::from([(
+            "app:3.0".to_string(),
+            Err(LookupError::Auth("unauthorized".into())),
+        )]);
+        pin(&mut d, &lookups);
+        assert!(d.stacks.is_empty());
+        assert_eq!(d.errors.len(), 1);
+        assert_eq!(d.errors[0].stack, "s");
+        assert!(d.errors[0].message.contains("s_web"));
+        assert!(d.errors[0].message.contains("app:3.0"));
+        assert!(d.errors[0].message.contains("unauthorized"));
+    }
+}

@@ -1,0 +1,181 @@
+//! Registry credentials from the docker CLI's config file, as `docker login`
+//! leaves them: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`,
+//! with `auths` entries, `credHelpers` and `credsStore` (the
+//! `docker-credential-*` helper programs). Reading the file and talking to
+//! helpers is `docker_credential`'s work; this adapter adds the file's
+//! path to every message and encodes the `X-Registry-Auth` header the
+//! Engine expects.
+use crate::images::Reference;
+use base64::Engine as _;
+use docker_credential::{CredentialRetrievalError, DockerCredential};
+use std::path::{Path, PathBuf};
+
+/// The docker config file of this process, read once.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    path: PathBuf,
+    /// The file's bytes; `None` when there is no file (no credentials).
+    config: Option<Vec<u8>>,
+}
+
+impl Credentials {
+    /// Where the docker CLI would look: `$DOCKER_CONFIG/config.json`, else
+    /// `$HOME/.docker/config.json`.
+    pub fn default_path() -> PathBuf {
+        match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+            Some(dir) => PathBuf::from(dir).join("config.json"),
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/root"))
+                .join(".docker/config.json"),
+        }
+    }
+
+    /// Read the docker config file where the docker CLI would.
+    pub fn from_env() -> Result<Credentials, String> {
+        Credentials::load(&Self::default_path())
+    }
+
+    /// Read a docker config file; a missing file means no credentials.
+    pub fn load(path: &Path) -> Result<Credentials, String> {
+        let config = match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        };
+        Ok(Credentials {
+            path: path.to_path_buf(),
+            config,
+        })
+    }
+
+    /// The config file this reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `X-Registry-Auth` value for the registry of `image`, or `None`
+    /// when the config holds no credentials for it. Helper programs run
+    /// here (blocking: call from a blocking context).
+    pub fn header_for(&self, image: &str) -> Result<Option<String>, String> {
+        let Some(config) = &self.config else {
+            return Ok(None);
+        };
+        let reference = Reference::parse(image);
+        let key = reference.auth_key();
+        let credential = match docker_credential::get_credential_from_reader(&config[..], key) {
+            Ok(c) => c,
+            Err(CredentialRetrievalError::NoCredentialConfigured) => return Ok(None),
+            Err(CredentialRetrievalError::HelperFailure { stdout, stderr, .. })
+                if (stdout.clone() + &stderr).contains("credentials not found") =>
+            {
+                return Ok(None)
+            }
+            Err(CredentialRetrievalError::HelperFailure { helper, stderr, .. }) => {
+                return Err(format!(
+                    "{}: credential helper {helper} failed for {key}: {}",
+                    self.path.display(),
+                    stderr.trim()
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "{}: credentials for {key}: {e}",
+                    self.path.display()
+                ))
+            }
+        };
+        Ok(Some(encode(&credential, key)))
+    }
+}
+
+/// The Engine's `X-Registry-Auth`: base64url of the auth config as JSON.
+fn encode(credential: &DockerCredential, server: &str) -> String {
+    let doc = match credential {
+        DockerCredential::UsernamePassword(user, password) => serde_json::json!({
+            "username": user, "password": password, "serveraddress": server
+        }),
+        DockerCredential::IdentityToken(token) => serde_json::json!({
+            "identitytoken": token, "serveraddress": server
+        }),
+    };
+    base64::engine::general_purpose::URL_SAFE.encode(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(header: &str) -> serde_json::Value {
+        let bytes = base64::engine::general_purpose::URL_SAFE
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn config(dir: &tempfile::TempDir, text: &str) -> Credentials {
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, text).unwrap();
+        Credentials::load(&path).unwrap()
+    }
+
+    #[test]
+    fn auths_entries_become_the_engine_header() {
+        let dir = tempfile::tempdir().unwrap();
+        // "alice:s3cret"
+        let creds = config(
+            &dir,
+            r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcmV0"}}}"#,
+        );
+        let header = creds.header_for("127.0.0.1:5000/app:3.0").unwrap().unwrap();
+        let doc = decode(&header);
+        assert_eq!(doc["username"], "alice");
+        assert_eq!(doc["password"], "s3cret");
+        assert_eq!(doc["serveraddress"], "127.0.0.1:5000");
+        // Another registry has no credentials here.
+        assert_eq!(creds.header_for("busybox:1.36").unwrap(), None);
+    }
+
+    #[test]
+    fn docker_hub_images_use_the_index_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = config(
+            &dir,
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"Ym9iOnB3"}}}"#,
+        );
+        let doc = decode(
+            &creds
+                .header_for("steedos/steedos-enterprise:2.7")
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(doc["username"], "bob");
+        assert_eq!(doc["serveraddress"], "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn a_missing_file_means_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = Credentials::load(&dir.path().join("config.json")).unwrap();
+        assert_eq!(creds.header_for("127.0.0.1:5000/app:1").unwrap(), None);
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = config(&dir, "{not json");
+        let err = creds.header_for("127.0.0.1:5000/app:1").unwrap_err();
+        assert!(err.contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_helper_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = config(
+            &dir,
+            r#"{"credHelpers":{"127.0.0.1:5000":"shoal-no-such-helper"}}"#,
+        );
+        let err = creds.header_for("127.0.0.1:5000/app:1").unwrap_err();
+        assert!(err.contains("127.0.0.1:5000"), "{err}");
+    }
+}
