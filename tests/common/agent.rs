@@ -97,6 +97,17 @@ pub const SECRET: &str = "test-webhook-secret";
 
 impl Agent {
     pub fn start(remote: &GitRemote, lease: &str, interval: &str, extra: &[&str]) -> Agent {
+        Agent::start_env(remote, lease, interval, extra, &[])
+    }
+
+    /// [`Agent::start`] with extra environment variables.
+    pub fn start_env(
+        remote: &GitRemote,
+        lease: &str,
+        interval: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let cache = tempfile::tempdir().unwrap();
         let secret = cache.path().join("webhook-secret");
         std::fs::write(&secret, SECRET).unwrap();
@@ -133,6 +144,7 @@ impl Agent {
         let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
             .args(&args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()

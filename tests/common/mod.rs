@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod registry;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -308,4 +309,26 @@ impl Drop for StackGuard {
             }
         }
     }
+}
+
+/// Whether the programs `tools` are on PATH. Without them a test skips,
+/// unless SHOAL_REQUIRE_TOOLS=1 (CI) makes that a failure naming `hint`.
+pub fn tools_available(tools: &[&str], hint: &str) -> bool {
+    let have = |t: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("missing tool(s) {}: {hint}", missing.join(", "));
+    if std::env::var("SHOAL_REQUIRE_TOOLS").as_deref() == Ok("1") {
+        panic!("SHOAL_REQUIRE_TOOLS=1 and {message}");
+    }
+    eprintln!("skipping: {message}");
+    false
 }
