@@ -52,12 +52,12 @@ for r in $(seq 1 "$runs"); do
   docker stack rm bd >/dev/null 2>&1 || true; docker stack rm bs >/dev/null 2>&1 || true
   wait_gone bd; wait_gone bs
   t=$(now); docker stack deploy --resolve-image never -c "$work/docker/stack.yml" bd >/dev/null 2>&1; d1=$(elapsed "$t")
-  t=$(now); "$shoal" apply --repo "$work/repo" --stack bs --auto-approve --no-wait >/dev/null; s1=$(elapsed "$t")
+  t=$(now); "$shoal" apply --resolve-image never --repo "$work/repo" --stack bs --auto-approve --no-wait >/dev/null; s1=$(elapsed "$t")
   vd=$(versions bd); vs=$(versions bs)
   t=$(now); docker stack deploy --resolve-image never -c "$work/docker/stack.yml" bd >/dev/null 2>&1; d2=$(elapsed "$t")
-  t=$(now); "$shoal" apply --repo "$work/repo" --stack bs --auto-approve --no-wait >/dev/null; s2=$(elapsed "$t")
+  t=$(now); "$shoal" apply --resolve-image never --repo "$work/repo" --stack bs --auto-approve --no-wait >/dev/null; s2=$(elapsed "$t")
   wd=$(changed "$vd" "$(versions bd)"); ws=$(changed "$vs" "$(versions bs)")
-  t=$(now); "$shoal" plan --repo "$work/repo" --stack bs >/dev/null; s3=$(elapsed "$t")
+  t=$(now); "$shoal" plan --resolve-image never --repo "$work/repo" --stack bs >/dev/null; s3=$(elapsed "$t")
   printf '%-28s %14.3f %14.3f\n' "run $r: first deploy" "$d1" "$s1"
   printf '%-28s %14.3f %14.3f\n' "run $r: unchanged re-deploy" "$d2" "$s2"
   printf '%-28s %14s %14s\n' "run $r: services rewritten" "$wd" "$ws"
