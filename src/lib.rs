@@ -12,6 +12,7 @@ pub mod engine;
 pub mod images;
 pub mod pipeline;
 pub mod plan;
+pub mod planning;
 pub mod policy;
 pub mod reconcile;
 pub mod registry_auth;

@@ -8,7 +8,8 @@ use shoal::engine::Engine;
 use shoal::images::ResolveMode;
 use shoal::pipeline::{Pipeline, SourceSpec};
 use shoal::plan::Plan;
-use shoal::policy::{violations_text, PolicySet, Violation};
+use shoal::planning;
+use shoal::policy::{violations_text, Violation};
 use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
 use shoal::registry_auth::Credentials;
 use shoal::render;
@@ -100,6 +101,15 @@ struct ImageArgs {
     resolve_image: ResolveMode,
 }
 
+/// Registry credentials on writes.
+#[derive(Args, Clone)]
+struct RegistryAuthArgs {
+    /// Send registry credentials from the docker config file with each
+    /// service, so the nodes can pull private images.
+    #[arg(long)]
+    with_registry_auth: bool,
+}
+
 #[derive(Args)]
 struct PlanArgs {
     #[command(flatten)]
@@ -123,10 +133,8 @@ struct ApplyArgs {
     repo: RepoArgs,
     #[command(flatten)]
     images: ImageArgs,
-    /// Send registry credentials from the docker config file with each
-    /// service, so the nodes can pull private images.
-    #[arg(long)]
-    with_registry_auth: bool,
+    #[command(flatten)]
+    registry: RegistryAuthArgs,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long)]
     auto_approve: bool,
@@ -165,10 +173,8 @@ struct AgentCmd {
     repo: RepoArgs,
     #[command(flatten)]
     images: ImageArgs,
-    /// Send registry credentials from the docker config file with each
-    /// service, so the nodes can pull private images.
-    #[arg(long)]
-    with_registry_auth: bool,
+    #[command(flatten)]
+    registry: RegistryAuthArgs,
     #[command(flatten)]
     agent: shoal::agent::AgentArgs,
     /// Also delete stacks that are on the swarm but no longer in the repository.
@@ -327,51 +333,19 @@ impl Planned {
 async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
     let source = open_source(args)?;
     let scope = scope(args, prune);
-    let mut desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = Engine::connect().await?;
-    let (live, facts, network_ids) = tokio::try_join!(
-        engine.live_stacks(),
-        engine.cluster_facts(),
-        engine.network_ids()
-    )?;
-    let creds = Credentials::from_env().map_err(|e| anyhow::anyhow!(e))?;
-    engine
-        .pin_images(&mut desired, &live, images.resolve_image, &creds)
-        .await;
-    let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
-    let (plan, notes) = reconcile::plan(&desired, &live, &network_names, &scope);
-    let (violations, policy_errors) = check_policies(&source.tree, &desired, &facts);
+    let pass = planning::plan(&source.tree, desired, &engine, &scope, images.resolve_image).await?;
+    let (violations, policy_errors) = pass.violations_and_errors();
     Ok(Planned {
         source,
-        desired,
-        plan,
-        notes,
+        desired: pass.desired,
+        plan: pass.plan,
+        notes: pass.notes,
         violations,
         policy_errors,
     })
-}
-
-/// Evaluate the repository's policies over every loaded stack. A policy
-/// that fails to load or evaluate is an error that blocks apply.
-fn check_policies(
-    tree: &dyn Tree,
-    desired: &Desired,
-    facts: &ClusterFacts,
-) -> (Vec<Violation>, Vec<String>) {
-    let set = match PolicySet::load(tree) {
-        Ok(set) => set,
-        Err(e) => return (Vec::new(), vec![e.to_string()]),
-    };
-    let mut violations = Vec::new();
-    let mut errors = Vec::new();
-    for stack in &desired.stacks {
-        match set.evaluate(stack, facts) {
-            Ok(mut v) => violations.append(&mut v),
-            Err(e) => errors.push(format!("stack {}: {e}", stack.name)),
-        }
-    }
-    (violations, errors)
 }
 
 fn commit_line(source: &Source) -> Option<String> {
@@ -507,7 +481,7 @@ async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
         }
     }
     let engine = Engine::connect().await?;
-    let registry_auth = if args.with_registry_auth {
+    let registry_auth = if args.registry.with_registry_auth {
         Some(Credentials::from_env().map_err(|e| anyhow::anyhow!(e))?)
     } else {
         None
@@ -545,7 +519,8 @@ fn cmd_validate(args: ValidateArgs) -> Result<u8> {
         }
         None => ClusterFacts::synthetic(args.nodes, args.managers),
     };
-    let (violations, policy_errors) = check_policies(&source.tree, &desired, &facts);
+    let (policies, verdicts) = planning::check_policies(&source.tree, &desired, &facts);
+    let (violations, policy_errors) = planning::flatten_verdicts(&policies, &verdicts);
     let p = Planned {
         source,
         desired,
@@ -620,7 +595,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
             ..ApplyOptions::default()
         },
         resolve_image: args.images.resolve_image,
-        with_registry_auth: args.with_registry_auth,
+        with_registry_auth: args.registry.with_registry_auth,
         redactor,
         warned: Default::default(),
     };

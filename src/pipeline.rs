@@ -7,7 +7,8 @@ use crate::compose::Vars;
 use crate::engine::Engine;
 use crate::images::ResolveMode;
 use crate::plan::Plan;
-use crate::policy::{violations_text, PolicySet};
+use crate::planning;
+use crate::policy::violations_text;
 use crate::reconcile::{self, RepoTree, Scope};
 use crate::registry_auth::Credentials;
 use crate::render;
@@ -176,82 +177,63 @@ impl Reconciler for Pipeline {
                 return Vec::new();
             }
         };
-        let mut desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
+        let desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %redactor.redact(&e.to_string()), "cannot read the repository; nothing planned");
                 return Vec::new();
             }
         };
-        let live = match tokio::try_join!(
-            self.engine.live_stacks(),
-            self.engine.cluster_facts(),
-            self.engine.network_ids()
-        ) {
-            Ok(l) => l,
+        let names: Vec<String> = desired.all_names().map(str::to_string).collect();
+        let pass = match planning::plan(
+            &tree,
+            desired,
+            &self.engine,
+            &self.scope,
+            self.resolve_image,
+        )
+        .await
+        {
+            Ok(p) => p,
             Err(e) => {
                 // Nothing can be planned without the live state: report it
                 // on every stack, change nothing.
-                return desired
-                    .all_names()
-                    .map(|name| StackPlan {
-                        stack: name.to_string(),
+                return names
+                    .into_iter()
+                    .map(|stack| StackPlan {
+                        stack,
                         result: Err(StackProblem::Load(format!("reading the swarm: {e}"))),
                     })
                     .collect();
             }
         };
-        let (live, facts, network_ids) = live;
-        match Credentials::from_env() {
-            Ok(creds) => {
-                self.engine
-                    .pin_images(&mut desired, &live, self.resolve_image, &creds)
-                    .await
-            }
-            // Without the docker config no digest can be trusted: keep
-            // every stack as it is, as for any stack that fails to load.
-            Err(e) => {
-                for stack in std::mem::take(&mut desired.stacks) {
-                    desired.errors.push(reconcile::StackError {
-                        stack: stack.name,
-                        message: format!("registry credentials: {e}"),
-                    });
-                }
-            }
-        }
-        self.log_new_warnings(&desired);
-        let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
-        let (plan, _notes) = reconcile::plan(&desired, &live, &network_names, &self.scope);
-        let policies = PolicySet::load(&tree);
+        self.log_new_warnings(&pass.desired);
 
         let mut out = Vec::new();
-        for err in &desired.errors {
+        for err in &pass.desired.errors {
             out.push(StackPlan {
                 stack: err.stack.clone(),
                 result: Err(StackProblem::Load(redactor.redact(&err.message))),
             });
         }
-        let mut stacks: Vec<&str> = desired.stacks.iter().map(|s| s.name.as_str()).collect();
-        for c in &plan.changes {
+        let mut stacks: Vec<&str> = pass
+            .desired
+            .stacks
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        for c in &pass.plan.changes {
             if !stacks.contains(&c.stack.as_str()) {
                 stacks.push(&c.stack); // a pruned stack
             }
         }
         for name in stacks {
-            let stack_plan = Plan {
-                changes: plan
-                    .changes
-                    .iter()
-                    .filter(|c| c.stack == name)
-                    .cloned()
-                    .collect(),
-            };
-            let verdict = match (&policies, desired.stacks.iter().find(|s| s.name == name)) {
+            let stack_plan = pass.stack_plan(name);
+            let verdict: Result<Vec<_>, String> = match (&pass.policies, pass.verdicts.get(name)) {
                 (Err(e), _) => Err(format!("policies do not load: {e}")),
-                (Ok(set), Some(stack)) => set
-                    .evaluate(stack, &facts)
-                    .map_err(|e| format!("policy evaluation failed: {e}")),
-                (Ok(_), None) => Ok(Vec::new()),
+                (Ok(()), Some(Err(e))) => Err(format!("policy evaluation failed: {e}")),
+                (Ok(()), Some(Ok(v))) => Ok(v.clone()),
+                (Ok(()), None) => Ok(Vec::new()),
             };
             let result = match verdict {
                 Err(e) => Err(StackProblem::PolicyDenied(redactor.redact(&e))),

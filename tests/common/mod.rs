@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod registry;
+pub mod sops;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

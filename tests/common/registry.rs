@@ -144,19 +144,10 @@ impl DockerConfig {
 
     /// Run the docker CLI with this config; panics on failure.
     pub fn docker(&self, args: &[&str]) -> String {
-        let out = Command::new("docker")
-            .arg("--config")
-            .arg(self.path())
-            .args(args)
-            .output()
-            .expect("docker");
-        assert!(
-            out.status.success(),
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let dir = self.path().to_str().expect("UTF-8 temp path");
+        let mut all = vec!["--config", dir];
+        all.extend_from_slice(args);
+        super::docker(&all)
     }
 }
 
