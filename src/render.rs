@@ -113,8 +113,21 @@ fn block(out: &mut String, c: &Change, paint: &Paint) {
     }
     out.push('\n');
     for f in c.diff.iter().filter(|f| f.path != REPLACE_REQUIRED) {
-        field(out, f, paint);
+        if c.action == Action::Create {
+            created_field(out, f, paint);
+        } else {
+            field(out, f, paint);
+        }
     }
+}
+
+/// A field of a new object: its value (a config's text as added lines).
+fn created_field(out: &mut String, f: &FieldChange, paint: &Paint) {
+    if f.sensitive || !f.before.is_null() || f.after.as_str().is_some_and(|s| s.contains('\n')) {
+        return field(out, f, paint);
+    }
+    let last = f.path.rsplit(['.', '[']).next().unwrap_or("");
+    let _ = writeln!(out, "    {}: {}", f.path, show(&f.after, last));
 }
 
 fn field(out: &mut String, f: &FieldChange, paint: &Paint) {
@@ -417,6 +430,36 @@ Plan: 1 to create, 1 to update, 1 to delete.
         assert!(t.contains("      \x1b[36m@@ -1 +1 @@\x1b[0m\n"), "{t}");
         assert!(t.contains("      \x1b[31m-x\x1b[0m\n"), "{t}");
         assert!(t.contains("      \x1b[32m+y\x1b[0m\n"), "{t}");
+    }
+
+    #[test]
+    fn created_objects_show_their_values_not_arrows() {
+        let plan = Plan {
+            changes: vec![change(
+                Action::Create,
+                Kind::Service,
+                "s_web",
+                vec![
+                    fc("Mode.Replicated.Replicas", json!(null), json!(2), false),
+                    fc(
+                        "TaskTemplate.ContainerSpec.Env[API_TOKEN]",
+                        json!(null),
+                        json!("t"),
+                        true,
+                    ),
+                ],
+            )],
+        };
+        let out = text(&plan, &TextOptions { color: false });
+        assert!(
+            out.contains("+ service s_web\n    Mode.Replicated.Replicas: 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Env[API_TOKEN]: (sensitive value added)"),
+            "{out}"
+        );
+        assert!(!out.contains("null"), "{out}");
     }
 
     #[test]

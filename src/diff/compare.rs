@@ -60,6 +60,41 @@ pub fn diff_tree(before: &Value, after: &Value) -> Vec<FieldChange> {
     out
 }
 
+/// Every field of a new object (`before` null), one leaf per entry:
+/// objects are opened, keyed collections entry by entry (env masked),
+/// lists stay whole values (`Args: ["sleep","60"]`).
+pub fn fields_of(after: &Value) -> Vec<FieldChange> {
+    fn leaves(v: &Value, path: &mut Vec<Seg>, out: &mut Vec<FieldChange>) {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                let keyed = is_keyed(path);
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                for k in keys {
+                    path.push(if keyed {
+                        Seg::Key(k.clone())
+                    } else {
+                        Seg::Field(k.clone())
+                    });
+                    leaves(&map[k], path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(FieldChange {
+                path: render_path(path),
+                before: Value::Null,
+                after: v.clone(),
+                sensitive: is_sensitive(path),
+            }),
+        }
+    }
+    let mut out = Vec::new();
+    if after.as_object().is_some_and(|m| !m.is_empty()) {
+        leaves(after, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
 fn is_keyed(path: &[Seg]) -> bool {
     matches!(path.last(), Some(Seg::Field(f)) if KEYED_FIELDS.contains(&f.as_str()))
 }
@@ -117,6 +152,29 @@ fn walk(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_new_object_lists_its_leaves_with_env_masked() {
+        let spec = json!({
+            "Mode": {"Replicated": {"Replicas": 2}},
+            "TaskTemplate": {"ContainerSpec": {
+                "Args": ["sleep", "60"],
+                "Env": {"DB_PASSWORD": "x", "MODE": "prod"}}}});
+        let fields = fields_of(&spec);
+        let paths: Vec<&str> = fields.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "Mode.Replicated.Replicas",
+                "TaskTemplate.ContainerSpec.Args",
+                "TaskTemplate.ContainerSpec.Env[DB_PASSWORD]",
+                "TaskTemplate.ContainerSpec.Env[MODE]",
+            ]
+        );
+        assert!(fields.iter().all(|f| f.before.is_null()));
+        assert_eq!(fields[1].after, json!(["sleep", "60"]));
+        assert!(fields[2].sensitive && !fields[3].sensitive);
+    }
 
     fn paths(c: &[FieldChange]) -> Vec<&str> {
         c.iter().map(|f| f.path.as_str()).collect()

@@ -124,8 +124,45 @@ pub fn plan_stack_with(
         &live.services,
         &ctx,
     ));
+    for c in &mut changes {
+        if c.action == Action::Create && c.diff.is_empty() {
+            if let Some(spec) = &c.desired {
+                c.diff = creation_fields(c.kind, spec, &ctx);
+            }
+        }
+    }
     changes.sort_by(|a, b| a.kind.cmp(&b.kind).then_with(|| a.name.cmp(&b.name)));
     changes
+}
+
+/// What a create writes, field by field in canonical form (defaults the
+/// daemon would fill are left out, as in updates); a secret's content is
+/// only said to be there.
+pub fn creation_fields(kind: Kind, spec: &Value, ctx: &NormContext) -> Vec<FieldChange> {
+    let (canonical, _) = normalize::normalize_pair(kind, spec, &json!({}), ctx);
+    let mut fields = compare::fields_of(&canonical);
+    // What the block's header or an entry's key already says: the name,
+    // the stack label on everything, `Target`s equal to their key.
+    fields.retain(|f| {
+        let repeats_key = f
+            .path
+            .strip_suffix("].Target")
+            .and_then(|p| p.rsplit_once('['))
+            .is_some_and(|(_, key)| f.after.as_str() == Some(key));
+        f.path != "Name" && !f.path.ends_with("[com.docker.stack.namespace]") && !repeats_key
+    });
+    if kind == Kind::Secret && spec.get("Data").is_some() {
+        fields.insert(
+            0,
+            FieldChange {
+                path: "Data".into(),
+                before: Value::Null,
+                after: json!("(content)"),
+                sensitive: true,
+            },
+        );
+    }
+    fields
 }
 
 /// The changes that turn the `live` spec of one object into the `desired`

@@ -693,6 +693,55 @@ fn creates_when_nothing_is_live() {
 }
 
 #[test]
+fn a_created_service_lists_what_it_writes_without_repeats() {
+    let desired = DesiredStack {
+        name: "diff1".into(),
+        services: vec![desired_obj("diff1_web", desired_web())],
+        ..Default::default()
+    };
+    let changes = plan_stack(Some(&desired), None);
+    let web = find(&changes, Kind::Service, "diff1_web");
+    let got = paths(&web.diff);
+    for want in [
+        "Mode.Replicated.Replicas",
+        "TaskTemplate.ContainerSpec.Image",
+        "TaskTemplate.ContainerSpec.Env[FOO]",
+        "TaskTemplate.ContainerSpec.Mounts[/data].Source",
+        "TaskTemplate.Networks[diff1_front].Aliases",
+        "Labels[traefik.http.routers.web.rule]",
+    ] {
+        assert!(got.iter().any(|p| p == want), "{want} missing from {got:?}");
+    }
+    // The header names it; the key says the target; every object is in the stack.
+    for unwanted in [
+        "Name",
+        "Labels[com.docker.stack.namespace]",
+        "TaskTemplate.Networks[diff1_front].Target",
+        "TaskTemplate.ContainerSpec.Mounts[/data].Target",
+        "TaskTemplate.ContainerSpec.Isolation",
+    ] {
+        assert!(
+            !got.iter().any(|p| p == unwanted),
+            "{unwanted} listed in {got:?}"
+        );
+    }
+    let pw = web
+        .diff
+        .iter()
+        .find(|f| f.path == "TaskTemplate.ContainerSpec.Env[DB_PASSWORD]")
+        .unwrap();
+    assert!(pw.sensitive);
+    // A new secret says only that it has content.
+    let fields = creation_fields(
+        Kind::Secret,
+        &json!({"Name": "s_pw", "Data": "aHVudGVyMg=="}),
+        &NormContext::default(),
+    );
+    assert_eq!(paths(&fields), ["Data"]);
+    assert!(fields[0].sensitive);
+}
+
+#[test]
 fn removed_stack_deletes_everything() {
     let live = LiveStack {
         name: "s".into(),
