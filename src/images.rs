@@ -14,6 +14,8 @@ use crate::reconcile::{Desired, StackError};
 use crate::state::{LiveStack, IMAGE_LABEL};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// When to ask the registry for an image's digest (docker's
 /// `--resolve-image`).
@@ -60,6 +62,59 @@ pub enum LookupError {
 
 /// Lookup answers by image reference as written.
 pub type Lookups = BTreeMap<String, Result<Resolved, LookupError>>;
+
+/// Digests looked up recently, reused for `ttl`: every lookup makes the
+/// daemon GET the manifest from the registry, which Docker Hub counts as a
+/// pull against its rate limit; an agent polling every 30 s would spend
+/// that limit on unchanged tags. Only answers are kept, not failures.
+#[derive(Debug)]
+pub struct DigestCache {
+    ttl: Duration,
+    entries: Mutex<BTreeMap<String, (Instant, Resolved)>>,
+}
+
+impl DigestCache {
+    pub fn new(ttl: Duration) -> DigestCache {
+        DigestCache {
+            ttl,
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Split `wanted` into answers still fresh at `now` and images to ask
+    /// the registry about.
+    pub fn split(&self, wanted: BTreeSet<String>, now: Instant) -> (Lookups, BTreeSet<String>) {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = Lookups::new();
+        let mut ask = BTreeSet::new();
+        for image in wanted {
+            match entries.get(&image) {
+                Some((at, r)) if now.saturating_duration_since(*at) < self.ttl => {
+                    fresh.insert(image, Ok(r.clone()));
+                }
+                _ => {
+                    ask.insert(image);
+                }
+            }
+        }
+        (fresh, ask)
+    }
+
+    /// Remember the answers of a lookup made at `now`.
+    pub fn store(&self, lookups: &Lookups, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        for (image, answer) in lookups {
+            match answer {
+                Ok(r) => {
+                    entries.insert(image.clone(), (now, r.clone()));
+                }
+                Err(_) => {
+                    entries.remove(image);
+                }
+            }
+        }
+    }
+}
 
 /// Whether a reference already names a digest (`name@sha256:…`).
 pub fn has_digest(image: &str) -> bool {
@@ -370,6 +425,47 @@ mod tests {
             to_look_up(&d, &BTreeMap::new(), ResolveMode::Changed).len(),
             1
         );
+    }
+
+    #[test]
+    fn the_cache_answers_within_its_ttl_and_forgets_failures() {
+        let cache = DigestCache::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let resolved = Resolved {
+            digest: D1.into(),
+            platforms: vec![],
+        };
+        cache.store(
+            &Lookups::from([
+                ("a:1".to_string(), Ok(resolved.clone())),
+                (
+                    "b:1".to_string(),
+                    Err(LookupError::Unavailable("down".into())),
+                ),
+            ]),
+            t0,
+        );
+        let wanted = || BTreeSet::from(["a:1".to_string(), "b:1".to_string()]);
+        let (fresh, ask) = cache.split(wanted(), t0 + Duration::from_secs(59));
+        assert_eq!(fresh.get("a:1"), Some(&Ok(resolved)));
+        assert_eq!(ask, BTreeSet::from(["b:1".to_string()]));
+        // Past the TTL, everything is asked again.
+        let (fresh, ask) = cache.split(wanted(), t0 + Duration::from_secs(60));
+        assert!(fresh.is_empty());
+        assert_eq!(ask.len(), 2);
+        // A TTL of zero caches nothing.
+        let none = DigestCache::new(Duration::ZERO);
+        none.store(
+            &Lookups::from([(
+                "a:1".to_string(),
+                Ok(Resolved {
+                    digest: D1.into(),
+                    platforms: vec![],
+                }),
+            )]),
+            t0,
+        );
+        assert_eq!(none.split(wanted(), t0).1.len(), 2);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use shoal::apply::{self, ApplyOptions};
 use shoal::compose::Vars;
 use shoal::engine::Engine;
-use shoal::images::ResolveMode;
+use shoal::images::{DigestCache, ResolveMode};
 use shoal::pipeline::{Pipeline, SourceSpec};
 use shoal::plan::Plan;
 use shoal::planning;
@@ -183,6 +183,11 @@ struct AgentCmd {
     /// How long an apply waits for its services to converge.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
+    /// Reuse a tag's registry digest for this long before asking again
+    /// (0s: every pass). Each lookup makes the daemon GET the manifest,
+    /// which Docker Hub counts against its pull rate limit.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    resolve_image_interval: Duration,
 }
 
 fn main() -> ExitCode {
@@ -336,7 +341,15 @@ async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Pl
     let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = Engine::connect().await?;
-    let pass = planning::plan(&source.tree, desired, &engine, &scope, images.resolve_image).await?;
+    let pass = planning::plan(
+        &source.tree,
+        desired,
+        &engine,
+        &scope,
+        images.resolve_image,
+        None,
+    )
+    .await?;
     let (violations, policy_errors) = pass.violations_and_errors();
     Ok(Planned {
         source,
@@ -595,6 +608,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
             ..ApplyOptions::default()
         },
         resolve_image: args.images.resolve_image,
+        digests: DigestCache::new(args.resolve_image_interval),
         with_registry_auth: args.registry.with_registry_auth,
         redactor,
         warned: Default::default(),

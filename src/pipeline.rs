@@ -5,7 +5,7 @@ use crate::agent::{Planned, Reconciler, Snapshot, StackPlan, StackProblem};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
-use crate::images::ResolveMode;
+use crate::images::{DigestCache, ResolveMode};
 use crate::plan::Plan;
 use crate::planning;
 use crate::policy::violations_text;
@@ -39,6 +39,8 @@ pub struct Pipeline {
     pub apply: ApplyOptions,
     /// When each pass asks the registry for image digests.
     pub resolve_image: ResolveMode,
+    /// Registry digests reused between passes (`--resolve-image-interval`).
+    pub digests: DigestCache,
     /// Send registry credentials (read from the docker config on every
     /// apply, so a new `docker login` needs no restart) with services.
     pub with_registry_auth: bool,
@@ -191,6 +193,7 @@ impl Reconciler for Pipeline {
             &self.engine,
             &self.scope,
             self.resolve_image,
+            Some(&self.digests),
         )
         .await
         {

@@ -4,7 +4,7 @@
 //! Loading the repository (`reconcile::load`) comes before; rendering and
 //! applying come after.
 use crate::engine::{Engine, EngineError};
-use crate::images::ResolveMode;
+use crate::images::{DigestCache, ResolveMode};
 use crate::plan::Plan;
 use crate::policy::{PolicySet, Violation};
 use crate::reconcile::{self, Desired, PlanNotes, RepoTree, Scope, StackError};
@@ -105,6 +105,7 @@ pub async fn plan(
     engine: &Engine,
     scope: &Scope,
     resolve: ResolveMode,
+    digests: Option<&DigestCache>,
 ) -> Result<RepoPlan, EngineError> {
     let (live, facts, network_ids) = tokio::try_join!(
         engine.live_stacks(),
@@ -114,7 +115,7 @@ pub async fn plan(
     match Credentials::from_env() {
         Ok(creds) => {
             engine
-                .pin_images(&mut desired, &live, resolve, &creds)
+                .pin_images(&mut desired, &live, resolve, &creds, digests)
                 .await
         }
         // Without the docker config no digest can be trusted: every stack

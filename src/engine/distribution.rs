@@ -2,29 +2,41 @@
 //! (`GET /distribution/{image}/json`), the call `docker stack deploy`
 //! makes: the daemon asks the registry, with the credentials we pass.
 use super::Engine;
-use crate::images::{self, LookupError, Lookups, Reference, ResolveMode, Resolved};
+use crate::images::{self, DigestCache, LookupError, Lookups, Reference, ResolveMode, Resolved};
 use crate::reconcile::Desired;
 use crate::registry_auth::Credentials;
 use crate::state::LiveStack;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 /// Lookups in flight at once.
 const PARALLEL_LOOKUPS: usize = 8;
 
 impl Engine {
     /// Pin the images of `desired` to their registry digests as `mode`
-    /// asks (see [`crate::images`]): look up what is needed, then pin.
+    /// asks (see [`crate::images`]): look up what is needed (answers still
+    /// fresh in `cache` are reused), then pin.
     pub async fn pin_images(
         &self,
         desired: &mut Desired,
         live: &BTreeMap<String, LiveStack>,
         mode: ResolveMode,
         creds: &Credentials,
+        cache: Option<&DigestCache>,
     ) {
         let wanted = images::to_look_up(desired, live, mode);
-        let lookups = self.lookup_digests(&wanted, creds).await;
+        let now = Instant::now();
+        let (mut lookups, ask) = match cache {
+            Some(c) => c.split(wanted, now),
+            None => (Lookups::new(), wanted),
+        };
+        let asked = self.lookup_digests(&ask, creds).await;
+        if let Some(c) = cache {
+            c.store(&asked, now);
+        }
+        lookups.extend(asked);
         images::pin(desired, &lookups);
     }
 
