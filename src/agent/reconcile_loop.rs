@@ -190,7 +190,18 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
         }
         if !self.shutdown.is_cancelled() {
-            // Stacks no longer in the source are no longer reported.
+            // Stacks no longer in the source (or pruned) are no longer
+            // reported, and their records leave the swarm.
+            let gone: Vec<String> = self
+                .status()
+                .stacks
+                .keys()
+                .filter(|k| !seen.contains(k))
+                .cloned()
+                .collect();
+            for stack in gone {
+                self.forget_record(&stack).await;
+            }
             self.backoffs.retain(|k, _| seen.contains(k));
             self.status().stacks.retain(|k, _| seen.contains(k));
         }
@@ -332,6 +343,19 @@ impl<R: Reconciler> ReconcileLoop<R> {
             },
         );
         Some(outcome)
+    }
+
+    /// Remove the record of a stack this agent no longer manages.
+    async fn forget_record(&mut self, stack: &str) {
+        if let Some(d) = &self.docker {
+            if let Err(e) = record::remove(d, stack).await {
+                tracing::warn!(stack, error = %e, "cannot remove the stack record");
+                return;
+            }
+        }
+        if let Some(records) = &mut self.records {
+            records.remove(stack);
+        }
     }
 
     async fn save_record(&mut self, stack: &str, rec: &StackRecord) {
@@ -569,6 +593,21 @@ mod tests {
         *f.snapshot_id.lock().unwrap() = "c2".into();
         l.pass(&[Reason::Webhook]).await;
         assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+    }
+
+    #[tokio::test]
+    async fn a_stack_gone_from_the_source_loses_its_status_and_record() {
+        let f = fake("c1", vec![changed("web"), changed("old")]);
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        assert!(l.records.as_ref().unwrap().contains_key("old"));
+        *f.plans.lock().unwrap() = vec![unchanged("web")];
+        *f.snapshot_id.lock().unwrap() = "c2".into();
+        l.pass(&[Reason::Interval]).await;
+        assert!(!l.records.as_ref().unwrap().contains_key("old"));
+        assert!(l.records.as_ref().unwrap().contains_key("web"));
+        let s = l.status.lock().unwrap();
+        assert!(!s.stacks.contains_key("old") && s.stacks.contains_key("web"));
     }
 
     #[tokio::test]

@@ -122,7 +122,7 @@ pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<
     ))
 }
 
-/// Remove a stack's record (tests; a stack removed for good).
+/// Remove a stack's record (a stack no longer managed, or pruned).
 pub async fn remove(docker: &Docker, stack: &str) -> Result<(), String> {
     swarm_config::remove(docker, &config_name(stack)).await
 }
