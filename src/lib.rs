@@ -8,6 +8,7 @@ pub mod apply;
 pub mod compose;
 pub mod convert;
 pub mod diff;
+pub mod docker_cli;
 pub mod engine;
 pub mod images;
 pub mod pipeline;

@@ -22,13 +22,7 @@ impl Credentials {
     /// Where the docker CLI would look: `$DOCKER_CONFIG/config.json`, else
     /// `$HOME/.docker/config.json`.
     pub fn default_path() -> PathBuf {
-        match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-            Some(dir) => PathBuf::from(dir).join("config.json"),
-            None => std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/root"))
-                .join(".docker/config.json"),
-        }
+        crate::docker_cli::config_dir().join("config.json")
     }
 
     /// Read the docker config file where the docker CLI would.

@@ -294,3 +294,51 @@ fn assert_contained(part: &serde_json::Value, whole: &serde_json::Value, path: &
         _ => assert_eq!(part, whole, "{path}"),
     }
 }
+
+/// The endpoint comes from the docker context as the docker CLI picks it
+/// (contexts made by the real `docker context create`), unless DOCKER_HOST
+/// is set.
+#[test]
+fn the_current_docker_context_picks_the_engine() {
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().to_str().unwrap();
+    let repo = common::Repo::new();
+    repo.stack(
+        "ctx",
+        "version: \"3.8\"\nservices:\n  app:\n    image: busybox:1.36\n",
+    );
+    let repo_dir = repo.path().to_str().unwrap();
+    for (name, host) in [
+        ("elsewhere", "unix:///nonexistent/shoal-test/docker.sock"),
+        ("here", "unix:///var/run/docker.sock"),
+    ] {
+        docker(&[
+            "--config",
+            dir,
+            "context",
+            "create",
+            name,
+            "--docker",
+            &format!("host={host}"),
+        ]);
+    }
+    let plan = |env: &[(&str, &str)]| {
+        let mut all = vec![("DOCKER_CONFIG", dir)];
+        all.extend_from_slice(env);
+        common::shoal_env(
+            &["plan", "--repo", repo_dir, "--resolve-image", "never"],
+            &all,
+        )
+    };
+    docker(&["--config", dir, "context", "use", "elsewhere"]);
+    let o = plan(&[]);
+    common::assert_code(&o, 1);
+    assert!(
+        common::stderr(&o).contains("/nonexistent/shoal-test/docker.sock"),
+        "{}",
+        common::stderr(&o)
+    );
+    // DOCKER_CONTEXT names another context; DOCKER_HOST overrides both.
+    common::assert_code(&plan(&[("DOCKER_CONTEXT", "here")]), 0);
+    common::assert_code(&plan(&[("DOCKER_HOST", "unix:///var/run/docker.sock")]), 0);
+}

@@ -43,8 +43,8 @@ const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
 /// Run the agent until SIGTERM or SIGINT: connect to the Docker Engine the
 /// way the docker CLI does, bind `opts.listen`, serve.
 pub async fn run<R: Reconciler>(opts: AgentOptions, reconciler: Arc<R>) -> anyhow::Result<()> {
-    let docker = bollard::Docker::connect_with_defaults()
-        .context("connecting to the Docker Engine (DOCKER_HOST or /var/run/docker.sock)")?
+    let docker = crate::engine::bollard_client()
+        .context("connecting to the Docker Engine (DOCKER_HOST, the docker context, or /var/run/docker.sock)")?
         .negotiate_version()
         .await
         .context("asking the Docker Engine for its API version")?;

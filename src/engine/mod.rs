@@ -26,7 +26,7 @@ const API_PREFIX: &str = "/v1.41";
 /// What went wrong talking to the Engine; messages name the object.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the docker engine at {endpoint}: {reason} (is dockerd running, and is DOCKER_HOST right?)")]
+    #[error("cannot reach the docker engine at {endpoint}: {reason} (is dockerd running, and are DOCKER_HOST or the docker context right?)")]
     Unreachable { endpoint: String, reason: String },
     #[error("{0}")]
     Config(String),
@@ -62,13 +62,11 @@ pub struct Engine {
 
 impl Engine {
     /// Connect the way the docker CLI does (`DOCKER_HOST` with `unix://` or
-    /// `tcp://`, else `/var/run/docker.sock`), check the API version is at
-    /// least 1.41 and that the daemon is a swarm manager.
+    /// `tcp://`, else the current docker context, else
+    /// `/var/run/docker.sock`), check the API version is at least 1.41 and
+    /// that the daemon is a swarm manager.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| format!("unix://{}", raw::DEFAULT_SOCKET));
+        let host = crate::docker_cli::engine_host().map_err(EngineError::Config)?;
         let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
         Engine::connect_to(endpoint).await
     }
@@ -171,6 +169,17 @@ impl Engine {
             reason,
         })
     }
+}
+
+/// A bollard client for the endpoint [`Engine::connect`] would use (for
+/// typed calls such as events, without the swarm checks).
+pub fn bollard_client() -> Result<bollard::Docker, EngineError> {
+    let host = crate::docker_cli::engine_host().map_err(EngineError::Config)?;
+    let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
+    connect_bollard(&endpoint).map_err(|e| EngineError::Unreachable {
+        endpoint: endpoint.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
