@@ -79,6 +79,59 @@ async fn exactly_one_contender_holds_and_the_other_takes_over_after_the_ttl() {
     swarm_config::remove(&d, &name).await.unwrap();
 }
 
+/// A holder whose clock runs behind writes expiry times already past by
+/// everyone else's clock. Its renewals still keep the lease: a standby
+/// judges by the version index and its own clock, never by wall time.
+#[tokio::test]
+async fn a_holder_with_a_slow_clock_keeps_the_lease_while_it_renews() {
+    let d = docker().await;
+    let name = unique("agent-lease-skew");
+    let ttl = Duration::from_secs(2);
+    let renew = |n: u64| {
+        std::collections::BTreeMap::from([
+            (HOLDER_LABEL.to_string(), "slow-clock".to_string()),
+            // An hour in the past (the holder's clock), changing per renewal.
+            (EXPIRES_LABEL.to_string(), (1_000 + n).to_string()),
+        ])
+    };
+    swarm_config::create(&d, &name, "lease\n", &renew(0))
+        .await
+        .unwrap();
+    let mut standby = Lease::new(d.clone(), &name, "standby", ttl);
+    let started = Instant::now();
+    let mut n = 0;
+    // Two TTLs of renewals every 300 ms: the standby never takes it.
+    while started.elapsed() < ttl * 2 {
+        let v = standby.tick().await.unwrap();
+        assert!(
+            !v.held,
+            "taken from a renewing holder after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(v.holder.as_deref(), Some("slow-clock"));
+        n += 1;
+        let current = swarm_config::get(&d, &name).await.unwrap().unwrap();
+        swarm_config::update_labels(&d, &current, &renew(n))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The holder stops renewing: the standby takes over one TTL later.
+    let stopped = Instant::now();
+    let took_over = loop {
+        if standby.tick().await.unwrap().held {
+            break stopped.elapsed();
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(10), "no takeover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        took_over >= ttl - Duration::from_millis(300),
+        "{took_over:?}"
+    );
+    swarm_config::remove(&d, &name).await.unwrap();
+}
+
 #[tokio::test]
 async fn state_records_are_written_only_when_they_change() {
     let d = docker().await;

@@ -1,8 +1,14 @@
 //! One applier per swarm: a lease kept in a Swarm config (`shoal-lease`)
-//! whose labels name the holder and the expiry. It is taken when absent or
-//! expired, and renewed, by updating with the version index just read, so
-//! of two agents racing only one write succeeds. Expiry times are wall
-//! clock (Unix milliseconds); managers are assumed to keep NTP time.
+//! whose labels name the holder (and, for people, the expiry by the
+//! holder's clock). It is taken when free or abandoned, and renewed, by
+//! updating with the version index just read, so of two agents racing only
+//! one write succeeds.
+//!
+//! Abandoned means: the lease's version index has not moved for a whole
+//! TTL by the *observer's own monotonic clock* (each renewal moves it). No
+//! wall clocks are compared, so managers whose clocks disagree never both
+//! apply: the holder stops applying one TTL after its last renewal began,
+//! and nobody takes over before a TTL without renewals has passed.
 use super::swarm_config::{self, LabeledConfig, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
@@ -32,16 +38,18 @@ pub enum Decision {
     HeldBy(String),
 }
 
-/// Decide from the lease's labels, our identity and the time.
-pub fn decide(labels: &BTreeMap<String, String>, me: &str, now_ms: u128) -> Decision {
+/// Decide from the lease's labels, our identity, and how long (by our
+/// clock) the lease has gone without a renewal.
+pub fn decide(
+    labels: &BTreeMap<String, String>,
+    me: &str,
+    unrenewed_for: Duration,
+    ttl: Duration,
+) -> Decision {
     let holder = labels.get(HOLDER_LABEL).map(String::as_str).unwrap_or("");
-    let expires: u128 = labels
-        .get(EXPIRES_LABEL)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     if holder == me {
         Decision::Renew
-    } else if holder.is_empty() || expires <= now_ms {
+    } else if holder.is_empty() || unrenewed_for >= ttl {
         Decision::Take
     } else {
         Decision::HeldBy(holder.to_string())
@@ -57,6 +65,9 @@ pub struct Lease {
     /// Local (monotonic) end of our hold: we stop applying at this point
     /// even if a renewal could not be written.
     valid_until: Option<Instant>,
+    /// The lease's version index as last read, and when (our clock) we
+    /// first saw it: how long it has gone without a renewal.
+    observed: Option<(u64, Instant)>,
 }
 
 impl Lease {
@@ -67,6 +78,7 @@ impl Lease {
             identity: identity.to_string(),
             ttl,
             valid_until: None,
+            observed: None,
         }
     }
 
@@ -100,11 +112,15 @@ impl Lease {
             }
         };
         let labels = self.labels(now_ms + self.ttl.as_millis());
+        let unrenewed = current
+            .as_ref()
+            .map(|c| self.unrenewed_for(c))
+            .unwrap_or_default();
         let written = match &current {
             None => swarm_config::create(&self.docker, &self.name, DATA, &labels)
                 .await
                 .map(|_| ()),
-            Some(c) => match decide(&c.labels, &self.identity, now_ms) {
+            Some(c) => match decide(&c.labels, &self.identity, unrenewed, self.ttl) {
                 Decision::Take | Decision::Renew => {
                     swarm_config::update_labels(&self.docker, c, &labels).await
                 }
@@ -147,7 +163,7 @@ impl Lease {
         let Some(c) = swarm_config::get(&self.docker, &self.name).await? else {
             return Ok(());
         };
-        if decide(&c.labels, &self.identity, 0) != Decision::Renew {
+        if decide(&c.labels, &self.identity, Duration::ZERO, self.ttl) != Decision::Renew {
             return Ok(());
         }
         let mut labels = BTreeMap::new();
@@ -170,6 +186,18 @@ impl Lease {
             .get(HOLDER_LABEL)
             .filter(|h| !h.is_empty())
             .cloned()
+    }
+
+    /// How long the lease has shown the same version index to us.
+    fn unrenewed_for(&mut self, c: &LabeledConfig) -> Duration {
+        let now = Instant::now();
+        match self.observed {
+            Some((version, since)) if version == c.version => now.duration_since(since),
+            _ => {
+                self.observed = Some((c.version, now));
+                Duration::ZERO
+            }
+        }
     }
 
     fn expire_if_due(&mut self) {
@@ -220,12 +248,16 @@ mod tests {
 
     #[test]
     fn decides_take_renew_or_wait() {
-        assert_eq!(decide(&BTreeMap::new(), "a", 100), Decision::Take);
-        assert_eq!(decide(&labels("", 0), "a", 100), Decision::Take);
-        assert_eq!(decide(&labels("a", 50), "a", 100), Decision::Renew);
-        assert_eq!(decide(&labels("b", 100), "a", 100), Decision::Take);
+        let ttl = Duration::from_secs(15);
+        let s = Duration::from_secs;
+        assert_eq!(decide(&BTreeMap::new(), "a", s(0), ttl), Decision::Take);
+        assert_eq!(decide(&labels("", 0), "a", s(0), ttl), Decision::Take);
+        assert_eq!(decide(&labels("a", 0), "a", s(99), ttl), Decision::Renew);
+        assert_eq!(decide(&labels("b", 0), "a", s(15), ttl), Decision::Take);
+        // The expiry label is the holder's clock: never trusted, however
+        // far in the past it reads.
         assert_eq!(
-            decide(&labels("b", 101), "a", 100),
+            decide(&labels("b", 0), "a", s(14), ttl),
             Decision::HeldBy("b".into())
         );
     }
