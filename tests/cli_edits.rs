@@ -179,7 +179,17 @@ fn port_service_and_config_edits_plan_as_exactly_that_edit() {
         "  extra:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\nconfigs:\n  app:",
     );
     let extra = format!("{}_extra", f.stack);
-    assert_eq!(f.plan(), vec![("create".into(), extra.clone(), vec![])]);
+    let plan = f.plan();
+    assert_eq!(plan.len(), 1, "{plan:?}");
+    let (action, name, paths) = &plan[0];
+    assert_eq!((action.as_str(), name), ("create", &extra));
+    // A create lists what it writes.
+    for want in [
+        "TaskTemplate.ContainerSpec.Image",
+        "TaskTemplate.ContainerSpec.Args",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want}: {paths:?}");
+    }
     f.apply_clean();
     f.edit(
         "  side:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\n",

@@ -348,3 +348,40 @@ fn the_agent_rolls_out_a_re_pushed_tag_on_its_interval_even_without_self_heal() 
     assert!(!logs.contains(PASSWORD), "the password reached the log");
     assert!(!logs.contains("drift:"), "{logs}");
 }
+
+#[test]
+fn a_registry_that_never_answers_does_not_hold_the_plan() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let stack = stack_name("reghang");
+    let repo = Repo::new();
+    repo.stack(&stack, &stack_file(&format!("{addr}/app:1.0")));
+    let started = std::time::Instant::now();
+    let o = shoal_env(
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "--repo",
+            repo.path().to_str().unwrap(),
+            "--stack",
+            &stack,
+        ],
+        &[],
+    );
+    let took = started.elapsed();
+    assert_code(&o, 2);
+    assert!(
+        stderr(&o).contains("could not be accessed on a registry to record its digest"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(took < Duration::from_secs(30), "plan took {took:?}");
+    eprintln!("plan with a silent registry took {took:?}");
+}

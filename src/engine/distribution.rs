@@ -13,6 +13,9 @@ use std::time::Instant;
 
 /// Lookups in flight at once.
 const PARALLEL_LOOKUPS: usize = 8;
+/// Longest wait for one digest: a registry that hangs must not hold a plan
+/// (or an agent pass) for the Engine client's whole timeout.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Engine {
     /// Pin the images of `desired` to their registry digests as `mode`
@@ -77,10 +80,15 @@ impl Engine {
         let headers: Vec<(&str, &str)> = registry_auth
             .map(|a| vec![("X-Registry-Auth", a)])
             .unwrap_or_default();
-        let resp = self
-            .raw
-            .request_with("GET", &path, None, &headers)
+        let request = self.raw.request_with("GET", &path, None, &headers);
+        let resp = tokio::time::timeout(LOOKUP_TIMEOUT, request)
             .await
+            .map_err(|_| {
+                LookupError::Unavailable(format!(
+                    "the registry gave no answer within {}s",
+                    LOOKUP_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| LookupError::Unavailable(format!("docker engine: {e}")))?;
         if resp.is_success() {
             let doc = resp
