@@ -169,23 +169,19 @@ impl Reconciler for Pipeline {
         Ok(snapshot)
     }
 
-    async fn plan(&self, snapshot: &Snapshot) -> Vec<StackPlan> {
+    async fn plan(&self, snapshot: &Snapshot) -> Result<Vec<StackPlan>, String> {
         // `snapshot` checked that the repository reads; failing now means
         // it changed under us: plan nothing, the next pass retries.
-        let (tree, redactor) = match self.tree(snapshot).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the snapshot; nothing planned");
-                return Vec::new();
-            }
-        };
-        let desired = match reconcile::load(&tree, &self.scope, &Vars::from_env()) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %redactor.redact(&e.to_string()), "cannot read the repository; nothing planned");
-                return Vec::new();
-            }
-        };
+        let (tree, redactor) = self
+            .tree(snapshot)
+            .await
+            .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+        let desired = reconcile::load(&tree, &self.scope, &Vars::from_env()).map_err(|e| {
+            format!(
+                "cannot read the repository: {}",
+                redactor.redact(&e.to_string())
+            )
+        })?;
         let names: Vec<String> = desired.all_names().map(str::to_string).collect();
         let pass = match planning::plan(
             &tree,
@@ -201,13 +197,13 @@ impl Reconciler for Pipeline {
             Err(e) => {
                 // Nothing can be planned without the live state: report it
                 // on every stack, change nothing.
-                return names
+                return Ok(names
                     .into_iter()
                     .map(|stack| StackPlan {
                         stack,
                         result: Err(StackProblem::Load(format!("reading the swarm: {e}"))),
                     })
-                    .collect();
+                    .collect());
             }
         };
         self.log_new_warnings(&pass.desired);
@@ -263,7 +259,7 @@ impl Reconciler for Pipeline {
                 result,
             });
         }
-        out
+        Ok(out)
     }
 
     async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {

@@ -27,14 +27,14 @@ impl Reconciler for Fake {
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         Ok(Snapshot { id: "c1".into() })
     }
-    async fn plan(&self, _: &Snapshot) -> Vec<StackPlan> {
-        vec![StackPlan {
+    async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, String> {
+        Ok(vec![StackPlan {
             stack: self.stack.clone(),
             result: Ok(Planned {
                 plan: Plan::default(),
                 text: String::new(),
             }),
-        }]
+        }])
     }
     async fn apply(&self, _: &str, _: &Plan) -> Result<(), String> {
         Err("the fake never has changes to apply".into())

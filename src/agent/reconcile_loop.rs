@@ -175,7 +175,21 @@ impl<R: Reconciler> ReconcileLoop<R> {
             at: SystemTime::now(),
         });
         tracing::info!(snapshot = %snapshot.id, ?reasons, "reconcile started");
-        let plans = self.reconciler.plan(&snapshot).await;
+        let plans = match self.reconciler.plan(&snapshot).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing is known about any stack: change nothing, keep
+                // every record and status, report, retry next pass.
+                tracing::error!(error = %e, "nothing planned");
+                let mut s = self.status();
+                *s.counters
+                    .reconciles
+                    .entry(super::status::SOURCE_ERROR)
+                    .or_default() += 1;
+                s.last_error = Some(e);
+                return;
+            }
+        };
         let mut all_synced = true;
         let mut seen = Vec::new();
         for sp in plans {
@@ -395,6 +409,7 @@ mod tests {
         in_flight: AtomicUsize,
         max_in_flight: AtomicUsize,
         plan_delay: Mutex<Duration>,
+        plan_error: Mutex<Option<String>>,
     }
 
     impl Reconciler for Fake {
@@ -405,12 +420,15 @@ mod tests {
                 id: self.snapshot_id.lock().unwrap().clone(),
             })
         }
-        async fn plan(&self, _: &Snapshot) -> Vec<StackPlan> {
+        async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, String> {
             let delay = *self.plan_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
             self.passes.fetch_add(1, Ordering::SeqCst);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.plans.lock().unwrap().clone()
+            if let Some(e) = self.plan_error.lock().unwrap().clone() {
+                return Err(e);
+            }
+            Ok(self.plans.lock().unwrap().clone())
         }
         async fn apply(&self, stack: &str, _: &Plan) -> Result<(), String> {
             self.applied.lock().unwrap().push(stack.to_string());
@@ -593,6 +611,22 @@ mod tests {
         *f.snapshot_id.lock().unwrap() = "c2".into();
         l.pass(&[Reason::Webhook]).await;
         assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
+    }
+
+    #[tokio::test]
+    async fn a_repository_that_cannot_be_read_forgets_nothing() {
+        let f = fake("c1", vec![changed("web")]);
+        let mut l = looper(&f, false);
+        l.pass(&[Reason::Startup]).await;
+        *f.plan_error.lock().unwrap() = Some("cannot read the snapshot: gone".into());
+        l.pass(&[Reason::Interval]).await;
+        assert!(l.records.as_ref().unwrap().contains_key("web"));
+        let s = l.status.lock().unwrap();
+        assert!(s.stacks.contains_key("web"));
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("cannot read the snapshot: gone")
+        );
     }
 
     #[tokio::test]

@@ -62,8 +62,13 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// Load, plan and check every stack of the snapshot against the live
     /// swarm. One entry per stack; a stack that fails to load or is denied
-    /// does not prevent the others from planning.
-    fn plan(&self, snapshot: &Snapshot) -> impl Future<Output = Vec<StackPlan>> + Send;
+    /// does not prevent the others from planning. `Err` when the repository
+    /// as a whole could not be read: then nothing is known about any stack,
+    /// and the pass changes nothing (not even records of stacks).
+    fn plan(
+        &self,
+        snapshot: &Snapshot,
+    ) -> impl Future<Output = Result<Vec<StackPlan>, String>> + Send;
 
     /// Apply one stack's plan (ordered writes, convergence wait). The error
     /// says what failed; the agent retries with backoff.
