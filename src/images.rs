@@ -133,7 +133,8 @@ pub fn to_look_up(
             let Some(image) = image_of(&svc.spec) else {
                 continue;
             };
-            if needs_lookup(image, &svc.name, live.get(&stack.name), mode) {
+            let written = label_of(&svc.spec).unwrap_or(image);
+            if needs_lookup(image, written, &svc.name, live.get(&stack.name), mode) {
                 out.insert(image.to_string());
             }
         }
@@ -141,20 +142,31 @@ pub fn to_look_up(
     out
 }
 
-fn needs_lookup(image: &str, service: &str, live: Option<&LiveStack>, mode: ResolveMode) -> bool {
+fn label_of(spec: &Value) -> Option<&str> {
+    spec.pointer("/Labels")
+        .and_then(|l| l.get(IMAGE_LABEL))
+        .and_then(Value::as_str)
+}
+
+fn needs_lookup(
+    image: &str,
+    written: &str,
+    service: &str,
+    live: Option<&LiveStack>,
+    mode: ResolveMode,
+) -> bool {
     if has_digest(image) || image.is_empty() {
         return false;
     }
     match mode {
         ResolveMode::Never => false,
         ResolveMode::Always => true,
-        // docker: query when the service is new or the tag differs from the
-        // one it was deployed from; else keep what runs.
+        // docker: query when the service is new or the image as written
+        // differs from the one it was deployed from; else keep what runs.
         ResolveMode::Changed => {
             live.and_then(|l| l.services.iter().find(|s| s.name == service))
-                .and_then(|s| s.spec.pointer("/Labels").and_then(|l| l.get(IMAGE_LABEL)))
-                .and_then(Value::as_str)
-                != Some(image)
+                .and_then(|s| label_of(&s.spec))
+                != Some(written)
         }
     }
 }
@@ -319,6 +331,39 @@ pub fn with_digest(image: &str, digest: &str) -> String {
     }
 }
 
+/// The image as the docker client sends it to the daemon
+/// (`imageWithTagString`): the familiar name, `:latest` when neither a tag
+/// nor a digest is given. `redis` -> `redis:latest`,
+/// `docker.io/library/nginx:1` -> `nginx:1`. What docker could not parse
+/// (upper case, spaces) is left as written, as docker leaves it.
+pub fn as_docker_sends(image: &str) -> String {
+    let valid = !image.is_empty()
+        && !image.contains(char::is_whitespace)
+        && image
+            .split_once('/')
+            .map_or(image, |(_, rest)| rest)
+            .chars()
+            .all(|c| !c.is_ascii_uppercase());
+    if !valid {
+        return image.to_string();
+    }
+    let r = Reference::parse(image);
+    let mut out = r.familiar_name();
+    match (&r.tag, &r.digest) {
+        (None, None) => out.push_str(":latest"),
+        (Some(tag), _) => {
+            out.push(':');
+            out.push_str(tag);
+        }
+        (None, Some(_)) => {}
+    }
+    if let Some(d) = &r.digest {
+        out.push('@');
+        out.push_str(d);
+    }
+    out
+}
+
 /// Split a pinned reference into `(name:tag, digest)`, for display.
 pub fn split_pinned(image: &str) -> Option<(&str, &str)> {
     image.split_once('@')
@@ -354,13 +399,35 @@ mod tests {
     }
 
     #[test]
+    fn images_are_sent_as_docker_sends_them() {
+        assert_eq!(as_docker_sends("redis"), "redis:latest");
+        assert_eq!(as_docker_sends("docker.io/library/nginx:1"), "nginx:1");
+        assert_eq!(
+            as_docker_sends("index.docker.io/team/app"),
+            "team/app:latest"
+        );
+        assert_eq!(
+            as_docker_sends("127.0.0.1:5000/app"),
+            "127.0.0.1:5000/app:latest"
+        );
+        assert_eq!(as_docker_sends("app@sha256:ab"), "app@sha256:ab");
+        assert_eq!(as_docker_sends("app:1@sha256:ab"), "app:1@sha256:ab");
+        // Not a reference docker can parse: left alone.
+        assert_eq!(as_docker_sends("team/App"), "team/App");
+    }
+
+    #[test]
     fn pinning_keeps_the_familiar_name_and_the_tag() {
         assert_eq!(with_digest("app:3.0", D1), format!("app:3.0@{D1}"));
         assert_eq!(
             with_digest("docker.io/library/redis:7", D1),
             format!("redis:7@{D1}")
         );
-        assert_eq!(with_digest("redis", D1), format!("redis@{D1}"));
+        // docker pins what it sends: the tag it added included.
+        assert_eq!(
+            with_digest(&as_docker_sends("redis"), D1),
+            format!("redis:latest@{D1}")
+        );
         assert_eq!(
             with_digest("127.0.0.1:5000/app:3.0", D1),
             format!("127.0.0.1:5000/app:3.0@{D1}")

@@ -210,7 +210,7 @@ fn apply_writes_only_what_differs_and_heals_hand_made_drift() {
     // A service removed from the file is deleted; nothing else moves.
     let full = rich_yaml(30);
     let yaml = full.replace(
-        "  plain:\n    image: alpine:3.20\n    command: sleep 3600\n",
+        "  plain:\n    # Fully qualified: docker sends the familiar alpine:3.20.\n    image: docker.io/library/alpine:3.20\n    command: sleep 3600\n",
         "",
     );
     assert_ne!(yaml, full);

@@ -49,7 +49,9 @@ pub(crate) fn service(
     }
 
     let mut c = Map::new();
-    put(&mut c, "Image", svc.image.clone());
+    // The docker client sends the image with its tag made explicit
+    // (`redis` -> `redis:latest`); the label keeps it as written.
+    put(&mut c, "Image", crate::images::as_docker_sends(&svc.image));
     c.insert("Labels".into(), Value::Object(ns.labels(&svc.labels)));
     put(&mut c, "Command", strings(svc.entrypoint.iter().flatten()));
     put(&mut c, "Args", strings(svc.command.iter().flatten()));

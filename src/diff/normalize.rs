@@ -8,7 +8,7 @@
 //! The canonical form also turns keyed lists into JSON objects (env by
 //! name, mounts by target, ports by `published/protocol`, ...) so the diff
 //! compares them by key and names them by key in paths.
-use crate::state::{Kind, IMAGE_LABEL};
+use crate::state::Kind;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -410,23 +410,29 @@ pub fn data_text(data: &Value) -> String {
 // ------------------------------------------------------------------ image
 
 /// `docker stack deploy` (resolve-image always/changed) pins the image to
-/// a digest on the daemon and keeps the tag as written in the
-/// `com.docker.stack.image` label. When that label equals the desired
-/// image, the service runs what the repository asks for.
+/// a digest on the daemon (`app:3.0@sha256:…`) and keeps the image as
+/// written in the `com.docker.stack.image` label. A live image pinned from
+/// the desired, unpinned one (same `name:tag` before the `@`) runs what
+/// the repository asks for.
 pub fn unpin_image(desired: &Value, live: &mut Value) {
-    let want = desired.pointer("/TaskTemplate/ContainerSpec/Image");
-    let label = live
-        .pointer("/Labels")
-        .and_then(|l| l.get(IMAGE_LABEL))
-        .cloned();
+    let Some(want) = desired
+        .pointer("/TaskTemplate/ContainerSpec/Image")
+        .and_then(Value::as_str)
+        .filter(|w| !w.contains('@'))
+        .map(str::to_owned)
+    else {
+        return;
+    };
     let Some(img) = live.pointer_mut("/TaskTemplate/ContainerSpec/Image") else {
         return;
     };
-    let pinned = img.as_str().is_some_and(|s| s.contains("@sha256:"));
-    if pinned && label.is_some() && label.as_ref() == want {
-        if let Some(w) = want {
-            *img = w.clone();
-        }
+    let Some((base, _digest)) = img.as_str().and_then(|s| s.split_once("@sha256:")) else {
+        return;
+    };
+    // docker pins exactly what it sends: `name:tag` + `@digest`. The label
+    // alone proves nothing: `docker service update --image` leaves it.
+    if base == want {
+        *img = json!(want);
     }
 }
 

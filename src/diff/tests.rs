@@ -1186,6 +1186,28 @@ fn rule_legacy_networks_do_not_override_task_template_networks() {
 }
 
 #[test]
+fn a_hand_pinned_other_tag_under_the_same_label_is_a_change() {
+    // `docker service update --image nginx:1.26@sha256:…` keeps the label.
+    let mut desired = svc(json!({}));
+    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
+    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let d = svc_diff(&desired, &live);
+    assert_eq!(paths(&d), ["TaskTemplate.ContainerSpec.Image"]);
+}
+
+#[test]
+fn an_untagged_image_pinned_by_docker_is_no_change() {
+    // `image: redis` is sent as `redis:latest` and pinned as such.
+    let mut desired = svc(json!({}));
+    desired["TaskTemplate"]["ContainerSpec"]["Image"] = json!("redis:latest");
+    desired["Labels"] = json!({"com.docker.stack.image": "redis"});
+    let mut live = svc(json!({"Image": "redis:latest@sha256:0123abcd"}));
+    live["Labels"] = json!({"com.docker.stack.image": "redis"});
+    assert!(svc_diff(&desired, &live).is_empty());
+}
+
+#[test]
 fn pinned_image_with_other_label_is_a_change() {
     let mut desired = svc(json!({}));
     desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
