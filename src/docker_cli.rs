@@ -32,7 +32,8 @@ pub fn resolve_host(
 ) -> Result<String, String> {
     let tls = env("DOCKER_TLS_VERIFY").is_some() || env("DOCKER_TLS").is_some();
     if let Some(host) = env("DOCKER_HOST") {
-        if tls {
+        // docker ignores the TLS settings for a unix socket.
+        if tls && !host.starts_with("unix://") {
             return Err(format!(
                 "DOCKER_HOST={host} with DOCKER_TLS_VERIFY/DOCKER_TLS: TLS connections to the engine are not supported; run shoal on a manager (unix socket) or over an SSH tunnel to its socket"
             ));
@@ -94,12 +95,16 @@ fn context_host(config_dir: &Path, name: &str, from: &str) -> Result<String, Str
                 meta.display()
             )
         })?;
-    if config_dir
+    let skip_verify = doc
+        .pointer("/Endpoints/docker/SkipTLSVerify")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let tls_files = config_dir
         .join("contexts/tls")
         .join(&id)
         .join("docker")
-        .is_dir()
-    {
+        .is_dir();
+    if (tls_files || skip_verify) && !host.starts_with("unix://") {
         return Err(format!(
             "docker context {name:?} (from {from}) connects to {host} with TLS, which shoal does not support; run shoal on a manager (unix socket)"
         ));
@@ -176,6 +181,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("TLS"), "{err}");
+        // TLS settings mean nothing to a unix socket, as for docker.
+        assert_eq!(
+            resolve_host(
+                &env(&[
+                    ("DOCKER_HOST", "unix:///x.sock"),
+                    ("DOCKER_TLS_VERIFY", "1")
+                ]),
+                d
+            )
+            .unwrap(),
+            "unix:///x.sock"
+        );
         context(d, "secure", "tcp://h:2376");
         let id = hex::encode(Sha256::digest(b"secure"));
         std::fs::create_dir_all(d.join("contexts/tls").join(id).join("docker")).unwrap();

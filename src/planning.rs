@@ -8,7 +8,6 @@ use crate::images::{DigestCache, ResolveMode};
 use crate::plan::Plan;
 use crate::policy::{PolicySet, Violation};
 use crate::reconcile::{self, Desired, PlanNotes, RepoTree, Scope, StackError};
-use crate::registry_auth::Credentials;
 use crate::source::Tree;
 use crate::state::ClusterFacts;
 use std::collections::BTreeMap;
@@ -112,21 +111,17 @@ pub async fn plan(
         engine.cluster_facts(),
         engine.network_ids()
     )?;
-    match Credentials::from_env() {
-        Ok(creds) => {
-            engine
-                .pin_images(&mut desired, &live, resolve, &creds, digests)
-                .await
-        }
+    if let Err(e) = engine
+        .pin_images(&mut desired, &live, resolve, digests)
+        .await
+    {
         // Without the docker config no digest can be trusted: every stack
         // is left as it is, as for a stack that fails to load.
-        Err(e) => {
-            for stack in std::mem::take(&mut desired.stacks) {
-                desired.errors.push(StackError {
-                    stack: stack.name,
-                    message: format!("registry credentials: {e}"),
-                });
-            }
+        for stack in std::mem::take(&mut desired.stacks) {
+            desired.errors.push(StackError {
+                stack: stack.name,
+                message: format!("registry credentials: {e}"),
+            });
         }
     }
     let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();

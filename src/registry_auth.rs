@@ -57,6 +57,8 @@ impl Credentials {
         };
         let reference = Reference::parse(image);
         let key = reference.auth_key();
+        let config = as_docker_reads(config, key)
+            .map_err(|e| format!("{}: not valid JSON: {e}", self.path.display()))?;
         let credential = match docker_credential::get_credential_from_reader(&config[..], key) {
             Ok(c) => c,
             Err(CredentialRetrievalError::NoCredentialConfigured) => return Ok(None),
@@ -81,6 +83,63 @@ impl Credentials {
         };
         Ok(Some(encode(&credential, key)))
     }
+}
+
+/// The config reduced to what docker would consult for `key`, so that
+/// `docker_credential` picks the same source docker picks: a
+/// `credHelpers` entry, else the `credsStore` (whose answer wins over any
+/// `auths` entry), else the `auths` entry, found by exact key or by
+/// hostname (`https://host:5000/v1/` serves `host:5000`). An entry with an
+/// empty `auth` holds no credentials.
+fn as_docker_reads(config: &[u8], key: &str) -> Result<Vec<u8>, serde_json::Error> {
+    use serde_json::{json, Value};
+    let mut doc: Value = serde_json::from_slice(config)?;
+    let helper = doc
+        .pointer("/credHelpers")
+        .and_then(|h| h.get(key))
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty())
+        .is_some();
+    let store = doc
+        .get("credsStore")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    let hostname = |k: &str| {
+        let k = k
+            .strip_prefix("https://")
+            .or_else(|| k.strip_prefix("http://"))
+            .unwrap_or(k);
+        k.split('/').next().unwrap_or(k).to_string()
+    };
+    let entry = doc
+        .get("auths")
+        .and_then(Value::as_object)
+        .and_then(|auths| {
+            auths
+                .get(key)
+                .or_else(|| {
+                    auths
+                        .iter()
+                        .find(|(k, _)| hostname(k) == key)
+                        .map(|(_, v)| v)
+                })
+                .cloned()
+        });
+    let entry = entry.filter(|e| {
+        ["auth", "identitytoken", "username", "password"]
+            .iter()
+            .any(|f| {
+                e.get(*f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| !v.is_empty())
+            })
+    });
+    let auths = match entry {
+        Some(e) if !helper && !store => json!({ key: e }),
+        _ => json!({}),
+    };
+    doc["auths"] = auths;
+    serde_json::to_vec(&doc)
 }
 
 /// The Engine's `X-Registry-Auth`: base64url of the auth config as JSON.
@@ -145,6 +204,28 @@ mod tests {
         );
         assert_eq!(doc["username"], "bob");
         assert_eq!(doc["serveraddress"], "https://index.docker.io/v1/");
+    }
+
+    #[test]
+    fn the_source_is_the_one_docker_consults() {
+        let dir = tempfile::tempdir().unwrap();
+        // A URL-shaped key serves its hostname.
+        let creds = config(
+            &dir,
+            r#"{"auths":{"https://r.example:5000/v1/":{"auth":"YWxpY2U6czNjcmV0"}}}"#,
+        );
+        let doc = decode(&creds.header_for("r.example:5000/app:1").unwrap().unwrap());
+        assert_eq!(doc["username"], "alice");
+        // An empty entry (docker logout leaves these) holds nothing.
+        let creds = config(&dir, r#"{"auths":{"r.example":{"auth":""}}}"#);
+        assert_eq!(creds.header_for("r.example/app:1").unwrap(), None);
+        // With a credsStore, the store answers, not a stale auths entry:
+        // here the store program is missing, so that is the error.
+        let creds = config(
+            &dir,
+            r#"{"auths":{"r.example":{"auth":"YWxpY2U6czNjcmV0"}},"credsStore":"shoal-no-such-store"}"#,
+        );
+        assert!(creds.header_for("r.example/app:1").is_err());
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn image_digest_change(f: &FieldChange) -> Option<String> {
         return None;
     }
     let short = |d: &Option<String>| match d {
-        Some(d) if d.len() > 19 => format!("{}…", &d[..19]),
+        Some(d) if d.chars().count() > 19 => format!("{}…", d.chars().take(19).collect::<String>()),
         Some(d) => d.clone(),
         None => "(no digest)".to_string(),
     };

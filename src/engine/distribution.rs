@@ -13,6 +13,8 @@ use std::time::Instant;
 
 /// Lookups in flight at once.
 const PARALLEL_LOOKUPS: usize = 8;
+/// Longest wait for the credential helpers of one plan.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Longest wait for one digest: a registry that hangs must not hold a plan
 /// (or an agent pass) for the Engine client's whole timeout.
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -20,27 +22,33 @@ const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 impl Engine {
     /// Pin the images of `desired` to their registry digests as `mode`
     /// asks (see [`crate::images`]): look up what is needed (answers still
-    /// fresh in `cache` are reused), then pin.
+    /// fresh in `cache` are reused), then pin. The docker config is read
+    /// only when a registry is asked; `Err` when it cannot be read.
     pub async fn pin_images(
         &self,
         desired: &mut Desired,
         live: &BTreeMap<String, LiveStack>,
         mode: ResolveMode,
-        creds: &Credentials,
         cache: Option<&DigestCache>,
-    ) {
+    ) -> Result<(), String> {
         let wanted = images::to_look_up(desired, live, mode);
         let now = Instant::now();
         let (mut lookups, ask) = match cache {
             Some(c) => c.split(wanted, now),
             None => (Lookups::new(), wanted),
         };
-        let asked = self.lookup_digests(&ask, creds).await;
+        let asked = if ask.is_empty() {
+            Lookups::new()
+        } else {
+            let creds = Credentials::from_env()?;
+            self.lookup_digests(&ask, &creds).await
+        };
         if let Some(c) = cache {
             c.store(&asked, now);
         }
         lookups.extend(asked);
         images::pin(desired, &lookups);
+        Ok(())
     }
 
     /// The registry digest of every image in `images`, each answer on its
@@ -119,17 +127,27 @@ async fn registry_headers(
         let key = Reference::parse(image).auth_key().to_string();
         keys.entry(key).or_insert_with(|| image.clone());
     }
+    let all: Vec<String> = keys.keys().cloned().collect();
     let creds = creds.clone();
-    tokio::task::spawn_blocking(move || {
+    let read = tokio::task::spawn_blocking(move || {
         keys.into_iter()
             .map(|(key, image)| {
                 let header = creds.header_for(&image);
                 (key, header)
             })
             .collect()
-    })
-    .await
-    .unwrap_or_default()
+    });
+    // A credential helper waiting on a keyring or a PIN prompt must not
+    // hold the plan.
+    let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
+    match tokio::time::timeout(HELPER_TIMEOUT, read).await {
+        Ok(Ok(headers)) => headers,
+        Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
+        Err(_) => failed(format!(
+            "a docker credential helper gave no answer within {}s",
+            HELPER_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 /// `{"Descriptor":{"digest":…},"Platforms":[{"architecture":…,"os":…}]}`.
@@ -142,6 +160,13 @@ fn parse_inspect(doc: &Value) -> Option<Resolved> {
         .filter_map(|p| {
             let os = p.get("os")?.as_str()?;
             let arch = p.get("architecture")?.as_str()?;
+            // As docker does (swarmkit#2294): manifests say `arm`, nodes
+            // say `armv7l`; a constraint on `arm` would never match.
+            let arch = if arch.eq_ignore_ascii_case("arm") {
+                ""
+            } else {
+                arch
+            };
             Some((os.to_string(), arch.to_string()))
         })
         .collect();
@@ -159,11 +184,15 @@ fn classify(
     creds: &Credentials,
 ) -> LookupError {
     let lower = message.to_lowercase();
-    let auth = status == 401
+    let refused = status == 401
         || lower.contains("unauthorized")
-        || lower.contains("no basic auth credentials")
         || lower.contains("authentication required");
-    if !auth {
+    // The registry asked for a login and none was sent.
+    let wants_login = lower.contains("no basic auth credentials");
+    // Without credentials a refusal is ambiguous: Docker Hub answers 401
+    // for a repository that does not exist (an image built locally and
+    // never pushed). docker warns then; so does shoal.
+    if !(wants_login || (refused && sent_credentials)) {
         return LookupError::Unavailable(message.to_string());
     }
     let config = creds.path().display();
@@ -191,12 +220,17 @@ mod tests {
         let doc = serde_json::json!({
             "Descriptor": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                            "digest": "sha256:9c71", "size": 1150},
-            "Platforms": [{"architecture": "amd64", "os": "linux"}]});
+            "Platforms": [{"architecture": "amd64", "os": "linux"},
+                          {"architecture": "arm", "os": "linux", "variant": "v7"}]});
         assert_eq!(
             parse_inspect(&doc),
             Some(Resolved {
                 digest: "sha256:9c71".into(),
-                platforms: vec![("linux".into(), "amd64".into())],
+                // `arm` is left open, as docker leaves it.
+                platforms: vec![
+                    ("linux".into(), "amd64".into()),
+                    ("linux".into(), String::new())
+                ],
             })
         );
         assert_eq!(parse_inspect(&serde_json::json!({})), None);
@@ -227,10 +261,12 @@ mod tests {
             &c,
         );
         assert!(matches!(e, LookupError::Auth(m) if m.contains("has none for it")));
-        // Unreachable registry, unknown tag: warnings.
+        // Unreachable registry, unknown tag, and Docker Hub's answer for a
+        // repository it does not have (no credentials sent): warnings.
         for (status, message) in [
             (500, "dial tcp 127.0.0.1:5999: connect: connection refused"),
             (404, "manifest unknown: manifest unknown"),
+            (401, "unauthorized: authentication required"),
         ] {
             assert!(matches!(
                 classify(status, message, "r", false, &c),

@@ -38,7 +38,7 @@ impl Endpoint {
     pub fn parse(host: &str) -> Result<Endpoint, String> {
         if let Some(path) = host.strip_prefix("unix://") {
             if path.is_empty() {
-                return Err(format!("DOCKER_HOST={host:?}: missing socket path"));
+                return Err(format!("docker host {host:?}: missing socket path"));
             }
             return Ok(Endpoint::Unix(PathBuf::from(path)));
         }
@@ -48,7 +48,7 @@ impl Endpoint {
         {
             let addr = rest.trim_end_matches('/');
             if addr.is_empty() {
-                return Err(format!("DOCKER_HOST={host:?}: missing host"));
+                return Err(format!("docker host {host:?}: missing host"));
             }
             // Same default port as the docker CLI for plain tcp.
             let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
@@ -59,7 +59,7 @@ impl Endpoint {
             return Ok(Endpoint::Tcp(addr));
         }
         Err(format!(
-            "DOCKER_HOST={host:?} is not supported: use unix:///path/to/docker.sock or tcp://host:port (TLS and ssh are not supported)"
+            "docker host {host:?} (from DOCKER_HOST or the docker context) is not supported: use unix:///path/to/docker.sock or tcp://host:port (TLS and ssh are not supported)"
         ))
     }
 }
