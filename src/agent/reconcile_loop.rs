@@ -65,6 +65,10 @@ pub struct ReconcileLoop<R: Reconciler> {
     pub shutdown_grace: Duration,
     records: Option<BTreeMap<String, StackRecord>>,
     backoffs: BTreeMap<String, Backoff>,
+    /// Service -> the (digest-pinned) image it was last brought to or
+    /// found in sync at: tells a digest the registry moved from a digest
+    /// someone set on the swarm by hand.
+    synced_images: BTreeMap<String, String>,
 }
 
 impl<R: Reconciler> ReconcileLoop<R> {
@@ -91,6 +95,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             shutdown_grace: Duration::from_secs(5),
             records: None,
             backoffs: BTreeMap::new(),
+            synced_images: BTreeMap::new(),
         }
     }
 
@@ -268,6 +273,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
             Ok(planned) if !planned.plan.has_changes() => {
                 tracing::debug!(outcome = "no-change", "in sync");
+                self.remember_images(&planned.plan);
                 self.backoffs.remove(&name);
                 rec.commit = Some(snapshot.id.clone());
                 (Outcome::NoChange, None)
@@ -275,9 +281,10 @@ impl<R: Reconciler> ReconcileLoop<R> {
             Ok(planned) => {
                 // The same revision applied before, yet changes: someone
                 // changed the swarm by hand. A tag whose registry digest
-                // moved is the registry's change, not drift.
+                // moved since the last sync is the registry's change, not
+                // drift; a digest set on the swarm by hand (a rollback) is.
                 drift = rec.commit.as_deref() == Some(snapshot.id.as_str())
-                    && !planned.plan.only_digest_moves();
+                    && !(planned.plan.only_digest_moves() && self.registry_moved(&planned.plan));
                 let changes = summary.create + summary.update + summary.delete;
                 if drift && !self.self_heal {
                     tracing::warn!(
@@ -309,6 +316,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                     match self.reconciler.apply(&name, &planned.plan).await {
                         Ok(()) => {
                             tracing::info!(outcome = "ok", changes, drift, "applied");
+                            self.remember_images(&planned.plan);
                             self.backoffs.remove(&name);
                             let mut s = self.status();
                             s.counters.changes_applied += changes as u64;
@@ -359,6 +367,30 @@ impl<R: Reconciler> ReconcileLoop<R> {
         Some(outcome)
     }
 
+    /// Whether every image change of `plan` goes to a digest other than the
+    /// one its service was last synced at (unknown after a restart: then
+    /// the registry is taken to have moved).
+    fn registry_moved(&self, plan: &crate::plan::Plan) -> bool {
+        plan.changes
+            .iter()
+            .filter(|c| c.action != crate::plan::Action::Noop)
+            .all(
+                |c| match (self.synced_images.get(&c.name), desired_image(c)) {
+                    (Some(synced), Some(wanted)) => synced != wanted,
+                    _ => true,
+                },
+            )
+    }
+
+    /// Note the images a stack is now in sync at.
+    fn remember_images(&mut self, plan: &crate::plan::Plan) {
+        for c in &plan.changes {
+            if let Some(image) = desired_image(c) {
+                self.synced_images.insert(c.name.clone(), image.to_string());
+            }
+        }
+    }
+
     /// Remove the record of a stack this agent no longer manages.
     async fn forget_record(&mut self, stack: &str) {
         if let Some(d) = &self.docker {
@@ -387,6 +419,15 @@ impl<R: Reconciler> ReconcileLoop<R> {
         }
         records.insert(stack.to_string(), rec.clone());
     }
+}
+
+/// The image a service change writes (or keeps, for a no-op).
+fn desired_image(c: &crate::plan::Change) -> Option<&str> {
+    (c.kind == crate::state::Kind::Service)
+        .then_some(c.desired.as_ref())
+        .flatten()
+        .and_then(|d| d.pointer("/TaskTemplate/ContainerSpec/Image"))
+        .and_then(serde_json::Value::as_str)
 }
 
 #[cfg(test)]
@@ -664,6 +705,69 @@ mod tests {
         let s = l.status.lock().unwrap();
         assert_eq!(s.stacks["web"].outcome, Outcome::Applied);
         assert!(!s.stacks["web"].drift);
+    }
+
+    /// A plan for `web_app` whose image goes `before` -> `after` (a no-op
+    /// when equal), as the pipeline makes it: the desired spec included.
+    fn image_plan(before: &str, after: &str) -> StackPlan {
+        let same = before == after;
+        let change = Change {
+            action: if same { Action::Noop } else { Action::Update },
+            kind: Kind::Service,
+            name: "web_app".into(),
+            stack: "web".into(),
+            diff: if same {
+                vec![]
+            } else {
+                vec![crate::plan::FieldChange {
+                    path: "TaskTemplate.ContainerSpec.Image".into(),
+                    before: serde_json::json!(before),
+                    after: serde_json::json!(after),
+                    sensitive: false,
+                }]
+            },
+            desired: Some(serde_json::json!({
+                "TaskTemplate": {"ContainerSpec": {"Image": after}}})),
+            live_id: None,
+            live_version: None,
+        };
+        StackPlan {
+            stack: "web".into(),
+            result: Ok(Planned {
+                plan: Plan {
+                    changes: vec![change],
+                },
+                text: String::new(),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_digest_rolled_back_by_hand_is_drift_and_a_registry_move_is_not() {
+        let (a, b, c) = (
+            "app:3.0@sha256:aa",
+            "app:3.0@sha256:bb",
+            "app:3.0@sha256:cc",
+        );
+        let f = fake("c1", vec![image_plan(b, b)]);
+        let mut l = looper(&f, false);
+        l.pass(&[Reason::Startup]).await;
+        // Someone pins the service back to an older digest: the registry
+        // still says bb, so this is drift, reported, not overwritten.
+        *f.plans.lock().unwrap() = vec![image_plan(a, b)];
+        l.pass(&[Reason::DockerEvent]).await;
+        assert!(
+            f.applied.lock().unwrap().is_empty(),
+            "the rollback was overwritten"
+        );
+        assert_eq!(
+            l.status.lock().unwrap().stacks["web"].outcome,
+            Outcome::Drift
+        );
+        // Then the registry moves the tag: that is rolled out.
+        *f.plans.lock().unwrap() = vec![image_plan(a, c)];
+        l.pass(&[Reason::Interval]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["web"]);
     }
 
     #[tokio::test]
