@@ -14,6 +14,18 @@ enum Seg {
     Index(usize),
 }
 
+impl Seg {
+    /// The step to entry `k` of an object: a key in a keyed collection
+    /// (`Env[FOO]`), a field otherwise (`.Image`).
+    fn child(keyed: bool, k: &str) -> Seg {
+        if keyed {
+            Seg::Key(k.to_owned())
+        } else {
+            Seg::Field(k.to_owned())
+        }
+    }
+}
+
 fn render_path(path: &[Seg]) -> String {
     let mut out = String::new();
     for seg in path {
@@ -71,11 +83,7 @@ pub fn fields_of(after: &Value) -> Vec<FieldChange> {
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort();
                 for k in keys {
-                    path.push(if keyed {
-                        Seg::Key(k.clone())
-                    } else {
-                        Seg::Field(k.clone())
-                    });
+                    path.push(Seg::child(keyed, k));
                     leaves(&map[k], path, out);
                     path.pop();
                 }
@@ -123,11 +131,7 @@ fn walk(
             keys.sort();
             keys.dedup();
             for k in keys {
-                path.push(if keyed {
-                    Seg::Key(k.clone())
-                } else {
-                    Seg::Field(k.clone())
-                });
+                path.push(Seg::child(keyed, k));
                 walk(b.get(k), a.get(k), path, out);
                 path.pop();
             }
