@@ -18,6 +18,11 @@ services:
       replicas: 1
       labels:
         owner: ops
+      # Quick rollouts: busybox's sleep ignores SIGTERM, and the default
+      # 5 s monitor would add up over a dozen applies.
+      update_config:
+        monitor: 1s
+    stop_grace_period: 1s
     ports:
       - "PORT:80"
     healthcheck:
@@ -29,6 +34,7 @@ services:
   side:
     image: busybox:1.36
     command: ["sleep", "3600"]
+    stop_grace_period: 1s
 configs:
   app:
     file: ./app.conf
@@ -192,7 +198,7 @@ fn port_service_and_config_edits_plan_as_exactly_that_edit() {
     }
     f.apply_clean();
     f.edit(
-        "  side:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\n",
+        "  side:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\n    stop_grace_period: 1s\n",
         "",
     );
     let side = format!("{}_side", f.stack);

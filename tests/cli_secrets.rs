@@ -128,7 +128,7 @@ fn rotation_stack(obj: Obj) -> String {
     };
     format!(
         "version: \"3.8\"\n\
-         services:\n  app:\n    image: busybox:1.36\n    stop_grace_period: 1s\n    {kind}:\n      - source: app_data\n        target: /etc/app_data\n\
+         services:\n  app:\n    image: busybox:1.36\n    stop_grace_period: 1s\n    deploy:\n      update_config:\n        monitor: 1s\n    {kind}:\n      - source: app_data\n        target: /etc/app_data\n\
          {kind}:\n  app_data:\n    file: ./app_data.txt\n"
     )
 }
