@@ -142,6 +142,10 @@ async fn state_records_are_written_only_when_they_change() {
         outcome: Some(Outcome::Applied),
         attempted: Some("c1".into()),
         error: None,
+        images: std::collections::BTreeMap::from([(
+            format!("{stack}_app"),
+            "app:3.0@sha256:ab".to_string(),
+        )]),
     };
     assert!(record::save(&d, &stack, &rec).await.unwrap(), "created");
     let stored = swarm_config::get(&d, &record::config_name(&stack))

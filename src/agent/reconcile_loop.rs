@@ -65,10 +65,6 @@ pub struct ReconcileLoop<R: Reconciler> {
     pub shutdown_grace: Duration,
     records: Option<BTreeMap<String, StackRecord>>,
     backoffs: BTreeMap<String, Backoff>,
-    /// Service -> the (digest-pinned) image it was last brought to or
-    /// found in sync at: tells a digest the registry moved from a digest
-    /// someone set on the swarm by hand.
-    synced_images: BTreeMap<String, String>,
 }
 
 impl<R: Reconciler> ReconcileLoop<R> {
@@ -95,7 +91,6 @@ impl<R: Reconciler> ReconcileLoop<R> {
             shutdown_grace: Duration::from_secs(5),
             records: None,
             backoffs: BTreeMap::new(),
-            synced_images: BTreeMap::new(),
         }
     }
 
@@ -273,7 +268,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
             Ok(planned) if !planned.plan.has_changes() => {
                 tracing::debug!(outcome = "no-change", "in sync");
-                self.remember_images(&planned.plan);
+                rec.images = synced_images(&planned.plan);
                 self.backoffs.remove(&name);
                 rec.commit = Some(snapshot.id.clone());
                 (Outcome::NoChange, None)
@@ -284,7 +279,8 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 // moved since the last sync is the registry's change, not
                 // drift; a digest set on the swarm by hand (a rollback) is.
                 drift = rec.commit.as_deref() == Some(snapshot.id.as_str())
-                    && !(planned.plan.only_digest_moves() && self.registry_moved(&planned.plan));
+                    && !(planned.plan.only_digest_moves()
+                        && registry_moved(&rec.images, &planned.plan));
                 let changes = summary.create + summary.update + summary.delete;
                 if drift && !self.self_heal {
                     tracing::warn!(
@@ -316,7 +312,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                     match self.reconciler.apply(&name, &planned.plan).await {
                         Ok(()) => {
                             tracing::info!(outcome = "ok", changes, drift, "applied");
-                            self.remember_images(&planned.plan);
+                            rec.images = synced_images(&planned.plan);
                             self.backoffs.remove(&name);
                             let mut s = self.status();
                             s.counters.changes_applied += changes as u64;
@@ -367,30 +363,6 @@ impl<R: Reconciler> ReconcileLoop<R> {
         Some(outcome)
     }
 
-    /// Whether every image change of `plan` goes to a digest other than the
-    /// one its service was last synced at (unknown after a restart: then
-    /// the registry is taken to have moved).
-    fn registry_moved(&self, plan: &crate::plan::Plan) -> bool {
-        plan.changes
-            .iter()
-            .filter(|c| c.action != crate::plan::Action::Noop)
-            .all(
-                |c| match (self.synced_images.get(&c.name), desired_image(c)) {
-                    (Some(synced), Some(wanted)) => synced != wanted,
-                    _ => true,
-                },
-            )
-    }
-
-    /// Note the images a stack is now in sync at.
-    fn remember_images(&mut self, plan: &crate::plan::Plan) {
-        for c in &plan.changes {
-            if let Some(image) = desired_image(c) {
-                self.synced_images.insert(c.name.clone(), image.to_string());
-            }
-        }
-    }
-
     /// Remove the record of a stack this agent no longer manages.
     async fn forget_record(&mut self, stack: &str) {
         if let Some(d) = &self.docker {
@@ -419,6 +391,27 @@ impl<R: Reconciler> ReconcileLoop<R> {
         }
         records.insert(stack.to_string(), rec.clone());
     }
+}
+
+/// Whether every image change of `plan` goes to a digest other than the
+/// one its service was last synced at (`synced`, from the stack record; a
+/// service without one is taken to have had its digest moved).
+fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::plan::Plan) -> bool {
+    plan.changes
+        .iter()
+        .filter(|c| c.action != crate::plan::Action::Noop)
+        .all(|c| match (synced.get(&c.name), desired_image(c)) {
+            (Some(synced), Some(wanted)) => synced != wanted,
+            _ => true,
+        })
+}
+
+/// Service -> the image a stack is in sync at once `plan` is applied.
+fn synced_images(plan: &crate::plan::Plan) -> BTreeMap<String, String> {
+    plan.changes
+        .iter()
+        .filter_map(|c| desired_image(c).map(|i| (c.name.clone(), i.to_string())))
+        .collect()
 }
 
 /// The image a service change writes (or keeps, for a no-op).

@@ -16,6 +16,10 @@ pub const APPLIED_AT_LABEL: &str = "io.shoal.applied-at";
 pub const OUTCOME_LABEL: &str = "io.shoal.outcome";
 pub const ATTEMPTED_LABEL: &str = "io.shoal.attempted";
 pub const ERROR_LABEL: &str = "io.shoal.error";
+/// `io.shoal.image.<service>`: the image (digest-pinned) the service was
+/// last in sync at, so a digest the registry moved is told from one set by
+/// hand, also after the agent restarts.
+pub const IMAGE_LABEL_PREFIX: &str = "io.shoal.image.";
 const DATA: &str = "shoal stack state; see the labels\n";
 /// Error texts are cut to keep the record small.
 const MAX_ERROR_CHARS: usize = 300;
@@ -34,6 +38,8 @@ pub struct StackRecord {
     /// Snapshot of the last pass.
     pub attempted: Option<String>,
     pub error: Option<String>,
+    /// Service -> image at the last sync (see [`IMAGE_LABEL_PREFIX`]).
+    pub images: BTreeMap<String, String>,
 }
 
 impl StackRecord {
@@ -56,6 +62,9 @@ impl StackRecord {
             .as_deref()
             .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
         put(ERROR_LABEL, error.as_deref());
+        for (service, image) in &self.images {
+            l.insert(format!("{IMAGE_LABEL_PREFIX}{service}"), image.clone());
+        }
         l
     }
 
@@ -67,6 +76,13 @@ impl StackRecord {
             outcome: l.get(OUTCOME_LABEL).and_then(|o| Outcome::parse(o)),
             attempted: get(ATTEMPTED_LABEL),
             error: get(ERROR_LABEL),
+            images: l
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(IMAGE_LABEL_PREFIX)
+                        .map(|s| (s.to_string(), v.clone()))
+                })
+                .collect(),
         }
     }
 }
@@ -139,6 +155,7 @@ mod tests {
             outcome: Some(Outcome::ApplyFailed),
             attempted: Some("4b5c6d7".into()),
             error: Some("x".repeat(1000)),
+            images: BTreeMap::from([("web_app".to_string(), "app:3.0@sha256:ab".to_string())]),
         };
         let labels = r.to_labels("web");
         assert_eq!(labels[STACK_LABEL], "web");
@@ -148,6 +165,7 @@ mod tests {
         assert_eq!(back.commit, r.commit);
         assert_eq!(back.outcome, r.outcome);
         assert_eq!(back.attempted, r.attempted);
+        assert_eq!(back.images, r.images);
         assert!(!labels.contains_key(crate::state::NAMESPACE_LABEL));
     }
 }
