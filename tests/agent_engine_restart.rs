@@ -36,15 +36,11 @@ fn agent_survives_an_engine_restart() {
         eprintln!("skipped: stops dockerd; run with SHOAL_DISRUPTIVE_TESTS=1");
         return;
     }
-    let stack = stack_name("gr");
-    let _guard = StackGuard::new(&[&stack]);
-    let remote = GitRemote::new();
-    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
-    remote.push("add stack");
-    let svc = format!("{stack}_app");
-    let mut agent = Agent::start(&remote, &format!("shoal-lease-{stack}"), "1s", &[]);
+    let f = AppStack::pushed("gr");
+    let (stack, svc, remote) = (&f.stack, &f.svc, &f.remote);
+    let mut agent = Agent::start(remote, &f.lease, "1s", &[]);
     poll("stack applied", Duration::from_secs(30), || {
-        (replicas(&svc) == Some(1)).then_some(())
+        (replicas(svc) == Some(1)).then_some(())
     });
 
     // Stop the engine.
@@ -88,7 +84,7 @@ fn agent_survives_an_engine_restart() {
     remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
     remote.push("scale to 2");
     poll("recovered and applied", Duration::from_secs(60), || {
-        (replicas(&svc) == Some(2)).then_some(())
+        (replicas(svc) == Some(2)).then_some(())
     });
     poll("error cleared", Duration::from_secs(30), || {
         agent.status()["last_error"].is_null().then_some(())

@@ -9,19 +9,14 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn pushes_are_applied_by_polling_and_by_webhook() {
-    let stack = stack_name("ga");
-    let _guard = StackGuard::new(&[&stack]);
-    let remote = GitRemote::new();
-    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
-    remote.push("add stack");
-    let lease = format!("shoal-lease-{stack}");
-    let svc = format!("{stack}_app");
+    let f = AppStack::pushed("ga");
+    let (stack, svc, lease, remote) = (&f.stack, &f.svc, &f.lease, &f.remote);
 
     // Polling: a new stack, then replicas 3, live within interval + 5 s.
     {
-        let agent = Agent::start(&remote, &lease, "2s", &[]);
+        let agent = Agent::start(remote, lease, "2s", &[]);
         poll("new stack applied", Duration::from_secs(30), || {
-            (replicas(&svc) == Some(1)).then_some(())
+            (replicas(svc) == Some(1)).then_some(())
         });
         poll("healthz 200", Duration::from_secs(10), || {
             let (code, _) = http(agent.port, "GET", "/healthz", &[], b"")?;
@@ -31,16 +26,16 @@ fn pushes_are_applied_by_polling_and_by_webhook() {
         let pushed = Instant::now();
         remote.push("scale app to 3");
         poll("replicas 3 by polling", Duration::from_secs(2 + 5), || {
-            (replicas(&svc) == Some(3)).then_some(())
+            (replicas(svc) == Some(3)).then_some(())
         });
         eprintln!("poll push-to-live: {:?}", pushed.elapsed());
     }
 
     // Webhook: with a 300 s interval, a signed webhook makes a push live
     // within 3 s; a bad signature gets 401 and changes nothing.
-    let agent = Agent::start(&remote, &lease, "300s", &[]);
+    let agent = Agent::start(remote, lease, "300s", &[]);
     poll("first reconcile", Duration::from_secs(30), || {
-        stack_outcome(&agent, &stack)
+        stack_outcome(&agent, stack)
     });
     remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
     remote.push("scale app to 2");
@@ -48,40 +43,35 @@ fn pushes_are_applied_by_polling_and_by_webhook() {
     assert_eq!(webhook(agent.port, ""), 401);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        replicas(&svc),
+        replicas(svc),
         Some(3),
         "a rejected webhook changed the swarm"
     );
     let pushed = Instant::now();
     assert_eq!(signed_webhook(agent.port), 202);
     poll("replicas 2 by webhook", Duration::from_secs(3), || {
-        (replicas(&svc) == Some(2)).then_some(())
+        (replicas(svc) == Some(2)).then_some(())
     });
     eprintln!("webhook push-to-live: {:?}", pushed.elapsed());
 }
 
 #[test]
 fn hand_made_drift_is_healed_or_reported() {
-    let stack = stack_name("gd");
-    let _guard = StackGuard::new(&[&stack]);
-    let remote = GitRemote::new();
-    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
-    remote.push("add stack");
-    let lease = format!("shoal-lease-{stack}");
-    let svc = format!("{stack}_app");
+    let f = AppStack::pushed("gd");
+    let (stack, svc, lease, remote) = (&f.stack, &f.svc, &f.lease, &f.remote);
     {
-        let agent = Agent::start(&remote, &lease, "300s", &[]);
+        let agent = Agent::start(remote, lease, "300s", &[]);
         poll("stack applied", Duration::from_secs(30), || {
-            (replicas(&svc) == Some(1)).then_some(())
+            (replicas(svc) == Some(1)).then_some(())
         });
         poll("first pass recorded", Duration::from_secs(10), || {
-            stack_outcome(&agent, &stack)
+            stack_outcome(&agent, stack)
         });
         docker(&["service", "scale", "--detach", &format!("{svc}=3")]);
         let scaled = Instant::now();
         // The event stream, not the 300 s poll, brings it back.
         poll("drift healed", Duration::from_secs(10), || {
-            (replicas(&svc) == Some(1)).then_some(())
+            (replicas(svc) == Some(1)).then_some(())
         });
         eprintln!("drift healed in {:?}", scaled.elapsed());
         assert!(
@@ -90,15 +80,15 @@ fn hand_made_drift_is_healed_or_reported() {
             agent.metrics()
         );
     }
-    let agent = Agent::start(&remote, &lease, "300s", &["--no-self-heal"]);
+    let agent = Agent::start(remote, lease, "300s", &["--no-self-heal"]);
     poll("first pass recorded", Duration::from_secs(30), || {
-        stack_outcome(&agent, &stack)
+        stack_outcome(&agent, stack)
     });
     docker(&["service", "scale", "--detach", &format!("{svc}=2")]);
     poll("drift reported", Duration::from_secs(10), || {
-        (stack_outcome(&agent, &stack).as_deref() == Some("drift")).then_some(())
+        (stack_outcome(&agent, stack).as_deref() == Some("drift")).then_some(())
     });
-    assert_eq!(replicas(&svc), Some(2), "--no-self-heal changed the swarm");
+    assert_eq!(replicas(svc), Some(2), "--no-self-heal changed the swarm");
 }
 
 #[test]
@@ -189,17 +179,12 @@ fn a_broken_push_changes_nothing_and_the_next_good_push_applies() {
 
 #[test]
 fn two_agents_one_applier_and_takeover() {
-    let stack = stack_name("gl");
-    let _guard = StackGuard::new(&[&stack]);
-    let remote = GitRemote::new();
-    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
-    remote.push("add stack");
-    let lease = format!("shoal-lease-{stack}");
-    let svc = format!("{stack}_app");
-    let a = Agent::start(&remote, &lease, "1s", &[]);
-    let b = Agent::start(&remote, &lease, "1s", &[]);
+    let f = AppStack::pushed("gl");
+    let (stack, svc, lease, remote) = (&f.stack, &f.svc, &f.lease, &f.remote);
+    let a = Agent::start(remote, lease, "1s", &[]);
+    let b = Agent::start(remote, lease, "1s", &[]);
     poll("stack applied", Duration::from_secs(30), || {
-        (replicas(&svc) == Some(1)).then_some(())
+        (replicas(svc) == Some(1)).then_some(())
     });
     let roles = || {
         (
@@ -224,22 +209,17 @@ fn two_agents_one_applier_and_takeover() {
         (standby.status()["role"] == "leader").then_some(())
     });
     poll("new leader applies", Duration::from_secs(20), || {
-        (replicas(&svc) == Some(2)).then_some(())
+        (replicas(svc) == Some(2)).then_some(())
     });
 }
 
 #[test]
 fn sigterm_exits_zero_quickly_and_an_unreachable_remote_is_survived() {
-    let stack = stack_name("gs");
-    let _guard = StackGuard::new(&[&stack]);
-    let remote = GitRemote::new();
-    remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
-    remote.push("add stack");
-    let lease = format!("shoal-lease-{stack}");
-    let svc = format!("{stack}_app");
-    let mut agent = Agent::start(&remote, &lease, "1s", &[]);
+    let f = AppStack::pushed("gs");
+    let (stack, svc, lease, remote) = (&f.stack, &f.svc, &f.lease, &f.remote);
+    let mut agent = Agent::start(remote, lease, "1s", &[]);
     poll("stack applied", Duration::from_secs(30), || {
-        (replicas(&svc) == Some(1)).then_some(())
+        (replicas(svc) == Some(1)).then_some(())
     });
 
     // The remote goes away: the agent keeps running and reports it.
@@ -259,7 +239,7 @@ fn sigterm_exits_zero_quickly_and_an_unreachable_remote_is_survived() {
     remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(2));
     remote.push("scale to 2");
     poll("recovered", Duration::from_secs(15), || {
-        (replicas(&svc) == Some(2)).then_some(())
+        (replicas(svc) == Some(2)).then_some(())
     });
 
     let started = Instant::now();

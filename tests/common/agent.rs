@@ -71,6 +71,34 @@ impl GitRemote {
     }
 }
 
+/// One stack (`app`, 1 replica) pushed to a fresh remote, and the lease
+/// name its agents share; the stack leaves the swarm when this is dropped.
+pub struct AppStack {
+    pub stack: String,
+    /// `<stack>_app`
+    pub svc: String,
+    pub lease: String,
+    pub remote: GitRemote,
+    _guard: super::StackGuard,
+}
+
+impl AppStack {
+    pub fn pushed(prefix: &str) -> AppStack {
+        let stack = super::stack_name(prefix);
+        let guard = super::StackGuard::new(&[&stack]);
+        let remote = GitRemote::new();
+        remote.write(&format!("stacks/{stack}/stack.yml"), &app_stack(1));
+        remote.push("add stack");
+        AppStack {
+            svc: format!("{stack}_app"),
+            lease: format!("shoal-lease-{stack}"),
+            stack,
+            remote,
+            _guard: guard,
+        }
+    }
+}
+
 pub fn app_stack(replicas: u32) -> String {
     format!(
         "version: \"3.8\"\nservices:\n  app:\n    image: busybox:1.36\n    command: [\"sleep\", \"3600\"]\n    deploy:\n      replicas: {replicas}\n"
