@@ -50,6 +50,24 @@ impl<'a> Run<'a> {
         out
     }
 
+    /// `plan` and `apply` both fail (exit 1) and nothing of the stack is
+    /// on the swarm; each command's stderr.
+    fn refused(&mut self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (cmd, extra) in [
+            ("plan", &[][..]),
+            ("apply", &["--auto-approve", "--timeout", "60s"][..]),
+        ] {
+            let o = self.shoal(cmd, extra);
+            assert_code(&o, 1);
+            out.push((cmd, stderr(&o)));
+        }
+        for kind in ["service", "network", "config", "secret"] {
+            assert!(names(kind, self.stack).is_empty(), "a {kind} was created");
+        }
+        out
+    }
+
     /// `plan` as text, expecting changes.
     fn plan_text(&mut self, extra: &[&str]) -> String {
         let mut args = vec!["--detailed-exitcode"];
@@ -546,23 +564,12 @@ fn sops_stack_without_the_key_is_an_error_naming_the_file() {
         ("XDG_CONFIG_HOME".into(), empty.path().display().to_string()),
         ("HOME".into(), empty.path().display().to_string()),
     ];
-    for cmd in ["plan", "apply"] {
-        let extra: &[&str] = if cmd == "apply" {
-            &["--auto-approve", "--timeout", "60s"]
-        } else {
-            &[]
-        };
-        let out = run.shoal(cmd, extra);
-        assert_code(&out, 1);
-        let err = stderr(&out);
+    for (cmd, err) in run.refused() {
         assert!(
             err.contains(&format!("stacks/{stack}/stack.sops.env")),
             "{cmd}: the error does not name the file:\n{err}"
         );
         assert!(err.to_lowercase().contains("key"), "{cmd}: {err}");
-    }
-    for kind in ["service", "network", "config", "secret"] {
-        assert!(names(kind, &stack).is_empty(), "a {kind} was created");
     }
     assert_nothing_leaked(&run.outputs);
 }
@@ -586,23 +593,12 @@ fn a_tampered_sops_file_is_refused_naming_the_file() {
 
     let mut run = Run::new(&repo, &stack);
     run.env = vec![("SHOAL_AGE_KEY_FILE".into(), key.display().to_string())];
-    for cmd in ["plan", "apply"] {
-        let extra: &[&str] = if cmd == "apply" {
-            &["--auto-approve", "--timeout", "60s"]
-        } else {
-            &[]
-        };
-        let out = run.shoal(cmd, extra);
-        assert_code(&out, 1);
-        let err = stderr(&out);
+    for (cmd, err) in run.refused() {
         assert!(
             err.contains(&format!("stacks/{stack}/app.sops.env"))
                 && err.contains("modified after encryption"),
             "{cmd}: no integrity error naming the file:\n{err}"
         );
-    }
-    for kind in ["service", "network", "config", "secret"] {
-        assert!(names(kind, &stack).is_empty(), "a {kind} was created");
     }
     assert_nothing_leaked(&run.outputs);
 }
