@@ -608,13 +608,7 @@ fn a_tampered_sops_file_is_refused_naming_the_file() {
 
 #[test]
 fn steedos_example_validates_with_its_test_key() {
-    let repo = Repo::new();
-    repo.copy_project_dir("stacks/steedos", "stacks/steedos");
-    repo.copy_project_dir("policies", "policies");
-    let key = format!(
-        "{}/stacks/steedos/age-test-key.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let (repo, key) = steedos_example();
     let dir = repo.path().to_str().unwrap();
     let out = shoal_env(
         &[

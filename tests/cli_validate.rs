@@ -41,15 +41,7 @@ fn seed_stack_validates_on_one_node_and_is_denied_on_two() {
 
 #[test]
 fn example_steedos_stack_passes_policies_on_three_nodes() {
-    let repo = Repo::new();
-    // The whole folder: its credentials are in stack.sops.env, encrypted
-    // for the example's test key.
-    repo.copy_project_dir("stacks/steedos", "stacks/steedos");
-    repo.copy_project_dir("policies", "policies");
-    let key = format!(
-        "{}/stacks/steedos/age-test-key.txt",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let (repo, key) = steedos_example();
     let out = shoal_env(
         &[
             "validate",

@@ -333,3 +333,17 @@ pub fn tools_available(tools: &[&str], hint: &str) -> bool {
     eprintln!("skipping: {message}");
     false
 }
+
+/// A repository holding this project's Steedos example and policies, and
+/// the example's test-only age key file (its credentials are in
+/// `stack.sops.env`, encrypted for that key).
+pub fn steedos_example() -> (Repo, String) {
+    let repo = Repo::new();
+    repo.copy_project_dir("stacks/steedos", "stacks/steedos");
+    repo.copy_project_dir("policies", "policies");
+    let key = format!(
+        "{}/stacks/steedos/age-test-key.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    (repo, key)
+}
