@@ -1,46 +1,29 @@
 //! Drift is seen in seconds: the Docker event stream of the real swarm
 //! kicks a reconcile when a stack's service is changed or removed by hand.
+mod common;
+
 use shoal::agent::status::AgentStatus;
 use shoal::agent::trigger::{Reason, Trigger};
 use shoal::agent::watch;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-fn docker_cli(args: &[&str]) {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Removes the test service even when an assertion fails.
 struct RemoveService(String);
 
 impl Drop for RemoveService {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["service", "rm", &self.0])
-            .output();
+        common::docker_quiet(&["service", "rm", &self.0]);
     }
 }
 
 #[tokio::test]
 async fn a_hand_made_change_to_a_stack_service_kicks_a_reconcile() {
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = common::bollard().await;
     let stack = format!("agent_ev{}", std::process::id());
     let service = format!("{stack}_app");
-    docker_cli(&[
+    common::docker(&[
         "service",
         "create",
         "--quiet",
@@ -82,7 +65,7 @@ async fn a_hand_made_change_to_a_stack_service_kicks_a_reconcile() {
     // Let the event stream connect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    docker_cli(&[
+    common::docker(&[
         "service",
         "update",
         "--quiet",
@@ -96,7 +79,7 @@ async fn a_hand_made_change_to_a_stack_service_kicks_a_reconcile() {
         .expect("an update event kicks a reconcile");
     assert_eq!(trigger.take_reasons(), vec![Reason::DockerEvent]);
 
-    docker_cli(&["service", "rm", &service]);
+    common::docker(&["service", "rm", &service]);
     tokio::time::timeout(Duration::from_secs(10), trigger.wait())
         .await
         .expect("a remove event kicks a reconcile");

@@ -1,6 +1,8 @@
 //! The agent end to end with a fake pipeline (a [`Reconciler`] of our own)
 //! against the real swarm (lease, state records, events): health before and
 //! after the first reconcile, metrics, status, webhook, shutdown.
+mod common;
+
 use shoal::agent::lease::HOLDER_LABEL;
 use shoal::agent::{
     record, serve, swarm_config, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
@@ -9,7 +11,6 @@ use shoal::plan::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// Blocks its first snapshot until released, then reports one stack in
@@ -41,7 +42,8 @@ impl Reconciler for Fake {
     }
 }
 
-/// A minimal HTTP/1.1 client: (status, body).
+/// `common::agent::http` off the async threads (the agent under test runs
+/// on them): (status, body), status 0 when nothing answers.
 async fn request(
     addr: std::net::SocketAddr,
     method: &str,
@@ -49,30 +51,21 @@ async fn request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (method, path, body) = (method.to_string(), path.to_string(), body.to_vec());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        common::agent::http(addr.port(), &method, &path, &headers, &body)
+    })
+    .await
+    .unwrap()
+    .unwrap_or((0, String::new()))
 }
 
 async fn until<F, Fut>(what: &str, mut f: F)
@@ -89,11 +82,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_serves_health_metrics_status_webhook_and_stops_cleanly() {
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = common::bollard().await;
     let tag = format!("{}", std::process::id());
     let stack = format!("agent_http{tag}");
     let lease_name = format!("agent-http-lease-{tag}");
@@ -237,11 +226,7 @@ async fn status_of(addr: std::net::SocketAddr) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_agent_takes_over_when_the_leader_is_killed() {
-    let docker = bollard::Docker::connect_with_defaults()
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = common::bollard().await;
     let tag = format!("{}", std::process::id());
     let stack = format!("agent_ha{tag}");
     let lease_name = format!("agent-ha-lease-{tag}");

@@ -1,18 +1,13 @@
 //! The applier lease and the per-stack state records against the real
 //! Swarm config store.
+mod common;
+
+use common::bollard as docker;
 use shoal::agent::lease::{Lease, EXPIRES_LABEL, HOLDER_LABEL};
 use shoal::agent::record::{self, StackRecord};
 use shoal::agent::status::Outcome;
 use shoal::agent::swarm_config;
 use std::time::{Duration, Instant};
-
-async fn docker() -> bollard::Docker {
-    bollard::Docker::connect_with_defaults()
-        .expect("docker socket")
-        .negotiate_version()
-        .await
-        .expect("docker version")
-}
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()

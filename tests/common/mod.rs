@@ -347,3 +347,12 @@ pub fn steedos_example() -> (Repo, String) {
     );
     (repo, key)
 }
+
+/// A bollard client for the local engine, API version negotiated.
+pub async fn bollard() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults()
+        .expect("docker socket")
+        .negotiate_version()
+        .await
+        .expect("docker version")
+}
