@@ -1,7 +1,7 @@
 //! The real [`Reconciler`] behind `shoal agent`: the same source -> load ->
 //! convert -> diff -> policy path as `shoal plan`, and the same applier as
 //! `shoal apply`, one stack at a time.
-use crate::agent::{Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+use crate::agent::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
@@ -215,20 +215,10 @@ impl Reconciler for Pipeline {
                 result: Err(StackProblem::Load(redactor.redact(&err.message))),
             });
         }
-        let mut stacks: Vec<&str> = pass
-            .desired
-            .stacks
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        for c in &pass.plan.changes {
-            if !stacks.contains(&c.stack.as_str()) {
-                stacks.push(&c.stack); // a pruned stack
-            }
-        }
-        for name in stacks {
-            let stack_plan = pass.stack_plan(name);
-            let verdict: Result<Vec<_>, String> = match (&pass.policies, pass.verdicts.get(name)) {
+        // Every loaded stack (in sync or not), and pruned ones.
+        let loaded = pass.desired.stacks.iter().map(|s| s.name.as_str());
+        for (name, stack_plan) in split_by_stack(&pass.plan, loaded) {
+            let verdict: Result<Vec<_>, String> = match (&pass.policies, pass.verdicts.get(&name)) {
                 (Err(e), _) => Err(format!("policies do not load: {e}")),
                 (Ok(()), Some(Err(e))) => Err(format!("policy evaluation failed: {e}")),
                 (Ok(()), Some(Ok(v))) => Ok(v.clone()),
@@ -255,7 +245,7 @@ impl Reconciler for Pipeline {
                 }
             };
             out.push(StackPlan {
-                stack: name.to_string(),
+                stack: name,
                 result,
             });
         }

@@ -20,7 +20,6 @@ pub struct RepoPlan {
     pub desired: Desired,
     pub plan: Plan,
     pub notes: PlanNotes,
-    pub facts: ClusterFacts,
     /// `Err` when the policies themselves do not load (that blocks every
     /// stack: a broken guard rail never means no guard rails).
     pub policies: Result<(), String>,
@@ -36,19 +35,6 @@ impl RepoPlan {
     /// All violations, and every policy error as a message.
     pub fn violations_and_errors(&self) -> (Vec<Violation>, Vec<String>) {
         flatten_verdicts(&self.policies, &self.verdicts)
-    }
-
-    /// The changes of one stack.
-    pub fn stack_plan(&self, stack: &str) -> Plan {
-        Plan {
-            changes: self
-                .plan
-                .changes
-                .iter()
-                .filter(|c| c.stack == stack)
-                .cloned()
-                .collect(),
-        }
     }
 }
 
@@ -131,7 +117,6 @@ pub async fn plan(
         desired,
         plan,
         notes,
-        facts,
         policies,
         verdicts,
     })
