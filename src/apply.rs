@@ -5,7 +5,7 @@
 //! trusted for *what* to write; apply decides only *how* and *when*.
 mod converge;
 
-use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds};
+use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds, RegistryHeaders};
 use crate::plan::{Action, Change, Plan};
 use crate::registry_auth::Credentials;
 use crate::state::Kind;
@@ -158,7 +158,15 @@ pub async fn apply(
             >,
         >;
         let ids = &ids;
-        let registry = opts.registry_auth.as_ref();
+        // Credentials once per registry, not once per service.
+        let headers = match &opts.registry_auth {
+            Some(creds) => Some(
+                RegistryHeaders::read(services.iter().filter_map(|c| image_of(desired(c))), creds)
+                    .await,
+            ),
+            None => None,
+        };
+        let registry = headers.as_ref();
         let pending: Vec<Pending<'_>> = services
             .iter()
             .map(|&c| -> Pending<'_> {
@@ -318,26 +326,9 @@ async fn write_support(engine: &Engine, change: &Change) -> Result<(), EngineErr
     }
 }
 
-/// The `X-Registry-Auth` to send with a service write, when
-/// `--with-registry-auth` asked for it and the docker config has
-/// credentials for the service's registry.
-async fn registry_auth(
-    creds: Option<&Credentials>,
-    spec: &serde_json::Value,
-    service: &str,
-) -> Result<Option<String>, EngineError> {
-    let (Some(creds), Some(image)) = (
-        creds,
-        spec.pointer("/TaskTemplate/ContainerSpec/Image")
-            .and_then(serde_json::Value::as_str),
-    ) else {
-        return Ok(None);
-    };
-    let (creds, image) = (creds.clone(), image.to_string());
-    tokio::task::spawn_blocking(move || creds.header_for(&image))
-        .await
-        .map_err(|e| EngineError::Config(e.to_string()))?
-        .map_err(|e| EngineError::Config(format!("service {service}: {e}")))
+fn image_of(spec: &Value) -> Option<&str> {
+    spec.pointer("/TaskTemplate/ContainerSpec/Image")
+        .and_then(Value::as_str)
 }
 
 struct ServiceWrite {
@@ -355,13 +346,19 @@ async fn write_service(
     engine: &Engine,
     change: &Change,
     ids: &ReferenceIds,
-    registry: Option<&Credentials>,
+    registry: Option<&RegistryHeaders>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ServiceWrite, EngineError> {
     let mut spec = desired(change).clone();
     resolve_references(&mut spec, ids, &change.name)?;
-    let auth = registry_auth(registry, &spec, &change.name).await?;
-    let auth = auth.as_deref();
+    // The X-Registry-Auth to send, when --with-registry-auth asked for it
+    // and the docker config has credentials for the image's registry.
+    let auth = match (registry, image_of(&spec)) {
+        (Some(headers), Some(image)) => headers
+            .for_image(image)
+            .map_err(|e| EngineError::Config(format!("service {}: {e}", change.name)))?,
+        _ => None,
+    };
     if change.action == Action::Create {
         let id = engine.create_with_auth(Kind::Service, &spec, auth).await?;
         return Ok(ServiceWrite { writes: 1, id });

@@ -57,20 +57,15 @@ impl Engine {
         if images.is_empty() {
             return Lookups::new();
         }
-        let headers = registry_headers(images, creds).await;
+        let headers = RegistryHeaders::read(images.iter().map(String::as_str), creds).await;
+        let headers = &headers;
         let lookups = stream::iter(images.iter().cloned())
-            .map(|image| {
-                let header = headers
-                    .get(Reference::parse(&image).auth_key())
-                    .cloned()
-                    .unwrap_or(Ok(None));
-                async move {
-                    let answer = match header {
-                        Err(e) => Err(LookupError::Auth(e)),
-                        Ok(h) => self.lookup_digest(&image, h.as_deref(), creds).await,
-                    };
-                    (image, answer)
-                }
+            .map(|image| async move {
+                let answer = match headers.for_image(&image) {
+                    Err(e) => Err(LookupError::Auth(e.to_string())),
+                    Ok(h) => self.lookup_digest(&image, h, creds).await,
+                };
+                (image, answer)
             })
             .buffer_unordered(PARALLEL_LOOKUPS)
             .collect::<Vec<_>>()
@@ -116,37 +111,56 @@ impl Engine {
     }
 }
 
-/// Credentials per registry key, read once per registry (helpers are
-/// programs: run them off the async threads).
-async fn registry_headers(
-    images: &BTreeSet<String>,
-    creds: &Credentials,
-) -> BTreeMap<String, Result<Option<String>, String>> {
-    let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    for image in images {
-        let key = Reference::parse(image).auth_key().to_string();
-        keys.entry(key).or_insert_with(|| image.clone());
+/// `X-Registry-Auth` values by registry key, read once per registry for a
+/// set of images: digest lookups and service writes (with
+/// `--with-registry-auth`) ask the docker config, and its helper programs,
+/// once per registry, not once per image or service.
+#[derive(Debug, Default)]
+pub struct RegistryHeaders(BTreeMap<String, Result<Option<String>, String>>);
+
+impl RegistryHeaders {
+    /// Read the credentials of every registry `images` come from. Helpers
+    /// run off the async threads, and one that waits on a keyring or a PIN
+    /// prompt must not hold the plan: its registries get an error.
+    pub async fn read<'a>(
+        images: impl IntoIterator<Item = &'a str>,
+        creds: &Credentials,
+    ) -> RegistryHeaders {
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        for image in images {
+            let key = Reference::parse(image).auth_key().to_string();
+            keys.entry(key).or_insert_with(|| image.to_string());
+        }
+        let all: Vec<String> = keys.keys().cloned().collect();
+        let creds = creds.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .map(|(key, image)| {
+                    let header = creds.header_for(&image);
+                    (key, header)
+                })
+                .collect()
+        });
+        let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
+        RegistryHeaders(match tokio::time::timeout(HELPER_TIMEOUT, read).await {
+            Ok(Ok(headers)) => headers,
+            Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
+            Err(_) => failed(format!(
+                "a docker credential helper gave no answer within {}s",
+                HELPER_TIMEOUT.as_secs()
+            )),
+        })
     }
-    let all: Vec<String> = keys.keys().cloned().collect();
-    let creds = creds.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        keys.into_iter()
-            .map(|(key, image)| {
-                let header = creds.header_for(&image);
-                (key, header)
-            })
-            .collect()
-    });
-    // A credential helper waiting on a keyring or a PIN prompt must not
-    // hold the plan.
-    let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
-    match tokio::time::timeout(HELPER_TIMEOUT, read).await {
-        Ok(Ok(headers)) => headers,
-        Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
-        Err(_) => failed(format!(
-            "a docker credential helper gave no answer within {}s",
-            HELPER_TIMEOUT.as_secs()
-        )),
+
+    /// The header for `image`'s registry: `Ok(None)` when the config has
+    /// no credentials for it (or it was not read), `Err` when reading them
+    /// failed.
+    pub fn for_image(&self, image: &str) -> Result<Option<&str>, &str> {
+        match self.0.get(Reference::parse(image).auth_key()) {
+            Some(Ok(h)) => Ok(h.as_deref()),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
     }
 }
 
