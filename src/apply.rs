@@ -6,6 +6,7 @@
 mod converge;
 
 use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds, RegistryHeaders};
+use crate::images::image_of;
 use crate::plan::{Action, Change, Plan};
 use crate::registry_auth::Credentials;
 use crate::state::Kind;
@@ -324,11 +325,6 @@ async fn write_support(engine: &Engine, change: &Change) -> Result<(), EngineErr
         }
         Action::Delete | Action::Noop => Ok(()),
     }
-}
-
-fn image_of(spec: &Value) -> Option<&str> {
-    spec.pointer("/TaskTemplate/ContainerSpec/Image")
-        .and_then(Value::as_str)
 }
 
 struct ServiceWrite {

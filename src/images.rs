@@ -171,7 +171,8 @@ fn needs_lookup(
     }
 }
 
-fn image_of(spec: &Value) -> Option<&str> {
+/// The image of a service spec (`TaskTemplate.ContainerSpec.Image`).
+pub fn image_of(spec: &Value) -> Option<&str> {
     spec.pointer("/TaskTemplate/ContainerSpec/Image")
         .and_then(Value::as_str)
 }

@@ -419,8 +419,7 @@ fn desired_image(c: &crate::plan::Change) -> Option<&str> {
     (c.kind == crate::state::Kind::Service)
         .then_some(c.desired.as_ref())
         .flatten()
-        .and_then(|d| d.pointer("/TaskTemplate/ContainerSpec/Image"))
-        .and_then(serde_json::Value::as_str)
+        .and_then(crate::images::image_of)
 }
 
 #[cfg(test)]
