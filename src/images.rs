@@ -365,9 +365,12 @@ pub fn as_docker_sends(image: &str) -> String {
     out
 }
 
-/// Split a pinned reference into `(name:tag, digest)`, for display.
-pub fn split_pinned(image: &str) -> Option<(&str, &str)> {
-    image.split_once('@')
+/// Split a reference into `(name:tag, digest)`; no digest when unpinned.
+pub fn split_digest(image: &str) -> (&str, Option<&str>) {
+    match image.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (image, None),
+    }
 }
 
 #[cfg(test)]

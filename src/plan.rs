@@ -31,6 +31,9 @@ pub struct FieldChange {
 /// tells the user how to proceed; renderers show it as a note.
 pub const REPLACE_REQUIRED: &str = "(replace required)";
 
+/// The path of a service's image in a diff.
+pub const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Change {
     pub action: Action,
@@ -90,8 +93,8 @@ impl Plan {
     /// registry digest moved (`app:3.0@sha256:ab…` -> `app:3.0@sha256:cd…`):
     /// the registry changed, not the swarm by hand, so it is not drift.
     pub fn only_digest_moves(&self) -> bool {
-        fn tag(v: &Value) -> Option<&str> {
-            v.as_str().and_then(|s| s.split_once('@')).map(|p| p.0)
+        fn split(v: &Value) -> Option<(&str, Option<&str>)> {
+            v.as_str().map(crate::images::split_digest)
         }
         self.has_changes()
             && self
@@ -103,9 +106,11 @@ impl Plan {
                         && c.kind == Kind::Service
                         && !c.diff.is_empty()
                         && c.diff.iter().all(|f| {
-                            f.path == "TaskTemplate.ContainerSpec.Image"
-                                && tag(&f.before).is_some()
-                                && tag(&f.before) == tag(&f.after)
+                            f.path == IMAGE_PATH
+                                && match (split(&f.before), split(&f.after)) {
+                                    (Some((was, Some(_))), Some((now, _))) => was == now,
+                                    _ => false,
+                                }
                         })
                 })
     }

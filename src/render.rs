@@ -1,7 +1,8 @@
 //! Rendering a plan for people (text) and machines (JSON). Both come from
 //! the same [`Plan`]; sensitive values never leave here unmasked.
 use crate::compose::duration::format_duration;
-use crate::plan::{Action, Change, FieldChange, Plan, REPLACE_REQUIRED};
+use crate::images::split_digest;
+use crate::plan::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
@@ -165,36 +166,26 @@ fn field(out: &mut String, f: &FieldChange, paint: &Paint) {
     );
 }
 
-/// The image path of a service spec.
-const IMAGE_PATH: &str = "TaskTemplate.ContainerSpec.Image";
-
 /// Same tag, new digest: `app:3.0 sha256:ab12… -> sha256:cd34…`, so the
 /// moved digest stands out (an unpinned side reads `(no digest)`).
 fn image_digest_change(f: &FieldChange) -> Option<String> {
     if f.path != IMAGE_PATH {
         return None;
     }
-    let split = |v: &Value| -> Option<(String, Option<String>)> {
-        let s = v.as_str()?;
-        Some(match s.split_once('@') {
-            Some((name, digest)) => (name.to_string(), Some(digest.to_string())),
-            None => (s.to_string(), None),
-        })
-    };
-    let (before, before_digest) = split(&f.before)?;
-    let (after, after_digest) = split(&f.after)?;
+    let (before, before_digest) = split_digest(f.before.as_str()?);
+    let (after, after_digest) = split_digest(f.after.as_str()?);
     if before != after || (before_digest.is_none() && after_digest.is_none()) {
         return None;
     }
-    let short = |d: &Option<String>| match d {
+    let short = |d: Option<&str>| match d {
         Some(d) if d.chars().count() > 19 => format!("{}…", d.chars().take(19).collect::<String>()),
-        Some(d) => d.clone(),
+        Some(d) => d.to_string(),
         None => "(no digest)".to_string(),
     };
     Some(format!(
         "{after} {} -> {}",
-        short(&before_digest),
-        short(&after_digest)
+        short(before_digest),
+        short(after_digest)
     ))
 }
 
