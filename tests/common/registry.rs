@@ -57,8 +57,8 @@ impl Registry {
             .expect("start docker-registry");
         let registry = Registry { addr, child, dir };
         super::poll("the registry to answer", Duration::from_secs(20), || {
-            let status = http_status(&registry.addr, "/v2/")?;
-            (status == "200" || status == "401").then_some(())
+            let (status, _) = super::agent::http(port, "GET", "/v2/", &[], b"")?;
+            (status == 200 || status == 401).then_some(())
         });
         registry
     }
@@ -67,21 +67,6 @@ impl Registry {
     pub fn image(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.addr)
     }
-}
-
-/// The status code of `GET path` on `addr`, if it answers.
-fn http_status(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    Some(String::from_utf8_lossy(&head[9..12]).to_string())
 }
 
 impl Drop for Registry {
