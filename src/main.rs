@@ -17,6 +17,7 @@ use shoal::secrets::{DecryptingTree, Redactor};
 use shoal::source::git::{GitOptions, GitRepo};
 use shoal::source::{DirTree, Tree};
 use shoal::state::ClusterFacts;
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -110,15 +111,45 @@ struct RegistryAuthArgs {
     with_registry_auth: bool,
 }
 
+/// How `plan` and `validate` print what they found.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// For people at a terminal.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+    /// GitHub-flavoured markdown, for a pull-request comment.
+    Markdown,
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
+}
+
+impl OutputArgs {
+    fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
 #[derive(Args)]
 struct PlanArgs {
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
     images: ImageArgs,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Exit 0 when nothing changes, 2 when something would, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
@@ -162,9 +193,8 @@ struct ValidateArgs {
     /// Cluster facts as JSON (`{"nodes":[{...}]}`), instead of --nodes.
     #[arg(long)]
     facts: Option<PathBuf>,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -326,6 +356,8 @@ struct Planned {
     plan: Plan,
     notes: PlanNotes,
     violations: Vec<Violation>,
+    /// The same violations by stack.
+    violations_by_stack: BTreeMap<String, Vec<Violation>>,
     policy_errors: Vec<String>,
 }
 
@@ -353,6 +385,7 @@ async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Pl
     let (violations, policy_errors) = pass.violations_and_errors();
     Ok(Planned {
         source,
+        violations_by_stack: by_stack(&pass.verdicts),
         desired: pass.desired,
         plan: pass.plan,
         notes: pass.notes,
@@ -445,12 +478,46 @@ fn json_doc(p: &Planned) -> serde_json::Value {
     doc
 }
 
+/// Violations by stack, from the verdicts of a pass.
+fn by_stack(verdicts: &planning::Verdicts) -> BTreeMap<String, Vec<Violation>> {
+    verdicts
+        .iter()
+        .filter_map(|(stack, v)| Some((stack.clone(), v.as_ref().ok()?.clone())))
+        .collect()
+}
+
+/// The plan as a pull-request comment, through the redactor like text.
+fn markdown_doc(p: &Planned) -> String {
+    let stack_errors: Vec<(String, String)> = p
+        .desired
+        .errors
+        .iter()
+        .map(|e| (e.stack.clone(), e.message.clone()))
+        .collect();
+    let report = render::markdown::Report {
+        plan: &p.plan,
+        commit: p
+            .source
+            .commit
+            .as_ref()
+            .map(|c| (c.short.as_str(), c.summary.as_str())),
+        stack_errors: &stack_errors,
+        policy_errors: &p.policy_errors,
+        violations: &p.violations_by_stack,
+        unmanaged: &p.notes.unmanaged,
+    };
+    p.source.redactor.redact(&render::markdown::markdown(&report))
+}
+
 async fn cmd_plan(args: PlanArgs) -> Result<u8> {
     let p = plan_run(&args.repo, args.prune, &args.images).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
-    } else {
-        print_text(&p, color(&args.repo));
+    match args.output.format() {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json_doc(&p))?),
+        Format::Markdown => {
+            print_load_report(&p);
+            print!("{}", markdown_doc(&p));
+        }
+        Format::Text => print_text(&p, color(&args.repo)),
     }
     Ok(if p.denied() {
         EXIT_DENIED
@@ -540,10 +607,15 @@ fn cmd_validate(args: ValidateArgs) -> Result<u8> {
         plan: Plan::default(),
         notes: PlanNotes::default(),
         violations,
+        violations_by_stack: by_stack(&verdicts),
         policy_errors,
     };
-    if args.json {
+    let format = args.output.format();
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
+    } else if format == Format::Markdown {
+        print_load_report(&p);
+        print!("{}", markdown_doc(&p));
     } else {
         for stack in &p.desired.stacks {
             println!(

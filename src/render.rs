@@ -6,6 +6,8 @@ use crate::plan::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRE
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
+pub mod markdown;
+
 /// How to render text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TextOptions {
@@ -72,10 +74,7 @@ impl Paint {
 pub fn text(plan: &Plan, opts: &TextOptions) -> String {
     let paint = Paint { on: opts.color };
     let mut out = String::new();
-    for c in plan.changes.iter().filter(|c| c.action != Action::Noop) {
-        block(&mut out, c, &paint);
-        out.push('\n');
-    }
+    blocks(&mut out, &plan.changes, &paint);
     let s = plan.summary();
     if plan.has_changes() {
         let line = format!(
@@ -88,6 +87,21 @@ pub fn text(plan: &Plan, opts: &TextOptions) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The blocks of `changes` (no-ops left out) without colour and without
+/// the summary line: the body a per-stack section of another format wraps.
+pub(crate) fn plain_blocks<'a>(changes: impl IntoIterator<Item = &'a Change>) -> String {
+    let mut out = String::new();
+    blocks(&mut out, changes, &Paint { on: false });
+    out
+}
+
+fn blocks<'a>(out: &mut String, changes: impl IntoIterator<Item = &'a Change>, paint: &Paint) {
+    for c in changes.into_iter().filter(|c| c.action != Action::Noop) {
+        block(out, c, paint);
+        out.push('\n');
+    }
 }
 
 fn block(out: &mut String, c: &Change, paint: &Paint) {
