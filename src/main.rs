@@ -506,7 +506,9 @@ fn markdown_doc(p: &Planned) -> String {
         violations: &p.violations_by_stack,
         unmanaged: &p.notes.unmanaged,
     };
-    p.source.redactor.redact(&render::markdown::markdown(&report))
+    p.source
+        .redactor
+        .redact(&render::markdown::markdown(&report))
 }
 
 async fn cmd_plan(args: PlanArgs) -> Result<u8> {

@@ -76,7 +76,12 @@ struct Section<'a> {
 
 fn sections<'a>(report: &Report<'a>) -> Vec<Section<'a>> {
     let mut by_stack: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
-    for c in report.plan.changes.iter().filter(|c| c.action != Action::Noop) {
+    for c in report
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::Noop)
+    {
         by_stack.entry(c.stack.as_str()).or_default().push(c);
     }
     let stacks: BTreeSet<&str> = by_stack
@@ -168,7 +173,11 @@ fn document(report: &Report, sections: &[Section], max_lines: usize) -> String {
         let _ = write!(headline, " · {denies} denied by policy");
     }
     if errors > 0 {
-        let _ = write!(headline, " · {errors} {}", plural(errors, "error", "errors"));
+        let _ = write!(
+            headline,
+            " · {errors} {}",
+            plural(errors, "error", "errors")
+        );
     }
     let _ = writeln!(out, "### shoal plan: {headline}\n");
     if let Some((short, subject)) = report.commit {
@@ -278,8 +287,17 @@ fn stack_section(out: &mut String, section: &Section, max_lines: usize) {
 /// Stacks the plan covers that have nothing to show.
 fn quiet_stacks<'a>(report: &Report<'a>, sections: &[Section]) -> Vec<&'a str> {
     let shown: BTreeSet<&str> = sections.iter().map(|s| s.stack).collect();
-    let failed: BTreeSet<&str> = report.stack_errors.iter().map(|(s, _)| s.as_str()).collect();
-    let all: BTreeSet<&'a str> = report.plan.changes.iter().map(|c| c.stack.as_str()).collect();
+    let failed: BTreeSet<&str> = report
+        .stack_errors
+        .iter()
+        .map(|(s, _)| s.as_str())
+        .collect();
+    let all: BTreeSet<&'a str> = report
+        .plan
+        .changes
+        .iter()
+        .map(|c| c.stack.as_str())
+        .collect();
     all.into_iter()
         .filter(|s| !shown.contains(s) && !failed.contains(s))
         .collect()

@@ -78,7 +78,13 @@ fn a_plan_with_every_kind_of_change() {
                     ),
                 ],
             ),
-            change(Action::Delete, Kind::Config, "steedos", "steedos_old", vec![]),
+            change(
+                Action::Delete,
+                Kind::Config,
+                "steedos",
+                "steedos_old",
+                vec![],
+            ),
             change(
                 Action::Update,
                 Kind::Network,
@@ -161,7 +167,8 @@ fn errors_first_and_escaped() {
     )]);
     let errors = vec![(
         "api".to_string(),
-        "stacks/api/stack.yml:3: services.api.image: expected a string, found <b>[1]</b>".to_string(),
+        "stacks/api/stack.yml:3: services.api.image: expected a string, found <b>[1]</b>"
+            .to_string(),
     )];
     let policy_errors = vec!["policies/x.rego:1: parse error".to_string()];
     let r = Report {
@@ -180,7 +187,9 @@ fn errors_first_and_escaped() {
     assert!(got.contains("| skipped | sticky\\_sessions | service web\\_app | a \\| b<br>&lt;script&gt;x&lt;/script&gt; |\n"));
     assert!(!got.contains("<script>"));
     // No deny: the section stays closed.
-    assert!(got.contains("<details>\n<summary><b>web</b>: 0 to create, 1 to update, 0 to delete</summary>"));
+    assert!(got.contains(
+        "<details>\n<summary><b>web</b>: 0 to create, 1 to update, 0 to delete</summary>"
+    ));
 }
 
 /// A config whose content holds a code fence cannot close the block early.
@@ -229,7 +238,14 @@ fn big_plan(stacks: &[(&str, usize)]) -> Plan {
                 stack,
                 &format!("{stack}_svc{i:04}"),
                 (0..8)
-                    .map(|f| fc(&format!("Labels[label{f}]"), Value::Null, json!("x".repeat(40)), false))
+                    .map(|f| {
+                        fc(
+                            &format!("Labels[label{f}]"),
+                            Value::Null,
+                            json!("x".repeat(40)),
+                            false,
+                        )
+                    })
                     .collect(),
             ));
         }
@@ -249,13 +265,21 @@ fn truncation_cuts_long_stacks_and_says_so() {
     let full = markdown_within(&report(&plan, &violations, &[]), usize::MAX);
     assert!(full.chars().count() > LIMIT, "the fixture must overflow");
     let got = markdown(&report(&plan, &violations, &[]));
-    assert!(got.chars().count() <= LIMIT, "{} chars", got.chars().count());
-    assert!(got.contains("of this stack's plan cut to fit a comment; run `shoal plan --stack huge` to see it whole."));
+    assert!(
+        got.chars().count() <= LIMIT,
+        "{} chars",
+        got.chars().count()
+    );
+    assert!(got.contains(
+        "of this stack's plan cut to fit a comment; run `shoal plan --stack huge` to see it whole."
+    ));
     assert!(!got.contains("run `shoal plan --stack small`"));
     assert!(got.contains("small_svc0001"), "the small stack is whole");
     // What matters to a reviewer survives the cut.
     assert!(got.contains("| **deny** |"));
-    assert!(got.starts_with("### shoal plan: 402 to create, 0 to update, 0 to delete · 1 denied by policy\n"));
+    assert!(got.starts_with(
+        "### shoal plan: 402 to create, 0 to update, 0 to delete · 1 denied by policy\n"
+    ));
     // Fences stay balanced.
     assert_eq!(got.lines().filter(|l| l.starts_with("```")).count() % 2, 0);
 }
@@ -270,6 +294,10 @@ fn an_overflow_of_errors_is_cut_too() {
         .collect();
     let got = markdown_within(&report(&plan, &BTreeMap::new(), &errors), 20_000);
     assert!(got.chars().count() <= 20_000);
-    assert!(got.ends_with("run `shoal plan` to see it whole._\n"), "{}", &got[got.len() - 200..]);
+    assert!(
+        got.ends_with("run `shoal plan` to see it whole._\n"),
+        "{}",
+        &got[got.len() - 200..]
+    );
     assert_eq!(got.lines().filter(|l| l.starts_with("```")).count() % 2, 0);
 }
