@@ -250,6 +250,16 @@ fn check_options(root: &Mapping, warnings: &mut Vec<String>) -> Result<(), Fail>
             warnings.push(format!("Ignoring deprecated option {key}: {why}"));
         }
     }
+    // docker/cli's schema takes `depends_on` only as a list (CLI 28:
+    // "services.x.depends_on must be a list"); shoal reads the compose
+    // spec's map form too, but like docker does not order services by it.
+    for (name, svc) in &svcs {
+        if svc.get("depends_on").is_some_and(Value::is_mapping) {
+            warnings.push(format!(
+                "services.{name}.depends_on: the map form (with conditions) is ignored, and `docker stack deploy` refuses it (\"must be a list\"); write `depends_on: [a, b]` to keep the stack deployable by both"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -668,6 +678,19 @@ mod tests {
         for yaml in inputs {
             let _ = load(&tree(&yaml, &[], None), &entry(), &Vars::default());
         }
+    }
+
+    #[test]
+    fn depends_on_map_form_warns_and_list_form_does_not() {
+        let map = format!("{HEAD}    depends_on:\n      db:\n        condition: service_healthy\n  db:\n    image: busybox:latest\n");
+        let l = load(&tree(&map, &[], None), &entry(), &Vars::default()).unwrap();
+        assert_eq!(
+            l.warnings,
+            vec!["services.web.depends_on: the map form (with conditions) is ignored, and `docker stack deploy` refuses it (\"must be a list\"); write `depends_on: [a, b]` to keep the stack deployable by both".to_string()]
+        );
+        let list = format!("{HEAD}    depends_on: [db]\n  db:\n    image: busybox:latest\n");
+        let l = load(&tree(&list, &[], None), &entry(), &Vars::default()).unwrap();
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     }
 
     #[test]
