@@ -18,6 +18,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod registry_auth;
 pub mod render;
+pub mod saved_plan;
 pub mod secrets;
 pub mod source;
 pub mod state;

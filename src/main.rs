@@ -13,6 +13,7 @@ use shoal::policy::{violations_text, Violation};
 use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
 use shoal::registry_auth::Credentials;
 use shoal::render;
+use shoal::saved_plan::{self, SavedPlan, SavedSource};
 use shoal::secrets::{DecryptingTree, Redactor};
 use shoal::source::git::{GitOptions, GitRepo};
 use shoal::source::{DirTree, Tree};
@@ -150,6 +151,10 @@ struct PlanArgs {
     images: ImageArgs,
     #[command(flatten)]
     output: OutputArgs,
+    /// Also save the plan to FILE, for `shoal apply FILE` to apply exactly
+    /// it (refusing if the swarm or the source moved since).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     /// Exit 0 when nothing changes, 2 when something would, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
@@ -160,6 +165,12 @@ struct PlanArgs {
 
 #[derive(Args)]
 struct ApplyArgs {
+    /// A plan saved by `shoal plan --out FILE`: apply exactly it, without
+    /// asking, or refuse (exit 1, nothing written) when the swarm or the
+    /// source moved since. The source, stacks, --prune and --resolve-image
+    /// come from the file.
+    #[arg(value_name = "FILE", conflicts_with_all = ["repo", "git_ref", "stacks", "prune", "resolve_image", "keep_versions"])]
+    plan_file: Option<PathBuf>,
     #[command(flatten)]
     repo: RepoArgs,
     #[command(flatten)]
@@ -511,8 +522,72 @@ fn markdown_doc(p: &Planned) -> String {
         .redact(&render::markdown::markdown(&report))
 }
 
+/// The revision a plan was made from: the commit, or the directory's
+/// content digest.
+fn revision(args: &RepoArgs, source: &Source) -> Result<String> {
+    match &source.commit {
+        Some(c) => Ok(c.id.clone()),
+        None => shoal::pipeline::dir_digest(std::path::Path::new(&args.repo))
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.repo)),
+    }
+}
+
+fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result<()> {
+    let saved = SavedPlan {
+        format: saved_plan::FORMAT.to_string(),
+        source: SavedSource {
+            repo: saved_plan::repo_without_credentials(&args.repo.repo),
+            git_ref: args.repo.git_ref.clone(),
+            revision: revision(&args.repo, &p.source)?,
+        },
+        stacks: args.repo.stacks.clone(),
+        prune: args.prune,
+        resolve_image: args.images.resolve_image.to_string(),
+        keep_versions: args.repo.keep_versions,
+        objects: saved_plan::fingerprint(&p.plan, &p.source.redactor),
+        plan: json_doc(p),
+    };
+    saved.write(file)?;
+    Ok(())
+}
+
+/// Take the source and scope of a saved plan into `args`.
+fn restore_saved(file: &std::path::Path, args: &mut ApplyArgs) -> Result<SavedPlan> {
+    let saved = SavedPlan::read(file)?;
+    args.repo.repo = saved.source.repo.clone();
+    args.repo.git_ref = saved.source.git_ref.clone();
+    args.repo.stacks = saved.stacks.clone();
+    args.repo.keep_versions = saved.keep_versions;
+    args.prune = saved.prune;
+    args.images.resolve_image =
+        <ResolveMode as clap::ValueEnum>::from_str(&saved.resolve_image, true)
+            .map_err(|e| anyhow::anyhow!("{}: resolve_image: {e}", file.display()))?;
+    Ok(saved)
+}
+
+/// Why a saved plan no longer holds: the source moved, or objects did.
+fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<Vec<String>> {
+    let now = revision(args, &p.source)?;
+    if now != saved.source.revision {
+        let short = |r: &str| r.chars().take(12).collect::<String>();
+        return Ok(vec![format!(
+            "the source moved: {} is at {}, the plan was made at {}",
+            saved.source.repo,
+            short(&now),
+            short(&saved.source.revision)
+        )]);
+    }
+    Ok(saved_plan::staleness(
+        &saved.objects,
+        &saved_plan::fingerprint(&p.plan, &p.source.redactor),
+    ))
+}
+
 async fn cmd_plan(args: PlanArgs) -> Result<u8> {
     let p = plan_run(&args.repo, args.prune, &args.images).await?;
+    if let Some(file) = &args.out {
+        save_plan(file, &args, &p)?;
+    }
     match args.output.format() {
         Format::Json => println!("{}", serde_json::to_string_pretty(&json_doc(&p))?),
         Format::Markdown => {
@@ -532,8 +607,25 @@ async fn cmd_plan(args: PlanArgs) -> Result<u8> {
     })
 }
 
-async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
+async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
+    let saved = match args.plan_file.clone() {
+        Some(file) => Some((restore_saved(&file, &mut args)?, file)),
+        None => None,
+    };
     let p = plan_run(&args.repo, args.prune, &args.images).await?;
+    if let Some((saved, file)) = &saved {
+        let moves = saved_plan_moves(saved, &args.repo, &p)?;
+        if !moves.is_empty() {
+            eprintln!(
+                "error: {} no longer holds; nothing was changed. Plan again to review what changed:",
+                file.display()
+            );
+            for m in moves {
+                eprintln!("  {}", p.source.redactor.redact(&m));
+            }
+            return Ok(EXIT_ERROR);
+        }
+    }
     print_text(&p, color(&args.repo));
     if p.denied() {
         eprintln!("\nerror: policies deny this plan; nothing was changed.");
@@ -548,7 +640,8 @@ async fn cmd_apply(args: ApplyArgs) -> Result<u8> {
     if !p.plan.has_changes() {
         return Ok(EXIT_OK);
     }
-    if !args.auto_approve {
+    // A saved plan was reviewed already: applying it is the approval.
+    if !args.auto_approve && saved.is_none() {
         if !std::io::stdin().is_terminal() {
             bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
         }

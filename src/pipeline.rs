@@ -123,7 +123,7 @@ impl Pipeline {
 
 /// A digest of every file under `stacks/` and `policies/` of a directory
 /// (paths and contents), so an edit gives a new snapshot id.
-fn dir_digest(root: &std::path::Path) -> Result<String, String> {
+pub fn dir_digest(root: &std::path::Path) -> Result<String, String> {
     fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
