@@ -681,6 +681,14 @@ impl GitRepo {
         {
             return GitError::Auth { url, detail };
         }
+        if lower.contains("cannot redirect from") {
+            return GitError::Remote {
+                url,
+                detail: format!(
+                    "{detail}; shoal follows no redirect to another host or scheme, so credentials cannot go there: if the repository moved, point --repo at its new URL"
+                ),
+            };
+        }
         let unreachable = matches!(e.class(), ErrorClass::Net | ErrorClass::Os)
             || (e.class() == ErrorClass::Ssh && lower.contains("connect"))
             || e.code() == ErrorCode::NotFound
