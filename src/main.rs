@@ -82,6 +82,10 @@ struct RepoArgs {
     /// File holding an HTTPS token for git (or set SHOAL_GIT_TOKEN).
     #[arg(long)]
     git_token_file: Option<PathBuf>,
+    /// Send git credentials (token, or user name/password in the URL) over
+    /// plain http:// too; refused by default, as anyone on the path reads them.
+    #[arg(long)]
+    allow_insecure_git_http: bool,
     /// Only these stacks (repeatable).
     #[arg(long = "stack")]
     stacks: Vec<String>,
@@ -304,6 +308,7 @@ fn git_options(args: &RepoArgs) -> Result<GitOptions> {
         ssh_key: args.ssh_key.clone(),
         known_hosts: args.known_hosts.clone(),
         token,
+        allow_insecure_http: args.allow_insecure_git_http,
     })
 }
 

@@ -1,16 +1,15 @@
 //! The git source against real git servers on loopback: a `file://` bare
 //! repository, a private `sshd` (openssh-server), and `git http-backend`
-//! behind a small token-checking HTTP server in this file. Each test starts
+//! behind a small token-checking HTTP server (tests/common). Each test starts
 //! and stops its own servers. Tests needing sshd or ssh-keygen print why
 //! and return early when those binaries are missing.
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::git_http::HttpGit;
 use shoal::source::git::{CommitInfo, GitError, GitOptions, GitRepo};
 use shoal::source::{discover, Tree};
 
@@ -426,6 +425,7 @@ impl Sshd {
             ssh_key: Some(self.dir.join(key)),
             known_hosts: Some(known_hosts),
             token: None,
+            ..Default::default()
         }
     }
 }
@@ -607,165 +607,6 @@ fn ssh_agent_key_is_used_without_a_key_file() {
 
 // ---------------------------------------------------------------- http
 
-/// `git http-backend` behind a loopback HTTP server that wants basic auth
-/// with `token` as the password; stopped on drop.
-struct HttpGit {
-    port: u16,
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for HttpGit {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-impl HttpGit {
-    fn start(project_root: &Path, token: &str) -> HttpGit {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (root, token, flag) = (project_root.to_path_buf(), token.to_string(), stop.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if flag.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (root, token) = (root.clone(), token.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &root, &token);
-                });
-            }
-        });
-        HttpGit { port, stop }
-    }
-
-    fn url(&self, repo: &str) -> String {
-        format!("http://127.0.0.1:{}/{repo}", self.port)
-    }
-}
-
-fn serve(stream: TcpStream, root: &Path, token: &str) -> std::io::Result<()> {
-    use base64::Engine;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_lowercase(), v.trim().to_string()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(len) = header("content-length").and_then(|l| l.parse::<usize>().ok()) {
-        body.resize(len, 0);
-        reader.read_exact(&mut body)?;
-    } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size)?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                .unwrap_or(0);
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk)?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    let user = header("authorization")
-        .and_then(|a| a.strip_prefix("Basic ").map(str::to_string))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|up| {
-            let (u, p) = up.split_once(':')?;
-            (p == token).then(|| u.to_string())
-        });
-    let Some(user) = user else {
-        let msg = "authentication required";
-        write!(
-            out,
-            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
-            msg.len()
-        )?;
-        return Ok(());
-    };
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let mut cgi = Command::new("git")
-        .arg("http-backend")
-        .env("GIT_PROJECT_ROOT", root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("REQUEST_METHOD", &method)
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .env(
-            "HTTP_CONTENT_ENCODING",
-            header("content-encoding").unwrap_or_default(),
-        )
-        .env("GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
-        .env("REMOTE_USER", user)
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut stdin = cgi.stdin.take().expect("piped stdin");
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let output = cgi.wait_with_output()?;
-    let _ = feeder.join();
-    let raw = output.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
-    let (head, content) = match split {
-        Some((i, n)) => (
-            String::from_utf8_lossy(&raw[..i]).to_string(),
-            &raw[i + n..],
-        ),
-        None => (String::new(), &raw[..]),
-    };
-    let mut status = "200 OK".to_string();
-    let mut response = String::new();
-    for h in head.lines() {
-        match h.split_once(':') {
-            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
-            Some(_) => response.push_str(&format!("{h}\r\n")),
-            None => {}
-        }
-    }
-    write!(
-        out,
-        "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        content.len()
-    )?;
-    out.write_all(content)?;
-    out.flush()
-}
-
 #[test]
 fn http_token_is_required_and_never_shown() {
     let f = Fixture::new();
@@ -779,6 +620,8 @@ fn http_token_is_required_and_never_shown() {
     let opts = GitOptions {
         cache_dir: f.cache(),
         token: from_env,
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     let repo = GitRepo::open(&url, opts).unwrap();
@@ -793,6 +636,8 @@ fn http_token_is_required_and_never_shown() {
     let opts = GitOptions {
         cache_dir: f.root().join("cache-file"),
         token: shoal::source::git::token_from(None, Some(&file)).unwrap(),
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     assert_eq!(
@@ -805,6 +650,8 @@ fn http_token_is_required_and_never_shown() {
     let opts = GitOptions {
         cache_dir: f.root().join("cache-empty"),
         token: Some(token.into()),
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     let err = GitRepo::open(&server.url("empty.git"), opts)
@@ -818,6 +665,8 @@ fn http_token_is_required_and_never_shown() {
     let opts = GitOptions {
         cache_dir: f.root().join("cache-wrong"),
         token: Some(wrong.into()),
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     let err = GitRepo::open(&url, opts)
@@ -833,6 +682,8 @@ fn http_token_is_required_and_never_shown() {
     // No token at all.
     let opts = GitOptions {
         cache_dir: f.root().join("cache-none"),
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     let err = GitRepo::open(&url, opts)
@@ -847,6 +698,8 @@ fn http_token_is_required_and_never_shown() {
     let with_password = format!("http://me:{wrong}@127.0.0.1:{}/remote.git", server.port);
     let opts = GitOptions {
         cache_dir: f.root().join("cache-pw"),
+        // The test server speaks plain http on loopback.
+        allow_insecure_http: true,
         ..Default::default()
     };
     let err = GitRepo::open(&with_password, opts)

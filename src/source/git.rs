@@ -5,7 +5,10 @@
 //!
 //! Trust: SSH host keys are checked against a known_hosts file the operator
 //! provides; an unknown host or a changed key stops the connection. Tokens
-//! for HTTP(S) are sent as basic auth and never appear in errors.
+//! for HTTP(S) (configured, or the URL's user name and password) are sent as
+//! basic auth by the credential callback only, only to the configured
+//! scheme, host and port, never over plain http:// unless the operator
+//! allows it; libgit2 and the cache never see them, and errors mask them.
 mod known_hosts;
 mod remote_url;
 
@@ -15,13 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, Direction, ErrorClass, ErrorCode,
-    FetchOptions, ObjectType, Oid, RemoteCallbacks, Repository,
+    FetchOptions, ObjectType, Oid, RemoteCallbacks, RemoteRedirect, Repository,
 };
 use sha2::Digest;
 
 use super::{SourceError, Tree};
 pub use known_hosts::{KnownHosts, Verdict};
-pub use remote_url::{RemoteUrl, Transport};
+pub use remote_url::{mask_userinfo, RemoteUrl, Transport};
 
 /// The environment variable holding the HTTP(S) token.
 pub const TOKEN_ENV: &str = "SHOAL_GIT_TOKEN";
@@ -63,6 +66,10 @@ pub struct GitOptions {
     /// Token for HTTP(S) remotes, sent as the basic-auth password with the
     /// URL's user name, or `git` when the URL has none.
     pub token: Option<String>,
+    /// Send credentials over plain `http://` (`--allow-insecure-git-http`).
+    /// Without it, an `http://` URL with a token or URL credentials is
+    /// refused before any request.
+    pub allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for GitOptions {
@@ -72,6 +79,7 @@ impl std::fmt::Debug for GitOptions {
             .field("ssh_key", &self.ssh_key)
             .field("known_hosts", &self.known_hosts)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
     }
 }
@@ -126,6 +134,8 @@ pub enum GitError {
     Cache { path: String, detail: String },
     #[error("token file {path}: {detail}")]
     TokenFile { path: String, detail: String },
+    #[error("{url}: refusing to send git credentials ({what}) over plain http://, where anyone on the path can read them; use an https:// URL, or pass --allow-insecure-git-http if this network is trusted")]
+    InsecureHttp { url: String, what: String },
 }
 
 fn available_refs(refs: &[String]) -> String {
@@ -206,7 +216,27 @@ impl GitRepo {
             url: remote_url::redact_unparsed(url),
             reason,
         })?;
-        let key = hex::encode(sha2::Sha256::digest(url.trim().as_bytes()));
+        if remote.transport == Transport::Http && !opts.allow_insecure_http {
+            let what = match (&opts.token, remote.has_credentials()) {
+                (_, true) => "the user name or password in the URL",
+                (Some(_), false) => "the token",
+                (None, false) => "",
+            };
+            if !what.is_empty() {
+                return Err(GitError::InsecureHttp {
+                    url: remote.redacted.clone(),
+                    what: what.into(),
+                });
+            }
+        }
+        // The cache folder is named after the URL without credentials, so
+        // not even a hash of the token is kept.
+        let key_url = if remote.user.is_some() || remote.password.is_some() {
+            remote.connect.as_str()
+        } else {
+            url.trim()
+        };
+        let key = hex::encode(sha2::Sha256::digest(key_url.as_bytes()));
         let cache = opts.cache_dir.join(&key[..16]);
         let repo = GitRepo {
             url: url.trim().to_string(),
@@ -331,25 +361,55 @@ impl GitRepo {
 
     fn open_cache(&self) -> Result<Repository, GitError> {
         if self.cache.exists() {
-            return Repository::open_bare(&self.cache).map_err(|e| GitError::Cache {
+            let repo = Repository::open_bare(&self.cache).map_err(|e| GitError::Cache {
                 path: self.cache.display().to_string(),
                 detail: format!(
                     "{}; it is shoal's cache of {}, delete the folder to start over",
                     e.message(),
                     self.url()
                 ),
-            });
+            })?;
+            self.refuse_offsite_redirects(&repo)?;
+            return Ok(repo);
         }
         std::fs::create_dir_all(&self.opts.cache_dir).map_err(|e| GitError::Cache {
             path: self.opts.cache_dir.display().to_string(),
             detail: e.to_string(),
         })?;
         let repo = Repository::init_bare(&self.cache).map_err(|e| self.cache_error(e))?;
-        // For people looking into the cache folder.
+        // For people looking into the cache folder: the URL libgit2 is
+        // given, which for HTTP(S) has no user name or password.
+        let shown = match self.remote.transport {
+            Transport::Http | Transport::Https => &self.remote.connect,
+            _ => self.url(),
+        };
         repo.config()
-            .and_then(|mut c| c.set_str("shoal.url", self.url()))
+            .and_then(|mut c| c.set_str("shoal.url", shown))
             .map_err(|e| self.cache_error(e))?;
+        self.refuse_offsite_redirects(&repo)?;
         Ok(repo)
+    }
+
+    /// libgit2 follows a redirect to another host on the first request by
+    /// default (`http.followRedirects=initial`). Ref listings use
+    /// `connect_auth`, which takes no redirect option and reads this setting
+    /// from the repository's config, so the cache sets it to `false`: no
+    /// redirect to another host at any stage (fetches set the same in their
+    /// options). Redirects on the same host stay allowed by libgit2 (a
+    /// renamed repository); the credential callback still refuses any
+    /// scheme, host or port other than the configured one.
+    fn refuse_offsite_redirects(&self, repo: &Repository) -> Result<(), GitError> {
+        let mut config = repo.config().map_err(|e| self.cache_error(e))?;
+        let local = config
+            .open_level(git2::ConfigLevel::Local)
+            .map_err(|e| self.cache_error(e))?;
+        if local.get_string("http.followRedirects").ok().as_deref() == Some("false") {
+            return Ok(());
+        }
+        drop(local);
+        config
+            .set_str("http.followRedirects", "false")
+            .map_err(|e| self.cache_error(e))
     }
 
     fn cache_error(&self, e: git2::Error) -> GitError {
@@ -362,7 +422,7 @@ impl GitRepo {
     fn ls_remote(&self, repo: &Repository) -> Result<Advertised, GitError> {
         let log = RefCell::new(CallbackLog::default());
         let mut remote = repo
-            .remote_anonymous(&self.url)
+            .remote_anonymous(&self.remote.connect)
             .map_err(|e| self.remote_error(e, &log))?;
         let conn = remote
             .connect_auth(Direction::Fetch, Some(self.callbacks(&log)), None)
@@ -420,11 +480,14 @@ impl GitRepo {
     fn fetch(&self, repo: &Repository, refspecs: &[String]) -> Result<(), GitError> {
         let log = RefCell::new(CallbackLog::default());
         let mut remote = repo
-            .remote_anonymous(&self.url)
+            .remote_anonymous(&self.remote.connect)
             .map_err(|e| self.remote_error(e, &log))?;
         let mut fo = FetchOptions::new();
         fo.remote_callbacks(self.callbacks(&log))
             .download_tags(AutotagOption::None)
+            // See `refuse_offsite_redirects`: libgit2's default (`Initial`)
+            // would follow a redirect to another host.
+            .follow_redirects(RemoteRedirect::None)
             .update_fetchhead(false);
         remote
             .fetch(refspecs, Some(&mut fo), None)
@@ -435,9 +498,9 @@ impl GitRepo {
     /// so the error can say it plainly.
     fn callbacks<'a>(&'a self, log: &'a RefCell<CallbackLog>) -> RemoteCallbacks<'a> {
         let mut cb = RemoteCallbacks::new();
-        cb.credentials(move |_url, user_from_url, allowed| {
+        cb.credentials(move |url, user_from_url, allowed| {
             let mut log = log.borrow_mut();
-            let result = self.credentials(&mut log, user_from_url, allowed);
+            let result = self.credentials(&mut log, url, user_from_url, allowed);
             if let Err(msg) = &result {
                 log.auth_error = Some(msg.clone());
             }
@@ -459,9 +522,11 @@ impl GitRepo {
         cb
     }
 
+    /// `asking` is the URL libgit2 is talking to, after any redirect.
     fn credentials(
         &self,
         log: &mut CallbackLog,
+        asking: &str,
         user_from_url: Option<&str>,
         allowed: CredentialType,
     ) -> Result<Cred, String> {
@@ -503,16 +568,32 @@ impl GitRepo {
         }
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
             log.token_tries += 1;
-            let Some(token) = &self.opts.token else {
+            // The URL's password, else the configured token, else a token
+            // given as the URL's user name (with an empty password, which
+            // is how hosts take `https://TOKEN@host/...`).
+            let secret = self
+                .remote
+                .password
+                .as_deref()
+                .or(self.opts.token.as_deref());
+            let url_token = self.remote.has_credentials().then_some("");
+            let Some(secret) = secret.or(url_token) else {
                 return Err(format!(
                     "the server asks for credentials and no token is set ({TOKEN_ENV} or a token file)"
                 ));
             };
+            if !self.remote.same_origin(asking) {
+                return Err(format!(
+                    "refusing to send credentials to {}: the remote redirected there from {}, and shoal sends them only to the configured scheme, host and port; if the repository moved, point --repo at its new URL",
+                    mask_userinfo(asking),
+                    self.remote.origin()
+                ));
+            }
             if log.token_tries > 1 {
                 return Err("the server refused the token".into());
             }
             let user = user.unwrap_or_else(|| "git".into());
-            return Cred::userpass_plaintext(&user, token).map_err(|e| e.message().to_string());
+            return Cred::userpass_plaintext(&user, secret).map_err(|e| e.message().to_string());
         }
         Err(format!(
             "the server asks for a kind of credentials shoal does not have ({allowed:?})"
@@ -600,6 +681,14 @@ impl GitRepo {
         {
             return GitError::Auth { url, detail };
         }
+        if lower.contains("cannot redirect from") {
+            return GitError::Remote {
+                url,
+                detail: format!(
+                    "{detail}; shoal follows no redirect to another host or scheme, so credentials cannot go there: if the repository moved, point --repo at its new URL"
+                ),
+            };
+        }
         let unreachable = matches!(e.class(), ErrorClass::Net | ErrorClass::Os)
             || (e.class() == ErrorClass::Ssh && lower.contains("connect"))
             || e.code() == ErrorCode::NotFound
@@ -614,11 +703,23 @@ impl GitRepo {
         }
     }
 
-    /// Belt and braces: no token or URL password in any message.
+    /// Belt and braces: no token, URL password or token-like URL user name
+    /// in any message (libgit2 is never given them, but its messages may
+    /// quote a redirect's URL).
     fn scrub(&self, text: &str) -> String {
         let mut text = text.replace(&self.url, &self.remote.redacted);
-        if let Some(token) = self.opts.token.as_deref().filter(|t| !t.is_empty()) {
-            text = text.replace(token, "***");
+        let url_user =
+            self.remote.user.as_deref().filter(|_| {
+                self.remote.has_credentials() && self.remote.transport != Transport::Ssh
+            });
+        let secrets = [
+            self.opts.token.as_deref(),
+            self.remote.password.as_deref(),
+            url_user,
+        ];
+        // Shorter values would mangle ordinary words of the message.
+        for secret in secrets.into_iter().flatten().filter(|s| s.len() >= 4) {
+            text = text.replace(secret, "***");
         }
         text
     }
@@ -975,6 +1076,121 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing"), "{err}");
+    }
+
+    fn opts_in(dir: &Path, token: Option<&str>, allow_insecure_http: bool) -> GitOptions {
+        GitOptions {
+            cache_dir: dir.to_path_buf(),
+            token: token.map(str::to_string),
+            allow_insecure_http,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn credentials_over_plain_http_are_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = "http://127.0.0.1:9/r.git";
+        let err = GitRepo::open(plain, opts_in(dir.path(), Some("tok-123456"), false)).unwrap_err();
+        assert!(matches!(err, GitError::InsecureHttp { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("--allow-insecure-git-http") && msg.contains("the token"),
+            "{msg}"
+        );
+        assert!(!msg.contains("tok-123456"), "{msg}");
+
+        let in_url = "http://ghp_abcdef@127.0.0.1:9/r.git";
+        let msg = GitRepo::open(in_url, opts_in(dir.path(), None, false))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("http://***@127.0.0.1:9/r.git"), "{msg}");
+        assert!(!msg.contains("ghp_abcdef"), "{msg}");
+
+        // No credentials (a public mirror), or the operator allows it.
+        assert!(GitRepo::open(plain, opts_in(dir.path(), None, false)).is_ok());
+        assert!(GitRepo::open(plain, opts_in(dir.path(), Some("tok-123456"), true)).is_ok());
+        assert!(GitRepo::open(in_url, opts_in(dir.path(), None, true)).is_ok());
+        // https and placeholder user names are fine.
+        assert!(GitRepo::open(
+            "http://git@127.0.0.1:9/r.git",
+            opts_in(dir.path(), None, false)
+        )
+        .is_ok());
+        assert!(GitRepo::open(
+            "https://ghp_x@host/r.git",
+            opts_in(dir.path(), Some("t"), false)
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_cache_keeps_no_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://ghp_cachetoken1@git.example/o/r.git";
+        let repo = GitRepo::open(url, opts_in(dir.path(), None, false)).unwrap();
+        assert_eq!(repo.url(), "https://***@git.example/o/r.git");
+        let config = std::fs::read_to_string(repo.cache_path().join("config")).unwrap();
+        assert!(!config.contains("ghp_cachetoken1"), "{config}");
+        assert!(
+            config.contains("url = https://git.example/o/r.git"),
+            "{config}"
+        );
+        assert!(config.contains("followRedirects = false"), "{config}");
+        // The folder is named after the URL without the token.
+        let plain = GitRepo::open(
+            "https://git.example/o/r.git",
+            opts_in(dir.path(), None, false),
+        );
+        assert_eq!(plain.unwrap().cache_path(), repo.cache_path());
+        assert!(!format!("{repo:?}").contains("ghp_cachetoken1"));
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_configured_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://127.0.0.1:8080/r.git";
+        let repo = GitRepo::open(url, opts_in(dir.path(), Some("tok-origin"), true)).unwrap();
+        let ask = |asking: &str| {
+            let mut log = CallbackLog::default();
+            repo.credentials(&mut log, asking, None, CredentialType::USER_PASS_PLAINTEXT)
+        };
+        assert!(ask("http://127.0.0.1:8080/r.git/info/refs").is_ok());
+        for other in [
+            "http://127.0.0.2:8080/r.git",
+            "http://localhost:8080/r.git",
+            "http://127.0.0.1:8081/r.git",
+            "https://127.0.0.1:8080/r.git",
+        ] {
+            let Err(msg) = ask(other) else {
+                panic!("credentials handed to {other}");
+            };
+            assert!(
+                msg.contains("refusing to send credentials") && msg.contains(other),
+                "{msg}"
+            );
+        }
+
+        // A token given as the URL's user name goes by the callback, with
+        // an empty password, to the same origin only.
+        let url = "https://ghp_userinurl@git.example/r.git";
+        let repo = GitRepo::open(url, opts_in(dir.path(), None, false)).unwrap();
+        let mut log = CallbackLog::default();
+        let asking = "https://git.example/r.git";
+        assert!(repo
+            .credentials(&mut log, asking, None, CredentialType::USER_PASS_PLAINTEXT)
+            .is_ok());
+        let mut log = CallbackLog::default();
+        let msg = repo
+            .credentials(
+                &mut log,
+                "https://other.example/r.git",
+                None,
+                CredentialType::USER_PASS_PLAINTEXT,
+            )
+            .err()
+            .unwrap();
+        assert!(!msg.contains("ghp_userinurl"), "{msg}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod git_http;
 pub mod registry;
 pub mod sops;
 use std::process::Command;
