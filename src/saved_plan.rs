@@ -14,6 +14,7 @@
 //! the same commit or the same directory content, and decrypts it again).
 use crate::plan::{Action, Plan};
 use crate::secrets::Redactor;
+use crate::source::git::{mask_userinfo, RemoteUrl};
 use crate::state::Kind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -203,21 +204,11 @@ fn version(v: Option<u64>) -> String {
 }
 
 /// A repository URL without credentials, for storing: a token in the
-/// URL's user name or password must not end up in a plan file.
+/// URL's user name or password must not end up in a plan file. The URL
+/// libgit2 is given is already without them (see [`RemoteUrl`]); apply
+/// takes the token from `SHOAL_GIT_TOKEN` or `--git-token-file` again.
 pub fn repo_without_credentials(repo: &str) -> String {
-    match url::Url::parse(repo) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            if u.scheme() == "ssh" {
-                // `ssh://git@host/x`: the user is an account, not a secret.
-                let _ = u.set_password(None);
-            } else {
-                let _ = u.set_username("");
-                let _ = u.set_password(None);
-            }
-            u.to_string()
-        }
-        _ => repo.to_string(),
-    }
+    RemoteUrl::parse(repo).map_or_else(|_| mask_userinfo(repo), |u| u.connect)
 }
 
 #[cfg(test)]
