@@ -222,6 +222,8 @@ struct AgentCmd {
     registry: RegistryAuthArgs,
     #[command(flatten)]
     agent: shoal::agent::AgentArgs,
+    #[command(flatten)]
+    notify: shoal::agent::notify::NotifyArgs,
     /// Also delete stacks that are on the swarm but no longer in the repository.
     #[arg(long)]
     prune: bool,
@@ -769,7 +771,8 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
         }
         (SourceSpec::Dir(path.clone()), Some(path))
     };
-    let opts = args.agent.clone().into_options(watch_dir)?;
+    let mut opts = args.agent.clone().into_options(watch_dir)?;
+    opts.notifier = args.notify.start()?;
     let pipeline = Pipeline {
         source,
         scope: scope(repo_args, args.prune),

@@ -105,7 +105,7 @@ impl Pipeline {
                 let id = tokio::task::spawn_blocking(move || dir_digest(&path))
                     .await
                     .map_err(|e| e.to_string())??;
-                Ok(Snapshot { id })
+                Ok(Snapshot { id, subject: None })
             }
             SourceSpec::Git { repo, git_ref } => {
                 let repo = repo.clone();
@@ -115,7 +115,10 @@ impl Pipeline {
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 tracing::debug!(commit = %commit.short, summary = %commit.summary, "source resolved");
-                Ok(Snapshot { id: commit.id })
+                Ok(Snapshot {
+                    id: commit.id,
+                    subject: Some(commit.summary),
+                })
             }
         }
     }

@@ -52,6 +52,11 @@ pub fn render(status: &AgentStatus) -> String {
             "Times the source could not be read.",
             c.git_fetch_errors,
         ),
+        (
+            "shoal_notifications_dropped_total",
+            "Notifications dropped because a target's queue was full.",
+            c.notifications_dropped,
+        ),
     ] {
         family(&mut out, name, "counter", help);
         sample(&mut out, name, &[], value as f64);

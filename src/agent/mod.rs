@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod notify;
 pub mod options;
 pub mod reconcile_loop;
 pub mod reconciler;
@@ -164,6 +165,7 @@ pub async fn serve<R: Reconciler>(
         shutdown.clone(),
     );
     looper.shutdown_grace = opts.shutdown_grace;
+    looper.notifier = opts.notifier.clone();
     looper.run().await;
 
     // The loop only returns once shutdown was asked.

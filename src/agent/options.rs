@@ -66,6 +66,8 @@ pub struct AgentOptions {
     /// How long a running pass may take to finish after a shutdown signal
     /// before it is dropped (between two API calls).
     pub shutdown_grace: Duration,
+    /// Notifications and commit statuses, if configured (`--notify`).
+    pub notifier: Option<super::notify::Notifier>,
 }
 
 impl AgentOptions {
@@ -82,6 +84,7 @@ impl AgentOptions {
             watch_dir: None,
             docker_events: true,
             shutdown_grace: Duration::from_secs(5),
+            notifier: None,
         }
     }
 }
@@ -115,6 +118,7 @@ impl AgentArgs {
             watch_dir,
             docker_events: true,
             shutdown_grace: Duration::from_secs(5),
+            notifier: None,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! per stack -> apply). Passes never overlap; kicks during a pass cause
 //! exactly one more.
 use super::backoff::Backoff;
+use super::notify::{self, CommitState, Event, EventKind, Notifier, NotifyState, Revision};
 use super::reconciler::{Reconciler, Snapshot, StackPlan, StackProblem};
 use super::record::{self, StackRecord};
 use super::status::{AgentStatus, Outcome, Role, SnapshotStatus, StackStatus};
@@ -63,8 +64,13 @@ pub struct ReconcileLoop<R: Reconciler> {
     pub shutdown: CancellationToken,
     /// How long a running pass may continue after shutdown was asked.
     pub shutdown_grace: Duration,
+    /// Notifications and commit statuses, if configured.
+    pub notifier: Option<Notifier>,
     records: Option<BTreeMap<String, StackRecord>>,
     backoffs: BTreeMap<String, Backoff>,
+    notify_state: NotifyState,
+    /// Events of the running pass, sent when it ends (drift heals batched).
+    pass_events: Vec<Event>,
 }
 
 impl<R: Reconciler> ReconcileLoop<R> {
@@ -89,8 +95,11 @@ impl<R: Reconciler> ReconcileLoop<R> {
             self_heal,
             shutdown,
             shutdown_grace: Duration::from_secs(5),
+            notifier: None,
             records: None,
             backoffs: BTreeMap::new(),
+            notify_state: NotifyState::default(),
+            pass_events: Vec::new(),
         }
     }
 
@@ -215,10 +224,12 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 .collect();
             for stack in gone {
                 self.forget_record(&stack).await;
+                self.notify_state.forget(&stack);
             }
             self.backoffs.retain(|k, _| seen.contains(k));
             self.status().stacks.retain(|k, _| seen.contains(k));
         }
+        self.send_pass_events();
         let mut s = self.status();
         s.ready = true;
         s.last_error = None;
@@ -226,6 +237,79 @@ impl<R: Reconciler> ReconcileLoop<R> {
             s.counters.last_success = Some(SystemTime::now());
         }
         tracing::info!(snapshot = %snapshot.id, stacks = seen.len(), all_synced, "reconcile finished");
+    }
+
+    /// Decide what to tell about one stack's outcome: events for the end of
+    /// the pass, and the commit's status at once.
+    fn tell(
+        &mut self,
+        snapshot: &Snapshot,
+        stack: &str,
+        outcome: Outcome,
+        error: Option<&str>,
+        drift: bool,
+        summary: &crate::plan::Summary,
+    ) {
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let kinds = self
+            .notify_state
+            .decide(stack, outcome, &snapshot.id, error, drift);
+        for kind in kinds {
+            match kind {
+                EventKind::Synced => notifier.commit_status(
+                    &snapshot.id,
+                    stack,
+                    CommitState::Success,
+                    &format!("applied: {}", summary_text(summary)),
+                ),
+                EventKind::Failed | EventKind::Denied => notifier.commit_status(
+                    &snapshot.id,
+                    stack,
+                    CommitState::Failure,
+                    error.unwrap_or(kind.as_str()),
+                ),
+                EventKind::Drift | EventKind::Recovered => {}
+            }
+            self.pass_events.push(Event {
+                kind,
+                stacks: vec![stack.to_string()],
+                revision: Revision {
+                    id: snapshot.id.clone(),
+                    subject: snapshot.subject.clone(),
+                },
+                summary: summary.clone(),
+                error: error.map(str::to_string),
+                happened: notify::happened(kind, outcome, self.self_heal),
+            });
+        }
+    }
+
+    /// Send the pass's events; drift heals of several stacks go as one.
+    fn send_pass_events(&mut self) {
+        let events = std::mem::take(&mut self.pass_events);
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let (drift, rest): (Vec<Event>, Vec<Event>) = events
+            .into_iter()
+            .partition(|e| e.kind == EventKind::Drift && e.error.is_none());
+        for e in &rest {
+            notifier.send(e);
+        }
+        if let Some(first) = drift.first() {
+            let mut batch = first.clone();
+            batch.stacks = drift.iter().flat_map(|e| e.stacks.clone()).collect();
+            for e in &drift[1..] {
+                batch.summary.create += e.summary.create;
+                batch.summary.update += e.summary.update;
+                batch.summary.delete += e.summary.delete;
+            }
+            notifier.send(&batch);
+        }
+        self.status().counters.notifications_dropped =
+            notifier.dropped.load(std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn load_records(&mut self) -> Result<(), String> {
@@ -308,6 +392,14 @@ impl<R: Reconciler> ReconcileLoop<R> {
                         );
                     } else {
                         tracing::info!(changes, "applying\n{}", planned.text);
+                        if let Some(n) = &self.notifier {
+                            n.commit_status(
+                                &snapshot.id,
+                                &name,
+                                CommitState::Pending,
+                                &format!("applying: {}", summary_text(&summary)),
+                            );
+                        }
                     }
                     match self.reconciler.apply(&name, &planned.plan).await {
                         Ok(()) => {
@@ -339,6 +431,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 }
             }
         };
+        self.tell(snapshot, &name, outcome, error.as_deref(), drift, &summary);
         rec.outcome = Some(outcome);
         rec.attempted = Some(snapshot.id.clone());
         rec.error = error.clone();
@@ -396,6 +489,14 @@ impl<R: Reconciler> ReconcileLoop<R> {
 /// Whether every image change of `plan` goes to a digest other than the
 /// one its service was last synced at (`synced`, from the stack record; a
 /// service without one is taken to have had its digest moved).
+/// `1 to create, 2 to update, 0 to delete`
+fn summary_text(s: &crate::plan::Summary) -> String {
+    format!(
+        "{} to create, {} to update, {} to delete",
+        s.create, s.update, s.delete
+    )
+}
+
 fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::plan::Plan) -> bool {
     plan.changes
         .iter()
@@ -450,6 +551,7 @@ mod tests {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             Ok(Snapshot {
+                subject: None,
                 id: self.snapshot_id.lock().unwrap().clone(),
             })
         }

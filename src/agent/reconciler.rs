@@ -13,6 +13,8 @@ pub struct Snapshot {
     /// new revision (always applied) from drift (applied only with
     /// self-heal).
     pub id: String,
+    /// The commit's subject line, for messages (none for a directory).
+    pub subject: Option<String>,
 }
 
 /// Why a stack was left as it is.

@@ -130,6 +130,8 @@ pub struct Counters {
     /// Per-stack outcomes of every pass, plus `source-error` passes.
     pub reconciles: BTreeMap<&'static str, u64>,
     pub drift_corrections: u64,
+    /// Notifications dropped because a target's queue was full.
+    pub notifications_dropped: u64,
     pub changes_applied: u64,
     pub git_fetch_errors: u64,
     /// The end of the last pass whose source resolved and whose stacks all
@@ -146,6 +148,7 @@ impl Default for Counters {
         Counters {
             reconciles,
             drift_corrections: 0,
+            notifications_dropped: 0,
             changes_applied: 0,
             git_fetch_errors: 0,
             last_success: None,
