@@ -120,8 +120,11 @@ fn load_stack(
     env: &Vars,
 ) -> Result<DesiredStack, String> {
     let vars = stack_vars(tree, &entry.dir, env)?;
-    let loaded = compose::load(tree, entry, &vars).map_err(|e| e.to_string())?;
-    let mut stack = convert::convert(tree, &loaded).map_err(|e| e.to_string())?;
+    // Everything the stack reads from here on counts against one budget.
+    let what = format!("the files of stack {}", entry.name);
+    let tree = source::Budget::new(tree, what, source::MAX_STACK_BYTES);
+    let loaded = compose::load(&tree, entry, &vars).map_err(|e| e.to_string())?;
+    let mut stack = convert::convert(&tree, &loaded).map_err(|e| e.to_string())?;
     // The loader's warnings come first, as docker prints them.
     let mut warnings = loaded.warnings;
     warnings.append(&mut stack.warnings);

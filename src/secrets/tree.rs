@@ -134,6 +134,21 @@ impl<T: Tree> Tree for DecryptingTree<T> {
             Err(e) => Err(SourceError::Other(e.to_string())),
         }
     }
+    /// A SOPS file is refused here: its plaintext would be published as
+    /// it is (a config), where anyone with `docker config inspect` reads it.
+    fn read_public(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let bytes = self.inner.read_public(path)?;
+        match SopsDocument::detect(path, &bytes) {
+            Ok(None) => Ok(bytes),
+            Ok(Some(_)) => Err(SourceError::Io {
+                path: path.to_string(),
+                message: "is SOPS-encrypted, and a config is readable by anyone with \
+                          `docker config inspect`: declare it under `secrets:` instead"
+                    .to_string(),
+            }),
+            Err(e) => Err(SourceError::Other(e.to_string())),
+        }
+    }
     fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
         self.inner.list(dir)
     }

@@ -824,6 +824,18 @@ impl Tree for GitTree {
                 "is a symbolic link; shoal does not follow links in git trees",
             ));
         }
+        // The size from the object header, before the blob is loaded.
+        let (size, _) = repo
+            .odb()
+            .and_then(|odb| odb.read_header(entry.id()))
+            .map_err(|e| self.io_error(path, e.message()))?;
+        if size as u64 > super::MAX_FILE_BYTES {
+            return Err(super::too_large(
+                path,
+                super::MAX_FILE_BYTES,
+                "one file read from the repository",
+            ));
+        }
         let blob = repo
             .find_blob(entry.id())
             .map_err(|e| self.io_error(path, e.message()))?;
@@ -843,6 +855,13 @@ impl Tree for GitTree {
                 return Ok(Vec::new());
             };
             if entry.kind() != Some(ObjectType::Tree) {
+                // A link is refused as in a directory; a file holds nothing.
+                if entry.filemode() == 0o120000 {
+                    return Err(self.io_error(
+                        dir,
+                        "is a symbolic link; shoal does not follow links in git trees",
+                    ));
+                }
                 return Ok(Vec::new());
             }
             repo.find_tree(entry.id())
