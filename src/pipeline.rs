@@ -192,33 +192,6 @@ fn dir_digest(root: &std::path::Path) -> Result<String, String> {
     Ok(format!("dir:{}", &hex::encode(hash.finalize())[..12]))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::dir_digest;
-
-    #[test]
-    fn dir_digest_hashes_links_without_following_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("stacks/a")).unwrap();
-        std::fs::write(root.join("stacks/a/stack.yml"), "services: {}\n").unwrap();
-        let outside = root.join("outside");
-        std::fs::write(&outside, "one").unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("stacks/a/cfg")).unwrap();
-        // Links that would loop or stream forever when followed.
-        std::os::unix::fs::symlink(root, root.join("stacks/a/loop")).unwrap();
-        std::os::unix::fs::symlink("/dev/zero", root.join("stacks/a/zero")).unwrap();
-        let first = dir_digest(root).unwrap();
-        // The target's content is not part of the digest...
-        std::fs::write(&outside, "two").unwrap();
-        assert_eq!(dir_digest(root).unwrap(), first);
-        // ...where the link points is.
-        std::fs::remove_file(root.join("stacks/a/cfg")).unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", root.join("stacks/a/cfg")).unwrap();
-        assert_ne!(dir_digest(root).unwrap(), first);
-    }
-}
-
 impl Reconciler for Pipeline {
     /// Resolve the source, then make sure the repository as a whole reads
     /// (its `stacks/` folders can be listed): a repository-wide problem is
@@ -330,5 +303,32 @@ impl Reconciler for Pipeline {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dir_digest;
+
+    #[test]
+    fn dir_digest_hashes_links_without_following_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("stacks/a")).unwrap();
+        std::fs::write(root.join("stacks/a/stack.yml"), "services: {}\n").unwrap();
+        let outside = root.join("outside");
+        std::fs::write(&outside, "one").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("stacks/a/cfg")).unwrap();
+        // Links that would loop or stream forever when followed.
+        std::os::unix::fs::symlink(root, root.join("stacks/a/loop")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", root.join("stacks/a/zero")).unwrap();
+        let first = dir_digest(root).unwrap();
+        // The target's content is not part of the digest...
+        std::fs::write(&outside, "two").unwrap();
+        assert_eq!(dir_digest(root).unwrap(), first);
+        // ...where the link points is.
+        std::fs::remove_file(root.join("stacks/a/cfg")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("stacks/a/cfg")).unwrap();
+        assert_ne!(dir_digest(root).unwrap(), first);
     }
 }

@@ -38,9 +38,9 @@ pub const SHARED_DIR: &str = "stacks/_shared";
 
 /// `1048576 bytes (1 MiB)`, for limit messages.
 pub fn bytes_text(n: u64) -> String {
-    if n % (1024 * 1024) == 0 {
+    if n.is_multiple_of(1024 * 1024) {
         format!("{n} bytes ({} MiB)", n / (1024 * 1024))
-    } else if n % 1024 == 0 {
+    } else if n.is_multiple_of(1024) {
         format!("{n} bytes ({} KiB)", n / 1024)
     } else {
         format!("{n} bytes")
