@@ -161,10 +161,16 @@ fn a_linked_stack_file_is_refused_without_its_content() {
     let text = assert_stack_error(
         &repo,
         "evil",
-        &["stacks/evil/stack.yml: is a symbolic link to", "outside the repository"],
+        &[
+            "stacks/evil/stack.yml: is a symbolic link to",
+            "outside the repository",
+        ],
         &[],
     );
-    assert!(!text.contains("TOPSECRET"), "content of the link target printed:\n{text}");
+    assert!(
+        !text.contains("TOPSECRET"),
+        "content of the link target printed:\n{text}"
+    );
 
     // /etc/shadow itself, named but not read.
     let repo = self::repo();
@@ -206,7 +212,11 @@ fn a_fifo_is_refused_without_waiting_on_it() {
     let repo = repo();
     repo.stack("evil", &config_stack("./fifo"));
     let fifo = repo.path().join("stacks/evil/fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     assert_stack_error(
         &repo,
         "evil",
@@ -218,7 +228,10 @@ fn a_fifo_is_refused_without_waiting_on_it() {
 #[test]
 fn a_stack_cannot_read_another_stacks_files() {
     let repo = repo();
-    repo.write("stacks/team-a/stack.yml", "services:\n  app:\n    image: busybox:latest\n");
+    repo.write(
+        "stacks/team-a/stack.yml",
+        "services:\n  app:\n    image: busybox:latest\n",
+    );
     repo.write("stacks/team-a/secrets.env", "DB_PASSWORD=team-a-only\n");
     repo.stack("evil", &config_stack("../team-a/secrets.env"));
     let text = assert_stack_error(
@@ -315,7 +328,11 @@ fn a_50_mb_stack_file_fails_fast_naming_the_limit() {
         ],
         &[],
     );
-    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -388,7 +405,17 @@ fn an_absolute_path_inside_the_stack_folder_plans_clean_after_docker_deploy() {
     assert_code(&out, 0);
 
     docker_stack_deploy(&file, &stack);
-    let out = run(&["plan", "--repo", root, "--stack", &stack, "--detailed-exitcode"], &[]);
+    let out = run(
+        &[
+            "plan",
+            "--repo",
+            root,
+            "--stack",
+            &stack,
+            "--detailed-exitcode",
+        ],
+        &[],
+    );
     assert_code(&out, 0);
     assert!(stdout(&out).contains("No changes"), "{}", stdout(&out));
 
@@ -411,6 +438,78 @@ fn the_shared_folder_is_readable_by_every_stack_and_is_not_a_stack() {
     let out = run(&["validate", "--repo", repo.path().to_str().unwrap()], &[]);
     assert_code(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("stack web: 1 services, 1 networks, 1 configs"), "{text}");
+    assert!(
+        text.contains("stack web: 1 services, 1 networks, 1 configs"),
+        "{text}"
+    );
     assert!(!text.contains("_shared"), "{text}");
+}
+
+/// `git` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn git_mode_gives_the_same_answers() {
+    let repo = repo();
+    // Each hostile stack alone in its own folder.
+    repo.stack("link", &config_stack("./cfg"));
+    symlink("/etc/shadow", repo.path().join("stacks/link/cfg")).unwrap();
+    repo.stack("cross", &config_stack("../ok/stack.yml"));
+    repo.stack("abs", &config_stack("/etc/hostname"));
+    repo.stack("big", &config_stack("./big.conf"));
+    repo.write("stacks/big/big.conf", &"x".repeat(600_000));
+    let mut huge = String::from("services:\n  app:\n    image: busybox:latest\n");
+    huge.push_str(&format!("# {}\n", "x".repeat(98)).repeat(20_000));
+    repo.stack("huge", &huge);
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-q", "-m", "hostile"]);
+
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    let out = run(
+        &["validate", "--repo", &url],
+        &[("XDG_CACHE_HOME", cache.path().to_str().unwrap())],
+    );
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_ne!(out.status.code(), Some(0), "{so}\n{se}");
+    assert!(so.contains("stack ok:"), "{so}\n{se}");
+    for (stack, wanted) in [
+        ("link", "stacks/link/cfg: is a symbolic link"),
+        ("cross", "outside the stack folder stacks/cross/"),
+        ("abs", "is an absolute path, and a git commit has no folder"),
+        (
+            "big",
+            "is larger than 512000 bytes (500 KiB), the limit for a config",
+        ),
+        (
+            "huge",
+            "stacks/huge/stack.yml: is larger than 1048576 bytes (1 MiB)",
+        ),
+    ] {
+        let line = se
+            .lines()
+            .find(|l| l.starts_with(&format!("error: stack {stack}: ")))
+            .unwrap_or_else(|| panic!("no error for stack {stack}:\n{se}"));
+        assert!(line.contains(wanted), "{wanted:?} not in {line:?}");
+    }
 }
