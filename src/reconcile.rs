@@ -139,7 +139,12 @@ fn load_stack(
 pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String> {
     let path = format!("{dir}/{STACK_ENV_FILE}");
     let mut vars = Vars::default();
-    if tree.is_file(&path) {
+    // Listed is enough: a `stack.env` that is a link is an error, not skipped.
+    if tree.is_file(&path)
+        || tree
+            .list(dir)
+            .is_ok_and(|l| l.iter().any(|n| n == STACK_ENV_FILE))
+    {
         let bytes = tree.read(&path).map_err(|e| e.to_string())?;
         let text = String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text"))?;
         let lookup = |name: &str| env.get(name).map(str::to_string);

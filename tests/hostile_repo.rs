@@ -185,6 +185,23 @@ fn a_linked_stack_file_is_refused_without_its_content() {
 }
 
 #[test]
+fn a_linked_variables_file_is_an_error_not_skipped() {
+    for name in ["stack.env", "stack.sops.env"] {
+        let repo = repo();
+        repo.stack("evil", "services:\n  app:\n    image: busybox:latest\n");
+        symlink("/etc/shadow", repo.path().join("stacks/evil").join(name)).unwrap();
+        assert_stack_error(
+            &repo,
+            "evil",
+            &[&format!(
+                "stacks/evil/{name}: is a symbolic link to /etc/shadow"
+            )],
+            &[],
+        );
+    }
+}
+
+#[test]
 fn a_link_to_dev_zero_fails_fast_in_bounded_memory() {
     let repo = repo();
     repo.stack("evil", &config_stack("./zero"));

@@ -178,10 +178,15 @@ pub fn stack_secret_variables(
     decryptor: &Decryptor,
     stack_dir: &str,
 ) -> Result<Option<IndexMap<String, String>>, SecretsError> {
+    // By name, not `is_file`: a variables file that is a link or a fifo
+    // is then an error naming it (from the read), not silently skipped.
+    let listed = raw
+        .list(stack_dir)
+        .map_err(|e| SecretsError::invalid(stack_dir, e.to_string()))?;
     let present: Vec<String> = STACK_SECRET_VARIABLE_FILES
         .iter()
+        .filter(|name| listed.iter().any(|l| l == *name))
         .map(|name| format!("{stack_dir}/{name}"))
-        .filter(|path| raw.is_file(path))
         .collect();
     let path = match present.as_slice() {
         [] => return Ok(None),

@@ -87,8 +87,9 @@ pub trait Tree: Send + Sync {
     fn read_public(&self, path: &str) -> Result<Vec<u8>, SourceError> {
         self.read(path)
     }
-    /// Names of the entries of a folder (files and folders), sorted;
-    /// an empty list when the folder does not exist.
+    /// Names of the entries of a folder (files, folders, links...), sorted;
+    /// an empty list when the folder does not exist, an error when the path
+    /// goes through a link.
     fn list(&self, dir: &str) -> Result<Vec<String>, SourceError>;
     /// Whether `path` is a regular file (reached without symbolic links).
     fn is_file(&self, path: &str) -> bool;
