@@ -490,6 +490,12 @@ fn git_mode_gives_the_same_answers() {
     // Each hostile stack alone in its own folder.
     repo.stack("link", &config_stack("./cfg"));
     symlink("/etc/shadow", repo.path().join("stacks/link/cfg")).unwrap();
+    std::fs::create_dir_all(repo.path().join("stacks/linkdir")).unwrap();
+    symlink("/", repo.path().join("stacks/linkdir/root")).unwrap();
+    repo.write(
+        "stacks/linkdir/stack.yml",
+        "services:\n  app:\n    image: busybox:latest\n    env_file: root/etc/os-release\n",
+    );
     repo.stack("cross", &config_stack("../ok/stack.yml"));
     repo.stack("abs", &config_stack("/etc/hostname"));
     repo.stack("big", &config_stack("./big.conf"));
@@ -512,6 +518,7 @@ fn git_mode_gives_the_same_answers() {
     assert!(so.contains("stack ok:"), "{so}\n{se}");
     for (stack, wanted) in [
         ("link", "stacks/link/cfg: is a symbolic link"),
+        ("linkdir", "stacks/linkdir/root: is a symbolic link"),
         ("cross", "outside the stack folder stacks/cross/"),
         ("abs", "is an absolute path, and a git commit has no folder"),
         (

@@ -812,9 +812,23 @@ impl Tree for GitTree {
         let tree = repo
             .find_tree(self.tree)
             .map_err(|e| self.io_error(path, e.message()))?;
-        let entry = tree
-            .get_path(Path::new(&clean))
-            .map_err(|_| self.io_error(path, "no such file"))?;
+        let entry = tree.get_path(Path::new(&clean)).map_err(|_| {
+            // A link on the way is named, as in a directory.
+            let parts: Vec<&str> = clean.split('/').collect();
+            (1..parts.len())
+                .map(|n| parts[..n].join("/"))
+                .find(|prefix| {
+                    tree.get_path(Path::new(prefix))
+                        .is_ok_and(|e| e.filemode() == 0o120000)
+                })
+                .map(|link| {
+                    self.io_error(
+                        &link,
+                        "is a symbolic link; shoal does not follow links in git trees",
+                    )
+                })
+                .unwrap_or_else(|| self.io_error(path, "no such file"))
+        })?;
         if entry.kind() != Some(ObjectType::Blob) {
             return Err(self.io_error(path, "is a folder, not a file"));
         }
