@@ -46,7 +46,9 @@ pub fn check_policies(
     desired: &Desired,
     facts: &ClusterFacts,
 ) -> (Result<(), String>, Verdicts) {
-    match PolicySet::load(tree) {
+    let tree =
+        crate::source::Budget::new(tree, "the policy files", crate::source::MAX_POLICY_BYTES);
+    match PolicySet::load(&tree) {
         Err(e) => (Err(e.to_string()), BTreeMap::new()),
         Ok(set) => (
             Ok(()),

@@ -120,8 +120,11 @@ fn load_stack(
     env: &Vars,
 ) -> Result<DesiredStack, String> {
     let vars = stack_vars(tree, &entry.dir, env)?;
-    let loaded = compose::load(tree, entry, &vars).map_err(|e| e.to_string())?;
-    let mut stack = convert::convert(tree, &loaded).map_err(|e| e.to_string())?;
+    // Everything the stack reads from here on counts against one budget.
+    let what = format!("the files of stack {}", entry.name);
+    let tree = source::Budget::new(tree, what, source::MAX_STACK_BYTES);
+    let loaded = compose::load(&tree, entry, &vars).map_err(|e| e.to_string())?;
+    let mut stack = convert::convert(&tree, &loaded).map_err(|e| e.to_string())?;
     // The loader's warnings come first, as docker prints them.
     let mut warnings = loaded.warnings;
     warnings.append(&mut stack.warnings);
@@ -136,7 +139,12 @@ fn load_stack(
 pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String> {
     let path = format!("{dir}/{STACK_ENV_FILE}");
     let mut vars = Vars::default();
-    if tree.is_file(&path) {
+    // Listed is enough: a `stack.env` that is a link is an error, not skipped.
+    if tree.is_file(&path)
+        || tree
+            .list(dir)
+            .is_ok_and(|l| l.iter().any(|n| n == STACK_ENV_FILE))
+    {
         let bytes = tree.read(&path).map_err(|e| e.to_string())?;
         let text = String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text"))?;
         let lookup = |name: &str| env.get(name).map(str::to_string);

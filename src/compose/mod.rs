@@ -12,7 +12,8 @@
 //!   networks/volumes/configs/secrets, missing image, unknown deploy mode,
 //!   replicas with global mode, bad volume type or short spec) and a
 //!   config/secret without file/environment/external are load errors here;
-//! - config/secret/env files must stay inside the repository;
+//! - config/secret/env files must stay inside the stack's folder or
+//!   `stacks/_shared/` (no links, bounded sizes: see `source`);
 //! - a quoted octal mode (`"0440"`) is read as octal (docker: an error),
 //!   and a leading-zero number elsewhere stays a string (docker: octal);
 //! - unset variables warn (docker's stack command is silent);

@@ -6,9 +6,9 @@
 use super::duration::parse_duration;
 use super::service::normalize_service;
 use super::units::parse_bytes;
-use crate::source::Tree;
+use crate::source::{lexical, Tree, SHARED_DIR};
 use serde_yaml::{Mapping, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A problem at a field path.
 #[derive(Debug, Clone, PartialEq)]
@@ -395,29 +395,113 @@ fn normalize_object(
             let Value::String(f) = &file else {
                 return Err(expected(&p, "a path string", &file));
             };
-            let resolved = tree_path(env.stack_dir, f).map_err(|e| fail(&p, e))?;
+            let resolved =
+                tree_path(env.stack_dir, env.local_root.as_deref(), f).map_err(|e| fail(&p, e))?;
             m.insert("file".into(), Value::String(resolved));
         }
     }
     Ok(())
 }
 
-/// `rel` (relative to the stack folder) as a path in the tree.
-pub fn tree_path(stack_dir: &str, rel: &str) -> Result<String, String> {
-    if rel.starts_with('/') || rel.starts_with('~') {
-        return Err(format!("{rel:?} is outside the repository; use a path relative to the stack folder ({stack_dir})"));
+/// A file a stack references (`configs/secrets: file:`, `env_file:`) as a
+/// path in the tree. `rel` is relative to the stack folder `stack_dir`, or,
+/// in directory mode (`local_root` is the repository's folder), absolute
+/// (`$PWD/conf/x.conf`, which `docker stack deploy` reads as it is).
+///
+/// Wherever it points, it must stay in the stack's own folder or the shared
+/// folder [`SHARED_DIR`]: a stack must not read another stack's files (its
+/// secrets, which would then land in a config anyone can inspect).
+pub fn tree_path(stack_dir: &str, local_root: Option<&Path>, rel: &str) -> Result<String, String> {
+    let shared = SHARED_DIR;
+    let parts = if rel.starts_with('~') {
+        return Err(format!(
+            "{rel:?} is outside the repository; use a path relative to the stack folder ({stack_dir})"
+        ));
+    } else if rel.starts_with('/') {
+        let Some(root) = local_root else {
+            return Err(format!(
+                "{rel:?} is an absolute path, and a git commit has no folder on this machine; \
+                 use a path relative to the stack folder ({stack_dir})"
+            ));
+        };
+        // The repository as given and as resolved by the kernel: `$PWD` may
+        // be either, depending on how the shell got there.
+        let roots = [std::fs::canonicalize(root).ok(), Some(root.to_path_buf())];
+        let inside = roots.iter().flatten().find_map(|root| {
+            let rest = Path::new(rel).strip_prefix(root).ok()?;
+            lexical(&[], rest.to_str()?)
+        });
+        inside.ok_or_else(|| {
+            format!(
+                "{rel:?} is outside the repository ({}); use a path inside the stack folder ({stack_dir})",
+                root.display()
+            )
+        })?
+    } else {
+        let base: Vec<&str> = stack_dir.split('/').filter(|s| !s.is_empty()).collect();
+        lexical(&base, rel).ok_or_else(|| format!("{rel:?} points outside the repository"))?
+    };
+    let path = parts.join("/");
+    let within = |dir: &str| path.starts_with(dir) && path[dir.len()..].starts_with('/');
+    if !within(stack_dir.trim_end_matches('/')) && !within(shared) {
+        return Err(format!(
+            "{rel:?} is {path}, outside the stack folder {stack_dir}/; a stack may only use \
+             files in its own folder and in the shared folder {shared}/"
+        ));
     }
-    let mut parts: Vec<&str> = stack_dir.split('/').filter(|s| !s.is_empty()).collect();
-    for seg in rel.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err(format!("{rel:?} points outside the repository"));
-                }
-            }
-            s => parts.push(s),
-        }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tree_path_tests {
+    use super::tree_path;
+    use std::path::Path;
+
+    #[test]
+    fn relative_paths_stay_in_the_stack_or_shared_folder() {
+        let ok = |rel| tree_path("stacks/web", None, rel);
+        assert_eq!(ok("./conf/a.conf").unwrap(), "stacks/web/conf/a.conf");
+        assert_eq!(ok("../web/x").unwrap(), "stacks/web/x");
+        assert_eq!(ok("../_shared/ca.pem").unwrap(), "stacks/_shared/ca.pem");
+        let e = ok("../team-a/secrets.sops.env").unwrap_err();
+        assert!(
+            e.contains("stacks/team-a/secrets.sops.env")
+                && e.contains("outside the stack folder stacks/web/")
+                && e.contains("stacks/_shared/"),
+            "{e}"
+        );
+        // A sibling whose name starts with the stack's is another folder.
+        assert!(ok("../web2/x").is_err());
+        assert!(ok("../../README.md").is_err());
+        assert!(ok("../../../etc/passwd")
+            .unwrap_err()
+            .contains("outside the repository"));
+        assert!(ok("~/x").unwrap_err().contains("outside the repository"));
+        // The folder itself is not a file in it.
+        assert!(ok(".").is_err());
     }
-    Ok(parts.join("/"))
+
+    #[test]
+    fn absolute_paths_only_in_directory_mode_and_inside_the_stack() {
+        let root = Path::new("/nonexistent-repo");
+        let abs = |rel| tree_path("stacks/web", Some(root), rel);
+        assert_eq!(
+            abs("/nonexistent-repo/stacks/web/conf/x.conf").unwrap(),
+            "stacks/web/conf/x.conf"
+        );
+        assert_eq!(
+            abs("/nonexistent-repo/stacks/_shared/x").unwrap(),
+            "stacks/_shared/x"
+        );
+        let e = abs("/etc/shadow").unwrap_err();
+        assert!(
+            e.contains("outside the repository (/nonexistent-repo)"),
+            "{e}"
+        );
+        let e = abs("/nonexistent-repo/stacks/other/x").unwrap_err();
+        assert!(e.contains("outside the stack folder"), "{e}");
+        assert!(abs("/nonexistent-repo/stacks/web/../../../etc/x").is_err());
+        let e = tree_path("stacks/web", None, "/nonexistent-repo/stacks/web/x").unwrap_err();
+        assert!(e.contains("git commit"), "{e}");
+    }
 }

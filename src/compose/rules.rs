@@ -581,12 +581,12 @@ mod tests {
 
     #[test]
     fn env_file_and_environment_merge() {
-        let yaml = format!("{HEAD}    env_file: [app.env, ../shared/common.env]\n    environment:\n      A: explicit\n      E:\n");
+        let yaml = format!("{HEAD}    env_file: [app.env, ../_shared/common.env]\n    environment:\n      A: explicit\n      E:\n");
         let t = tree(
             &yaml,
             &[
                 ("stacks/web/app.env", "A=file\nB=file\n# c\nFROMVARS\n"),
-                ("stacks/shared/common.env", "C=common\n"),
+                ("stacks/_shared/common.env", "C=common\n"),
             ],
             None,
         );
@@ -629,10 +629,10 @@ mod tests {
 
     #[test]
     fn config_files_resolve_into_the_tree() {
-        let yaml = format!("{HEAD}configs:\n  a:\n    file: ./conf/a.conf\n  b:\n    file: ../common/b.conf\nsecrets:\n  s:\n    file: /etc/passwd\n");
+        let yaml = format!("{HEAD}configs:\n  a:\n    file: ./conf/a.conf\n  b:\n    file: ../_shared/b.conf\nsecrets:\n  s:\n    file: /etc/passwd\n");
         let e = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap_err();
         assert!(
-            e.message.contains("secrets.s.file") && e.message.contains("outside the repository"),
+            e.message.contains("secrets.s.file") && e.message.contains("is an absolute path"),
             "{e}"
         );
         assert_eq!(e.line, Some(12));
@@ -644,7 +644,7 @@ mod tests {
         );
         assert_eq!(
             l.config.configs["b"].file.as_deref(),
-            Some("stacks/common/b.conf")
+            Some("stacks/_shared/b.conf")
         );
         assert_eq!(
             l.config.secrets["s"].file.as_deref(),

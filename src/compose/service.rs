@@ -8,6 +8,7 @@ use super::normalize::{
 };
 use super::ports::parse_port_spec;
 use super::volumes::parse_volume_spec;
+use crate::source::{too_large, MAX_OBJECT_BYTES};
 use serde_yaml::{Mapping, Value};
 
 pub(super) fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<()> {
@@ -164,11 +165,16 @@ fn resolve_environment(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<(
         for (i, f) in files.iter().enumerate() {
             let p = at(&at(path, "env_file"), i);
             let rel = f.as_str().unwrap_or_default();
-            let file = tree_path(env.stack_dir, rel).map_err(|e| fail(&p, e))?;
+            let file = tree_path(env.stack_dir, env.local_root.as_deref(), rel)
+                .map_err(|e| fail(&p, e))?;
             let bytes = env
                 .tree
                 .read(&file)
                 .map_err(|e| fail(&p, format!("cannot read env file: {e}")))?;
+            if bytes.len() as u64 > MAX_OBJECT_BYTES {
+                let e = too_large(&file, MAX_OBJECT_BYTES, "an env file");
+                return Err(fail(&p, e.to_string()));
+            }
             let text = String::from_utf8(bytes)
                 .map_err(|_| fail(&p, format!("env file {file} is not UTF-8")))?;
             let pairs = parse_env_file(&text, env.lookup).map_err(|(line, msg)| Fail {

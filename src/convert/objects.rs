@@ -4,7 +4,7 @@
 use super::values::{put, string_map};
 use super::{is_external, FieldError, Namespace};
 use crate::compose::model::{Config, FileObjectConfig, NetworkConfig};
-use crate::source::Tree;
+use crate::source::{too_large, SourceError, Tree, MAX_OBJECT_BYTES};
 use crate::state::{DesiredObject, Kind};
 use base64::Engine as _;
 use serde_json::{Map, Value};
@@ -143,7 +143,7 @@ fn file_objects(
         // for secrets.
         let driver = if section == "secrets" { driver } else { None };
         if driver.is_none() {
-            let data = read_data(obj, tree, &field)?;
+            let data = read_data(obj, tree, &field, section == "configs")?;
             put(
                 &mut m,
                 "Data",
@@ -171,8 +171,16 @@ fn file_objects(
     Ok(out)
 }
 
-/// The content of a config or secret file, read through the tree.
-fn read_data(obj: &FileObjectConfig, tree: &dyn Tree, field: &str) -> Result<Vec<u8>, FieldError> {
+/// The content of a config or secret file, read through the tree. A
+/// config's file is read as stored (`public`: anyone with `docker config
+/// inspect` can read a config, so a SOPS file is refused, not decrypted
+/// into one). Either is at most Swarm's own limit.
+fn read_data(
+    obj: &FileObjectConfig,
+    tree: &dyn Tree,
+    field: &str,
+    public: bool,
+) -> Result<Vec<u8>, FieldError> {
     let Some(file) = obj.file.as_ref().filter(|f| !f.is_empty()) else {
         let what = if obj.environment.is_some() {
             "`environment:` is not supported by docker stack deploy; use `file:`"
@@ -181,12 +189,27 @@ fn read_data(obj: &FileObjectConfig, tree: &dyn Tree, field: &str) -> Result<Vec
         };
         return Err(FieldError::new(field, what));
     };
-    tree.read(file).map_err(|e| {
+    let cannot = |e: SourceError| {
         FieldError::new(
             format!("{field}.file"),
             format!("cannot read {file:?}: {e}"),
         )
-    })
+    };
+    let data = if public {
+        tree.read_public(file)
+    } else {
+        tree.read(file)
+    }
+    .map_err(cannot)?;
+    if data.len() as u64 > MAX_OBJECT_BYTES {
+        let what = if public { "a config" } else { "a secret" };
+        return Err(cannot(too_large(
+            file,
+            MAX_OBJECT_BYTES,
+            &format!("{what} (Swarm's own limit)"),
+        )));
+    }
+    Ok(data)
 }
 
 /// External configs and secrets the services reference: they must exist

@@ -134,6 +134,21 @@ impl<T: Tree> Tree for DecryptingTree<T> {
             Err(e) => Err(SourceError::Other(e.to_string())),
         }
     }
+    /// A SOPS file is refused here: its plaintext would be published as
+    /// it is (a config), where anyone with `docker config inspect` reads it.
+    fn read_public(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let bytes = self.inner.read_public(path)?;
+        match SopsDocument::detect(path, &bytes) {
+            Ok(None) => Ok(bytes),
+            Ok(Some(_)) => Err(SourceError::Io {
+                path: path.to_string(),
+                message: "is SOPS-encrypted, and a config is readable by anyone with \
+                          `docker config inspect`: declare it under `secrets:` instead"
+                    .to_string(),
+            }),
+            Err(e) => Err(SourceError::Other(e.to_string())),
+        }
+    }
     fn list(&self, dir: &str) -> Result<Vec<String>, SourceError> {
         self.inner.list(dir)
     }
@@ -163,10 +178,15 @@ pub fn stack_secret_variables(
     decryptor: &Decryptor,
     stack_dir: &str,
 ) -> Result<Option<IndexMap<String, String>>, SecretsError> {
+    // By name, not `is_file`: a variables file that is a link or a fifo
+    // is then an error naming it (from the read), not silently skipped.
+    let listed = raw
+        .list(stack_dir)
+        .map_err(|e| SecretsError::invalid(stack_dir, e.to_string()))?;
     let present: Vec<String> = STACK_SECRET_VARIABLE_FILES
         .iter()
+        .filter(|name| listed.iter().any(|l| l == *name))
         .map(|name| format!("{stack_dir}/{name}"))
-        .filter(|path| raw.is_file(path))
         .collect();
     let path = match present.as_slice() {
         [] => return Ok(None),

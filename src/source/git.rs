@@ -913,9 +913,23 @@ impl Tree for GitTree {
         let tree = repo
             .find_tree(self.tree)
             .map_err(|e| self.io_error(path, e.message()))?;
-        let entry = tree
-            .get_path(Path::new(&clean))
-            .map_err(|_| self.io_error(path, "no such file"))?;
+        let entry = tree.get_path(Path::new(&clean)).map_err(|_| {
+            // A link on the way is named, as in a directory.
+            let parts: Vec<&str> = clean.split('/').collect();
+            (1..parts.len())
+                .map(|n| parts[..n].join("/"))
+                .find(|prefix| {
+                    tree.get_path(Path::new(prefix))
+                        .is_ok_and(|e| e.filemode() == 0o120000)
+                })
+                .map(|link| {
+                    self.io_error(
+                        &link,
+                        "is a symbolic link; shoal does not follow links in git trees",
+                    )
+                })
+                .unwrap_or_else(|| self.io_error(path, "no such file"))
+        })?;
         if entry.kind() != Some(ObjectType::Blob) {
             return Err(self.io_error(path, "is a folder, not a file"));
         }
@@ -923,6 +937,18 @@ impl Tree for GitTree {
             return Err(self.io_error(
                 path,
                 "is a symbolic link; shoal does not follow links in git trees",
+            ));
+        }
+        // The size from the object header, before the blob is loaded.
+        let (size, _) = repo
+            .odb()
+            .and_then(|odb| odb.read_header(entry.id()))
+            .map_err(|e| self.io_error(path, e.message()))?;
+        if size as u64 > super::MAX_FILE_BYTES {
+            return Err(super::too_large(
+                path,
+                super::MAX_FILE_BYTES,
+                "one file read from the repository",
             ));
         }
         let blob = repo
@@ -944,6 +970,13 @@ impl Tree for GitTree {
                 return Ok(Vec::new());
             };
             if entry.kind() != Some(ObjectType::Tree) {
+                // A link is refused as in a directory; a file holds nothing.
+                if entry.filemode() == 0o120000 {
+                    return Err(self.io_error(
+                        dir,
+                        "is a symbolic link; shoal does not follow links in git trees",
+                    ));
+                }
                 return Ok(Vec::new());
             }
             repo.find_tree(entry.id())
