@@ -210,6 +210,19 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_are_the_auths_passwords_and_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        // "alice:s3cret"
+        let creds = config(
+            &dir,
+            r#"{"auths":{"r:5000":{"auth":"YWxpY2U6czNjcmV0"},"q":{"identitytoken":"idt-1"}},"credsStore":"x"}"#,
+        );
+        let mut values = creds.secret_values();
+        values.sort();
+        assert_eq!(values, ["YWxpY2U6czNjcmV0", "idt-1", "s3cret"]);
+    }
+
+    #[test]
     fn auths_entries_become_the_engine_header() {
         let dir = tempfile::tempdir().unwrap();
         // "alice:s3cret"

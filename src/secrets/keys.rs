@@ -269,3 +269,38 @@ impl AgeKeys {
         self.identities.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_material_is_registered_and_paths_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.txt");
+        std::fs::write(
+            &file,
+            "# public key: age1public\nAGE-SECRET-KEY-1FROMFILE\n",
+        )
+        .unwrap();
+        let env = KeyEnv {
+            sops_age_key: Some("AGE-SECRET-KEY-1INLINE".into()),
+            sops_age_key_file: Some(file.display().to_string()),
+            xdg_config_home: Some(dir.path().join("none").display().to_string()),
+            ..KeyEnv::default()
+        };
+        let r = Redactor::new();
+        env.register_key_material(&r);
+        let text = format!(
+            "a AGE-SECRET-KEY-1INLINE b AGE-SECRET-KEY-1FROMFILE c {} d age1public",
+            file.display()
+        );
+        assert_eq!(
+            r.redact(&text),
+            format!(
+                "a (sensitive) b (sensitive) c {} d age1public",
+                file.display()
+            )
+        );
+    }
+}

@@ -165,6 +165,8 @@ mod tests {
             ("SHOAL_WEBHOOK_SECRET", true),
             ("SHOAL_STATUS_TOKEN", true),
             ("SHOAL_REPO", false),
+            ("SHOAL_REF", false),
+            ("SHOAL_INTERVAL", false),
             ("SHOAL_AGENT_IDENTITY", false),
             ("SHOAL_CACHE_DIR", false),
             ("SOPS_PGP_FP", false),
