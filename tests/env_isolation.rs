@@ -265,3 +265,57 @@ fn the_agent_ships_none_of_its_credentials_and_by_default_reads_no_process_varia
     assert_no_credential("/status", &agent.status().to_string());
     assert_no_credential("the agent's log", &agent.logs());
 }
+
+/// A decrypted value shorter than the redactor's minimum (`ab`) under a
+/// name that says nothing is still masked where it is a whole field value.
+#[test]
+fn a_short_decrypted_value_is_masked_as_a_field_value() {
+    if !common::sops::tools_available() {
+        return;
+    }
+    let stack = stack_name("envshort");
+    let repo = Repo::new();
+    repo.stack(
+        &stack,
+        "version: \"3.8\"\nservices:\n  app:\n    image: busybox:1.36\n    environment:\n      SHORT: ${SHORT_VAR}\n      TAB: tab\n",
+    );
+    let keys = tempfile::tempdir().unwrap();
+    let (key, recipient) = common::sops::age_key(&keys.path().join("key.txt"));
+    let path = repo.write(&format!("stacks/{stack}/stack.sops.env"), "SHORT_VAR=ab\n");
+    let o = std::process::Command::new("sops")
+        .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("XDG_CONFIG_HOME", keys.path().join("no-config"))
+        .args(["-e", "-i", "--age", &recipient])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "sops: {o:?}");
+    let dir = repo.path().to_str().unwrap();
+    let env = vec![
+        ("SOPS_AGE_KEY_FILE", key.display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            keys.path().join("no-config").display().to_string(),
+        ),
+    ];
+    let text = run(&["plan", "--repo", dir, "--stack", &stack], &env);
+    assert_code(&text, 0);
+    let text = stdout(&text);
+    assert!(
+        text.contains("Env[SHORT]: (sensitive value added)"),
+        "{text}"
+    );
+    // Not replaced inside other text.
+    assert!(text.contains("Env[TAB]: \"tab\""), "{text}");
+    let json = run(&["plan", "--repo", dir, "--stack", &stack, "--json"], &env);
+    assert_code(&json, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let fields = doc.to_string();
+    assert!(!fields.contains("\"ab\""), "{fields}");
+    assert!(
+        fields.contains("\"path\":\"TaskTemplate.ContainerSpec.Env[SHORT]\"")
+            && fields.contains("(sensitive)"),
+        "{fields}"
+    );
+}
