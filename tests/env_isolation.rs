@@ -248,21 +248,38 @@ fn the_agent_ships_none_of_its_credentials_and_by_default_reads_no_process_varia
     poll("the agent to deploy", Duration::from_secs(60), || {
         service_spec(&service).map(|_| ())
     });
-    let service_env = service_env(&service);
-    assert_no_credential("the service's env", &service_env.join("\n"));
+    let first = service_env(&service);
+    assert_no_credential("the service's env", &first.join("\n"));
     // The agent reads no process variable it was not allowed to.
-    assert!(
-        service_env.contains(&"FROM_HOST=h-".to_string()),
-        "{service_env:?}"
-    );
-    assert!(
-        service_env.contains(&"LOOT_B=t=none".to_string()),
-        "{service_env:?}"
-    );
+    assert!(first.contains(&"FROM_HOST=h-".to_string()), "{first:?}");
+    assert!(first.contains(&"LOOT_B=t=none".to_string()), "{first:?}");
     poll("the pass recorded", Duration::from_secs(30), || {
         stack_outcome(&agent, &stack)
     });
     assert_no_credential("/status", &agent.status().to_string());
+    assert_no_credential("the agent's log", &agent.logs());
+    drop(agent);
+
+    // The operator allows AGENT_HOST_ (and every SHOAL_ variable): the
+    // stack now reads AGENT_HOST_VAR, still not SHOAL_GIT_TOKEN.
+    let agent = Agent::start_env(
+        &remote,
+        &lease,
+        "300s",
+        &["--stack", &stack, "--env-allow", "AGENT_HOST_,SHOAL_"],
+        &env,
+    );
+    let second = poll(
+        "the allowed variable applied",
+        Duration::from_secs(60),
+        || {
+            let e = service_env(&service);
+            e.contains(&"FROM_HOST=h-host-only".to_string())
+                .then_some(e)
+        },
+    );
+    assert_no_credential("the service's env", &second.join("\n"));
+    assert!(second.contains(&"LOOT_B=t=none".to_string()), "{second:?}");
     assert_no_credential("the agent's log", &agent.logs());
 }
 
