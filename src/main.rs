@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use shoal::apply::{self, ApplyOptions};
-use shoal::compose::Vars;
+use shoal::compose::{EnvPolicy, Vars};
 use shoal::engine::Engine;
 use shoal::images::{DigestCache, ResolveMode};
 use shoal::pipeline::{Pipeline, SourceSpec};
@@ -14,7 +14,7 @@ use shoal::reconcile::{self, Desired, PlanNotes, RepoTree, Scope};
 use shoal::registry_auth::Credentials;
 use shoal::render;
 use shoal::saved_plan::{self, SavedPlan, SavedSource};
-use shoal::secrets::{DecryptingTree, Redactor};
+use shoal::secrets::{register_own_credentials, DecryptingTree, Redactor};
 use shoal::source::git::{GitOptions, GitRepo};
 use shoal::source::{DirTree, Tree};
 use shoal::state::ClusterFacts;
@@ -95,6 +95,11 @@ struct RepoArgs {
     /// No colour, even on a terminal.
     #[arg(long)]
     no_color: bool,
+    /// Process variables stacks may read, as name prefixes (repeatable or
+    /// comma-separated; '*' all, '' none). Default: all for plan, apply and
+    /// validate; none for the agent. shoal's own credentials never.
+    #[arg(long = "env-allow", value_name = "PREFIX", value_delimiter = ',')]
+    env_allow: Option<Vec<String>>,
 }
 
 /// How images are pinned to registry digests.
@@ -326,6 +331,7 @@ fn default_cache_dir() -> PathBuf {
 
 fn open_source(args: &RepoArgs) -> Result<Source> {
     let redactor = Redactor::new();
+    register_credentials(&redactor, args, &[]);
     if is_git_url(&args.repo) {
         let repo = GitRepo::open(&args.repo, git_options(args)?)?;
         let commit = repo.resolve(args.git_ref.as_deref())?;
@@ -353,6 +359,21 @@ fn open_source(args: &RepoArgs) -> Result<Source> {
             commit: None,
         })
     }
+}
+
+/// The process variables stacks may read: `--env-allow`, else `default`
+/// (all for the CLI, none for the agent); shoal's credentials never.
+fn stack_env(args: &RepoArgs, default: EnvPolicy) -> Vars {
+    Vars::from_env_filtered(&EnvPolicy::from_flag(args.env_allow.as_deref(), default))
+}
+
+/// Registers shoal's own credentials (age keys, git token, SSH key,
+/// registry passwords, and the flags' credential files) for masking.
+fn register_credentials(redactor: &Redactor, args: &RepoArgs, more: &[&std::path::Path]) {
+    let mut files: Vec<&std::path::Path> = more.to_vec();
+    files.extend(args.git_token_file.as_deref());
+    files.extend(args.ssh_key.as_deref());
+    register_own_credentials(redactor, &files);
 }
 
 fn scope(args: &RepoArgs, prune: bool) -> Scope {
@@ -388,7 +409,7 @@ impl Planned {
 async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
     let source = open_source(args)?;
     let scope = scope(args, prune);
-    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+    let desired = reconcile::load(&source.tree, &scope, &stack_env(args, EnvPolicy::All))
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = Engine::connect().await?;
     let pass = planning::plan(
@@ -401,11 +422,13 @@ async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Pl
     )
     .await?;
     let (violations, policy_errors) = pass.violations_and_errors();
+    let mut plan = pass.plan;
+    source.redactor.mark_sensitive(&mut plan);
     Ok(Planned {
         source,
         violations_by_stack: by_stack(&pass.verdicts),
         desired: pass.desired,
-        plan: pass.plan,
+        plan,
         notes: pass.notes,
         violations,
         policy_errors,
@@ -690,7 +713,7 @@ async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
 fn cmd_validate(args: ValidateArgs) -> Result<u8> {
     let source = open_source(&args.repo)?;
     let scope = scope(&args.repo, false);
-    let desired = reconcile::load(&source.tree, &scope, &Vars::from_env())
+    let desired = reconcile::load(&source.tree, &scope, &stack_env(&args.repo, EnvPolicy::All))
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let facts = match &args.facts {
         Some(path) => {
@@ -773,6 +796,19 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
     };
     let mut opts = args.agent.clone().into_options(watch_dir)?;
     opts.notifier = args.notify.start()?;
+    let secret_files: Vec<&std::path::Path> = [
+        args.agent.webhook_secret_file.as_deref(),
+        args.notify.notify_file.as_deref(),
+        args.notify.notify_secret_file.as_deref(),
+        args.notify.commit_status_token_file.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    register_credentials(&redactor, repo_args, &secret_files);
+    if let Some(secret) = &opts.webhook_secret {
+        redactor.register_bytes(secret);
+    }
     let pipeline = Pipeline {
         source,
         scope: scope(repo_args, args.prune),
@@ -786,6 +822,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
         digests: DigestCache::new(args.resolve_image_interval),
         with_registry_auth: args.registry.with_registry_auth,
         redactor,
+        env: stack_env(repo_args, EnvPolicy::none()),
         warned: Default::default(),
     };
     shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;

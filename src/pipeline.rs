@@ -47,6 +47,9 @@ pub struct Pipeline {
     /// Every value decrypted in any pass is registered here; the agent's
     /// log writer redacts through it.
     pub redactor: Redactor,
+    /// The process variables stacks may read (`--env-allow`; none by
+    /// default for the agent), resolved once at start.
+    pub env: Vars,
     /// Warnings logged by the last pass (see `log_new_warnings`).
     pub warned: std::sync::Mutex<BTreeSet<String>>,
 }
@@ -213,14 +216,14 @@ impl Reconciler for Pipeline {
             .tree(snapshot)
             .await
             .map_err(|e| format!("cannot read the snapshot: {e}"))?;
-        let desired = reconcile::load(&tree, &self.scope, &Vars::from_env()).map_err(|e| {
+        let desired = reconcile::load(&tree, &self.scope, &self.env).map_err(|e| {
             format!(
                 "cannot read the repository: {}",
                 redactor.redact(&e.to_string())
             )
         })?;
         let names: Vec<String> = desired.all_names().map(str::to_string).collect();
-        let pass = match planning::plan(
+        let mut pass = match planning::plan(
             &tree,
             desired,
             &self.engine,
@@ -244,6 +247,7 @@ impl Reconciler for Pipeline {
             }
         };
         self.log_new_warnings(&pass.desired);
+        redactor.mark_sensitive(&mut pass.plan);
 
         let mut out = Vec::new();
         for err in &pass.desired.errors {

@@ -158,6 +158,7 @@ pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String
     for (k, v) in &env.map {
         vars.map.insert(k.clone(), v.clone());
     }
+    vars.withheld = env.withheld.clone();
     Ok(vars)
 }
 

@@ -85,6 +85,43 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// The secrets the config file holds in clear: each `auths` entry's
+    /// `auth` (base64 of `user:password`), its password, `password`,
+    /// `identitytoken` and `registrytoken`, so they can be masked.
+    /// Helper-held credentials never enter this process except as a
+    /// request header.
+    pub fn secret_values(&self) -> Vec<String> {
+        use serde_json::Value;
+        let Some(doc) = self
+            .config
+            .as_deref()
+            .and_then(|c| serde_json::from_slice::<Value>(c).ok())
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let auths = doc.get("auths").and_then(Value::as_object);
+        for entry in auths.into_iter().flat_map(|a| a.values()) {
+            for field in ["auth", "password", "identitytoken", "registrytoken"] {
+                if let Some(v) = entry.get(field).and_then(Value::as_str) {
+                    out.push(v.to_string());
+                }
+            }
+            let decoded = entry
+                .get("auth")
+                .and_then(Value::as_str)
+                .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some((_, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                out.push(password.to_string());
+            }
+        }
+        out.retain(|v| !v.is_empty());
+        out
+    }
+}
+
 /// The config reduced to what docker would consult for `key`, so that
 /// `docker_credential` picks the same source docker picks: a
 /// `credHelpers` entry, else the `credsStore` (whose answer wins over any
@@ -170,6 +207,19 @@ mod tests {
         let path = dir.path().join("config.json");
         std::fs::write(&path, text).unwrap();
         Credentials::load(&path).unwrap()
+    }
+
+    #[test]
+    fn secret_values_are_the_auths_passwords_and_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        // "alice:s3cret"
+        let creds = config(
+            &dir,
+            r#"{"auths":{"r:5000":{"auth":"YWxpY2U6czNjcmV0"},"q":{"identitytoken":"idt-1"}},"credsStore":"x"}"#,
+        );
+        let mut values = creds.secret_values();
+        values.sort();
+        assert_eq!(values, ["YWxpY2U6czNjcmV0", "idt-1", "s3cret"]);
     }
 
     #[test]

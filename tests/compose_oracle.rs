@@ -59,6 +59,7 @@ fn shoal_load(root: &Path, dir: &str) -> Result<Loaded, LoadError> {
     };
     let vars = Vars {
         map: vars().into_iter().collect(),
+        ..Vars::default()
     };
     load(&tree, &entry, &vars)
 }
@@ -517,6 +518,7 @@ fn mutated_fixtures_never_panic() {
     };
     let vars = Vars {
         map: vars().into_iter().collect(),
+        ..Vars::default()
     };
     let alphabet = b" \n:-[]{}&*<>$'\"#!,|0123456789abcxyz.~/\\=?";
     let mut seed: u64 = 0x5eed;

@@ -61,6 +61,7 @@ fn env_file_secret_file_and_variables_are_decrypted_and_redacted() {
     let entry = discover(&tree).unwrap().remove(0);
     let vars = Vars {
         map: tree.stack_variables(&entry.dir).unwrap().unwrap(),
+        ..Vars::default()
     };
     let loaded = compose::load(&tree, &entry, &vars).unwrap();
     let desired = shoal::convert::convert(&tree, &loaded).unwrap();
@@ -121,6 +122,7 @@ fn an_encrypted_file_without_a_key_fails_the_load_naming_the_file() {
         map: [("API_TOKEN".to_string(), "x".to_string())]
             .into_iter()
             .collect(),
+        ..Vars::default()
     };
     let err = compose::load(&tree, &entry, &vars).unwrap_err().to_string();
     assert!(
@@ -150,6 +152,7 @@ fn loader_errors_quoting_decrypted_text_are_redacted() {
         map: [("API_TOKEN".to_string(), "x".to_string())]
             .into_iter()
             .collect(),
+        ..Vars::default()
     };
     let err = compose::load(&tree, &entry, &vars).unwrap_err().to_string();
     let shown = redactor.redact(&err);

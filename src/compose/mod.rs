@@ -33,23 +33,124 @@ pub mod volumes;
 
 use crate::source::{StackEntry, Tree};
 use indexmap::IndexMap;
+use std::collections::BTreeMap;
 
-/// Variables for interpolation: the process environment, then the stack's
-/// own variables file (which wins), as documented in the README.
+/// Variables for interpolation: the process environment (as far as an
+/// [`EnvPolicy`] lets stacks read it), then the stack's own variables
+/// files (which the process environment overrides), as documented in the
+/// README.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     pub map: IndexMap<String, String>,
+    /// Process variables that exist but stacks may not read, and why: a
+    /// reference to one reads as unset, with a warning naming the reason.
+    pub withheld: BTreeMap<String, Withheld>,
+}
+
+/// Why a process variable is hidden from stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// One of shoal's own credentials ([`crate::secrets::is_own_credential`]):
+    /// never readable, whatever `--env-allow` says.
+    Credential,
+    /// Not matched by `--env-allow`.
+    NotAllowed,
+}
+
+impl Withheld {
+    /// Why, for a warning.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Withheld::Credential => {
+                "it is one of shoal's own credentials, which stacks can never read"
+            }
+            Withheld::NotAllowed => "stacks may not read this process variable (see --env-allow)",
+        }
+    }
+}
+
+/// Which process environment variables stacks may read (`--env-allow`).
+/// shoal's own credentials are withheld under every policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvPolicy {
+    /// Every variable (`--env-allow '*'`; the CLI's default, as `docker
+    /// stack deploy` reads the environment of whoever runs it).
+    All,
+    /// Variables whose names start with one of these prefixes (exact
+    /// names are prefixes too). Empty: none, the agent's default, since
+    /// the agent's environment is the operator's, not the repository's.
+    Prefixes(Vec<String>),
+}
+
+impl EnvPolicy {
+    /// No process variable at all.
+    pub fn none() -> EnvPolicy {
+        EnvPolicy::Prefixes(Vec::new())
+    }
+
+    /// The policy `--env-allow` gives: `None` (flag absent) is `default`;
+    /// values are prefixes, comma lists already split; `*` means all;
+    /// empty values add nothing (so `--env-allow ''` allows none).
+    pub fn from_flag(values: Option<&[String]>, default: EnvPolicy) -> EnvPolicy {
+        let Some(values) = values else {
+            return default;
+        };
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        if values.iter().any(|v| v == "*") {
+            EnvPolicy::All
+        } else {
+            EnvPolicy::Prefixes(values)
+        }
+    }
+
+    /// Whether stacks may read `name` (before the credential rule).
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            EnvPolicy::All => true,
+            EnvPolicy::Prefixes(prefixes) => prefixes.iter().any(|p| name.starts_with(p.as_str())),
+        }
+    }
 }
 
 impl Vars {
-    /// The process environment.
-    pub fn from_env() -> Self {
-        Vars {
-            map: std::env::vars().collect(),
-        }
+    /// The process environment as `policy` lets stacks read it, shoal's
+    /// own credentials always withheld. Variables whose name or value is
+    /// not Unicode are skipped (interpolation could not name them).
+    pub fn from_env_filtered(policy: &EnvPolicy) -> Self {
+        let pairs = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Vars::filtered(pairs, policy)
     }
+
+    /// [`Vars::from_env_filtered`] over given pairs.
+    pub fn filtered(pairs: impl IntoIterator<Item = (String, String)>, policy: &EnvPolicy) -> Self {
+        let mut vars = Vars::default();
+        for (name, value) in pairs {
+            if crate::secrets::is_own_credential(&name) {
+                vars.withheld.insert(name, Withheld::Credential);
+            } else if !policy.allows(&name) {
+                vars.withheld.insert(name, Withheld::NotAllowed);
+            } else {
+                vars.map.insert(name, value);
+            }
+        }
+        vars
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.map.get(name).map(String::as_str)
+    }
+
+    /// Why `name` reads as unset although the process has it, if it does.
+    pub fn withheld(&self, name: &str) -> Option<Withheld> {
+        if self.map.contains_key(name) {
+            return None;
+        }
+        self.withheld.get(name).copied()
     }
 }
 
@@ -97,4 +198,80 @@ pub fn load(tree: &dyn Tree, entry: &StackEntry, vars: &Vars) -> Result<Loaded, 
         config,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs() -> Vec<(String, String)> {
+        [
+            ("DATA_NODE", "node-1"),
+            ("APP_TAG", "1.2"),
+            ("SOPS_AGE_KEY", "AGE-SECRET-KEY-1XYZ"),
+            ("SOPS_AGE_KEY_FILE", "/keys.txt"),
+            ("SHOAL_AGE_KEY_FILE", "/k"),
+            ("SHOAL_GIT_TOKEN", "ghp_token"),
+            ("SHOAL_REPO", "git@host:x.git"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn credentials_are_withheld_under_every_policy() {
+        for policy in [
+            EnvPolicy::All,
+            EnvPolicy::Prefixes(vec!["SOPS_".into(), "SHOAL_".into()]),
+            EnvPolicy::none(),
+        ] {
+            let v = Vars::filtered(pairs(), &policy);
+            for name in [
+                "SOPS_AGE_KEY",
+                "SOPS_AGE_KEY_FILE",
+                "SHOAL_AGE_KEY_FILE",
+                "SHOAL_GIT_TOKEN",
+            ] {
+                assert_eq!(v.get(name), None, "{name} {policy:?}");
+                assert_eq!(v.withheld(name), Some(Withheld::Credential), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_policy_chooses_the_rest() {
+        let all = Vars::filtered(pairs(), &EnvPolicy::All);
+        assert_eq!(all.get("DATA_NODE"), Some("node-1"));
+        assert_eq!(all.get("SHOAL_REPO"), Some("git@host:x.git"));
+        let none = Vars::filtered(pairs(), &EnvPolicy::none());
+        assert!(none.map.is_empty());
+        assert_eq!(none.withheld("DATA_NODE"), Some(Withheld::NotAllowed));
+        assert_eq!(none.withheld("NEVER_SET"), None);
+        let some = Vars::filtered(pairs(), &EnvPolicy::Prefixes(vec!["DATA_".into()]));
+        assert_eq!(some.get("DATA_NODE"), Some("node-1"));
+        assert_eq!(some.get("APP_TAG"), None);
+    }
+
+    #[test]
+    fn env_allow_values() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(EnvPolicy::from_flag(None, EnvPolicy::All), EnvPolicy::All);
+        assert_eq!(
+            EnvPolicy::from_flag(None, EnvPolicy::none()),
+            EnvPolicy::none()
+        );
+        assert_eq!(
+            EnvPolicy::from_flag(Some(&s(&["APP_", " DATA_NODE"])), EnvPolicy::All),
+            EnvPolicy::Prefixes(s(&["APP_", "DATA_NODE"]))
+        );
+        assert_eq!(
+            EnvPolicy::from_flag(Some(&s(&[""])), EnvPolicy::All),
+            EnvPolicy::none()
+        );
+        assert_eq!(
+            EnvPolicy::from_flag(Some(&s(&["APP_", "*"])), EnvPolicy::none()),
+            EnvPolicy::All
+        );
+    }
 }

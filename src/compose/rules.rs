@@ -124,7 +124,16 @@ pub fn load_text(
     let mut warnings = Vec::new();
     check_options(&root, &mut warnings).map_err(|f| rep.error(f))?;
 
-    let lookup = |name: &str| vars.get(name).map(String::from);
+    // Process variables stacks may not read (`Vars::withheld`) read as
+    // unset; each one asked for is named in a warning saying why.
+    let asked_withheld = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    let lookup = |name: &str| {
+        let found = vars.get(name).map(String::from);
+        if found.is_none() && vars.withheld(name).is_some() {
+            asked_withheld.borrow_mut().insert(name.to_string());
+        }
+        found
+    };
     let mut unset = Vec::new();
     for key in SECTIONS {
         if let Some(v) = root.get_mut(key) {
@@ -134,9 +143,11 @@ pub fn load_text(
         }
     }
     for name in unset {
-        warnings.push(format!(
-            "The {name} variable is not set. Defaulting to a blank string."
-        ));
+        if vars.withheld(&name).is_none() {
+            warnings.push(format!(
+                "The {name} variable is not set. Defaulting to a blank string."
+            ));
+        }
     }
 
     let mut env = Env {
@@ -148,6 +159,14 @@ pub fn load_text(
     };
     normalize_config(&mut root, &mut env).map_err(|f| rep.error(f))?;
     warnings.extend(env.warnings);
+    for name in asked_withheld.borrow().iter() {
+        if let Some(why) = vars.withheld(name) {
+            warnings.push(format!(
+                "The {name} variable is not read from the environment: {}. It is treated as unset.",
+                why.reason()
+            ));
+        }
+    }
 
     let config: Config = serde_path_to_error::deserialize(Value::Mapping(root)).map_err(|e| {
         let path: Vec<String> = e
@@ -436,6 +455,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            ..Vars::default()
         }
     }
 
@@ -576,6 +596,51 @@ mod tests {
         assert_eq!(
             ok.config.services["web"].volumes[0].source.as_deref(),
             Some("/repo/stacks/web/data")
+        );
+    }
+
+    #[test]
+    fn withheld_process_variables_read_as_unset_with_a_reason() {
+        use super::super::{EnvPolicy, Withheld};
+        let yaml = format!(
+            "{HEAD}    env_file: [app.env]\n    environment:\n      KEY: ${{SOPS_AGE_KEY}}\n      SHOAL_GIT_TOKEN:\n      HOME_DIR: ${{HOME_DIR}}\n"
+        );
+        let t = tree(
+            &yaml,
+            &[("stacks/web/app.env", "SOPS_AGE_KEY_FILE\n")],
+            None,
+        );
+        let process = [
+            ("SOPS_AGE_KEY", "AGE-SECRET-KEY-1SECRET"),
+            ("SOPS_AGE_KEY_FILE", "/root/keys.txt"),
+            ("SHOAL_GIT_TOKEN", "ghp_secret"),
+            ("HOME_DIR", "/home/x"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let vars = Vars::filtered(process, &EnvPolicy::Prefixes(vec!["SHOAL_".into()]));
+        assert_eq!(vars.withheld("HOME_DIR"), Some(Withheld::NotAllowed));
+        let l = load(&t, &entry(), &vars).unwrap();
+        let env = &l.config.services["web"].environment;
+        let text = format!("{env:?}");
+        for secret in ["AGE-SECRET-KEY", "ghp_secret", "/root/keys.txt", "/home/x"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        let warnings = l.warnings.join("\n");
+        for name in ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SHOAL_GIT_TOKEN"] {
+            assert!(
+                warnings.contains(&format!(
+                    "The {name} variable is not read from the environment: it is one of shoal's own credentials"
+                )),
+                "{warnings}"
+            );
+        }
+        assert!(
+            warnings.contains("The HOME_DIR variable is not read from the environment: stacks may not read this process variable (see --env-allow)"),
+            "{warnings}"
+        );
+        assert!(
+            !warnings.contains("HOME_DIR variable is not set"),
+            "{warnings}"
         );
     }
 

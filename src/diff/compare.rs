@@ -47,15 +47,8 @@ fn render_path(path: &[Seg]) -> String {
     out
 }
 
-/// Words in an env variable's name that make its value secret.
-const SECRET_WORDS: &[&str] = &["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "LICENSE"];
-
-/// Whether an env variable name looks like it holds a secret
-/// (case-insensitive substring match).
-pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_WORDS.iter().any(|w| upper.contains(w))
-}
+/// The secret-name rule lives with the secrets (`secrets::names`).
+pub use crate::secrets::is_secret_name;
 
 /// An env entry (`...Env[NAME]`) whose name looks secret.
 fn is_sensitive(path: &[Seg]) -> bool {

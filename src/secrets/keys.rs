@@ -1,9 +1,10 @@
 //! Where the age identities come from: `SHOAL_AGE_KEY_FILE`, or SOPS' own
-//! places (`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, the user config folder).
-use std::io::BufReader;
-use std::path::PathBuf;
+//! places (`SOPS_AGE_KEY`, `SOPS_AGE_KEY_FILE`, the user config folder);
+//! and registering every credential of shoal's own with the [`Redactor`].
+use std::io::{BufReader, Read as _};
+use std::path::{Path, PathBuf};
 
-use super::SecretsError;
+use super::{Redactor, SecretsError};
 
 /// The environment that decides where keys are looked for. Captured once
 /// (`from_process`), or built by hand in tests.
@@ -58,6 +59,27 @@ impl KeyEnv {
         }
     }
 
+    /// Registers the key material these variables point at with
+    /// `redactor`: `SOPS_AGE_KEY`'s value and the content of every key
+    /// file (`SHOAL_AGE_KEY_FILE`, `SOPS_AGE_KEY_FILE`, the default one).
+    /// Best effort: a file that cannot be read is reported when keys are
+    /// loaded, not here.
+    pub fn register_key_material(&self, redactor: &Redactor) {
+        if let Some(inline) = &self.sops_age_key {
+            register_key_text(redactor, inline);
+        }
+        let files = [&self.shoal_age_key_file, &self.sops_age_key_file]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::from)
+            .chain(self.default_key_file());
+        for path in files {
+            if let Some(text) = read_small(&path) {
+                register_key_text(redactor, &text);
+            }
+        }
+    }
+
     /// SOPS' default key file: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
     /// `~/.config/sops/age/keys.txt`.
     fn default_key_file(&self) -> Option<PathBuf> {
@@ -67,6 +89,73 @@ impl KeyEnv {
             (None, None) => return None,
         };
         Some(config.join("sops").join("age").join("keys.txt"))
+    }
+}
+
+/// Key or token files are small; a larger one is not read for masking
+/// (loading it reports its own problem).
+const MAX_CREDENTIAL_FILE: u64 = 1024 * 1024;
+
+/// The text of a small file, if it can be read.
+fn read_small(path: &Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_CREDENTIAL_FILE)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// An identity file's text: the whole and each identity line (comments
+/// carry the public key, which is no secret).
+fn register_key_text(redactor: &Redactor, text: &str) {
+    redactor.register(text.trim());
+    for line in text.lines().map(str::trim) {
+        if !line.is_empty() && !line.starts_with('#') {
+            redactor.register(line);
+        }
+    }
+}
+
+/// Registers every credential shoal itself holds with `redactor`, so it is
+/// masked wherever it would appear (plans, errors, logs, /status): the
+/// age key material (see [`KeyEnv::register_key_material`]), the value of
+/// every process variable that is one of shoal's own credentials
+/// ([`super::is_own_credential`]; for a path, `*_FILE` or `SHOAL_SSH_KEY`,
+/// the file's content instead), and the passwords and tokens of the docker config's
+/// `auths` entries. `files` are further credential files the command line
+/// named (`--git-token-file`, `--ssh-key`, `--webhook-secret-file`).
+pub fn register_own_credentials(redactor: &Redactor, files: &[&Path]) {
+    KeyEnv::from_process().register_key_material(redactor);
+    for (name, value) in std::env::vars_os() {
+        let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+            continue;
+        };
+        if !super::is_own_credential(name) || value.is_empty() {
+            continue;
+        }
+        // A path names where the credential is, and stays readable in
+        // messages; the file's content is what gets masked.
+        if name.ends_with("_FILE") || name == "SHOAL_SSH_KEY" {
+            if let Some(text) = read_small(Path::new(value)) {
+                register_key_text(redactor, &text);
+            }
+        } else {
+            redactor.register(value);
+        }
+    }
+    for path in files {
+        if let Some(text) = read_small(path) {
+            register_key_text(redactor, &text);
+        }
+    }
+    if let Ok(credentials) = crate::registry_auth::Credentials::from_env() {
+        for value in credentials.secret_values() {
+            redactor.register(&value);
+        }
     }
 }
 
@@ -178,5 +267,40 @@ impl AgeKeys {
 
     pub fn is_empty(&self) -> bool {
         self.identities.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_material_is_registered_and_paths_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("keys.txt");
+        std::fs::write(
+            &file,
+            "# public key: age1public\nAGE-SECRET-KEY-1FROMFILE\n",
+        )
+        .unwrap();
+        let env = KeyEnv {
+            sops_age_key: Some("AGE-SECRET-KEY-1INLINE".into()),
+            sops_age_key_file: Some(file.display().to_string()),
+            xdg_config_home: Some(dir.path().join("none").display().to_string()),
+            ..KeyEnv::default()
+        };
+        let r = Redactor::new();
+        env.register_key_material(&r);
+        let text = format!(
+            "a AGE-SECRET-KEY-1INLINE b AGE-SECRET-KEY-1FROMFILE c {} d age1public",
+            file.display()
+        );
+        assert_eq!(
+            r.redact(&text),
+            format!(
+                "a (sensitive) b (sensitive) c {} d age1public",
+                file.display()
+            )
+        );
     }
 }

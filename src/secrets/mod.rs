@@ -25,12 +25,14 @@
 //! ```
 mod error;
 pub mod keys;
+pub mod names;
 pub mod redact;
 pub mod sops;
 mod tree;
 
 pub use error::SecretsError;
-pub use keys::{AgeKeys, KeyEnv};
+pub use keys::{register_own_credentials, AgeKeys, KeyEnv};
+pub use names::{is_own_credential, is_secret_name};
 pub use redact::{RedactingMakeWriter, RedactingWriter, Redactor, MIN_SECRET_LEN, REDACTED};
 pub use tree::{
     stack_secret_variables, DecryptingTree, Decryptor, Plaintext, STACK_SECRET_VARIABLE_FILES,

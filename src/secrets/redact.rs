@@ -1,5 +1,13 @@
 //! Keeps decrypted values out of text: every value registered is replaced
 //! by `(sensitive)` wherever it appears in a plan, a message or a log line.
+//!
+//! Short values: a value shorter than [`MIN_SECRET_LEN`] characters is not
+//! replaced inside text (masking every `ab` or `1` in a log would mangle
+//! it and tell a reader the secret), but it is still masked where it
+//! stands as a whole field value: a plan field whose value is exactly a
+//! registered value (any length) is shown as sensitive
+//! ([`Redactor::mark_sensitive`]). A field is also sensitive by its name
+//! (`DB_PASS`, see `secrets::names`), whatever its value's length.
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, RwLock};
@@ -15,6 +23,9 @@ pub const MIN_SECRET_LEN: usize = 4;
 struct Inner {
     values: BTreeSet<String>,
     matcher: Option<AhoCorasick>,
+    /// Every registered value as given and trimmed, of any length, for
+    /// whole-value matches ([`Redactor::is_registered`]).
+    whole: BTreeSet<String>,
 }
 
 /// A shared set of sensitive values. Clones share the set.
@@ -53,7 +64,51 @@ impl Redactor {
 
     /// Registers a sensitive value (and its escaped forms).
     pub fn register(&self, value: &str) {
+        self.insert_whole(value);
         self.insert(forms(value));
+    }
+
+    fn insert_whole(&self, value: &str) {
+        let mut inner = match self.inner.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for v in [value, value.trim()] {
+            if !v.is_empty() && !inner.whole.contains(v) {
+                inner.whole.insert(v.to_string());
+            }
+        }
+    }
+
+    /// Whether `value` as a whole is a registered value (of any length).
+    pub fn is_registered(&self, value: &str) -> bool {
+        let inner = match self.inner.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        !value.is_empty() && (inner.whole.contains(value) || inner.whole.contains(value.trim()))
+    }
+
+    /// Marks every field of `plan` sensitive whose value (or a string in
+    /// it) is exactly a registered value, so a short secret too is shown
+    /// as `(sensitive)` where it stands on its own.
+    pub fn mark_sensitive(&self, plan: &mut crate::plan::Plan) {
+        fn holds(r: &Redactor, v: &serde_json::Value) -> bool {
+            use serde_json::Value as J;
+            match v {
+                J::String(s) => r.is_registered(s),
+                J::Array(items) => items.iter().any(|i| holds(r, i)),
+                J::Object(map) => map.values().any(|i| holds(r, i)),
+                _ => false,
+            }
+        }
+        for change in &mut plan.changes {
+            for field in &mut change.diff {
+                if !field.sensitive && (holds(self, &field.before) || holds(self, &field.after)) {
+                    field.sensitive = true;
+                }
+            }
+        }
     }
 
     /// Registers a whole decrypted file exactly as it is and base64-encoded
@@ -244,6 +299,50 @@ mod tests {
             r#"{"v":"(sensitive)"}"#
         );
         assert_eq!(r.redact("only line-secret here"), "only (sensitive) here");
+    }
+
+    #[test]
+    fn short_values_are_masked_as_whole_field_values_only() {
+        use crate::plan::{Action, Change, FieldChange, Plan};
+        use serde_json::json;
+        let r = Redactor::new();
+        r.register("ab");
+        r.register("long-secret-1");
+        // In text, a short value is left alone.
+        assert_eq!(r.redact("tab ab"), "tab ab");
+        assert!(r.is_registered("ab"));
+        assert!(r.is_registered(" ab\n"));
+        assert!(!r.is_registered("abc"));
+        assert!(!r.is_registered(""));
+        let field = |path: &str, after: serde_json::Value| FieldChange {
+            path: path.into(),
+            before: serde_json::Value::Null,
+            after,
+            sensitive: false,
+        };
+        let mut plan = Plan::default();
+        plan.changes.push(Change {
+            action: Action::Create,
+            kind: crate::state::Kind::Service,
+            name: "s_app".into(),
+            stack: "s".into(),
+            diff: vec![
+                field("TaskTemplate.ContainerSpec.Env[DB]", json!("ab")),
+                field("TaskTemplate.ContainerSpec.Args", json!(["-p", "ab"])),
+                field(
+                    "TaskTemplate.ContainerSpec.Env[URL]",
+                    json!("http://ab.example"),
+                ),
+                field("TaskTemplate.ContainerSpec.Env[L]", json!("long-secret-1")),
+                field("Mode.Replicated.Replicas", json!(2)),
+            ],
+            desired: None,
+            live_id: None,
+            live_version: None,
+        });
+        r.mark_sensitive(&mut plan);
+        let sensitive: Vec<bool> = plan.changes[0].diff.iter().map(|f| f.sensitive).collect();
+        assert_eq!(sensitive, [true, true, false, true, false]);
     }
 
     #[test]

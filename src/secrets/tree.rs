@@ -30,6 +30,10 @@ impl std::fmt::Debug for Decryptor {
 impl Decryptor {
     /// Keys from `env` (see [`AgeKeys::load`]).
     pub fn new(env: KeyEnv, redactor: Redactor) -> Decryptor {
+        // The key material is masked whether or not a SOPS file is read:
+        // it is shoal's own credential. Done per Decryptor, so a rotated
+        // key is covered on the agent's next pass.
+        env.register_key_material(&redactor);
         Decryptor {
             env,
             keys: OnceLock::new(),
