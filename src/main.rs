@@ -597,7 +597,8 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
         }
         (SourceSpec::Dir(path.clone()), Some(path))
     };
-    let opts = args.agent.clone().into_options(watch_dir)?;
+    let mut opts = args.agent.clone().into_options(watch_dir)?;
+    opts.redactor = redactor.clone();
     let pipeline = Pipeline {
         source,
         scope: scope(repo_args, args.prune),

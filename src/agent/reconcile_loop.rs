@@ -63,6 +63,8 @@ pub struct ReconcileLoop<R: Reconciler> {
     pub shutdown: CancellationToken,
     /// How long a running pass may continue after shutdown was asked.
     pub shutdown_grace: Duration,
+    /// Masks stack errors before they reach `/status` and the state labels.
+    pub redactor: crate::secrets::Redactor,
     records: Option<BTreeMap<String, StackRecord>>,
     backoffs: BTreeMap<String, Backoff>,
 }
@@ -89,6 +91,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             self_heal,
             shutdown,
             shutdown_grace: Duration::from_secs(5),
+            redactor: crate::secrets::Redactor::new(),
             records: None,
             backoffs: BTreeMap::new(),
         }
@@ -339,6 +342,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 }
             }
         };
+        let error = error.map(|e| super::mask::error_text(&self.redactor, &e));
         rec.outcome = Some(outcome);
         rec.attempted = Some(snapshot.id.clone());
         rec.error = error.clone();
