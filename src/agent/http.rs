@@ -261,14 +261,14 @@ async fn webhook_trigger(State(st): State<HttpState>, headers: HeaderMap, body: 
         );
     };
     let limit = st.limits.webhook_max_body;
-    let refused = |refusal: webhook::Refusal| {
-        tracing::warn!(%refusal, "webhook refused");
-        refuse_early(StatusCode::UNAUTHORIZED, format!("{refusal}\n"))
-    };
     let credential = match webhook::Credential::from_headers(&headers) {
         Ok(c) => c,
-        Err(refusal) => return refused(refusal),
+        Err(refusal) => return accept_or_refuse(&st, Err(refusal)),
     };
+    if !credential.needs_body() {
+        // A token is decided by the headers: the body is never read.
+        return accept_or_refuse(&st, credential.verify(secret, &[]));
+    }
     let too_big = || {
         tracing::warn!(limit, "webhook refused: body over the limit");
         refuse_early(
@@ -285,34 +285,37 @@ async fn webhook_trigger(State(st): State<HttpState>, headers: HeaderMap, body: 
     if declared.is_some_and(|n| n > limit as u64) {
         return too_big();
     }
-    let body = if credential.needs_body() {
-        let read = axum::body::to_bytes(body, limit);
-        match tokio::time::timeout(st.limits.body_read_timeout, read).await {
-            Ok(Ok(bytes)) => bytes,
-            // A chunked body past the limit (to_bytes stops reading there),
-            // or the client went away.
-            Ok(Err(e)) if is_length_limit(&e) => return too_big(),
-            Ok(Err(e)) => {
-                return refuse_early(
-                    StatusCode::BAD_REQUEST,
-                    format!("webhook body unreadable: {e}\n"),
-                )
-            }
-            Err(_) => {
-                tracing::warn!(timeout = ?st.limits.body_read_timeout, "webhook refused: body too slow");
-                return refuse_early(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "webhook body not received within {:?}\n",
-                        st.limits.body_read_timeout
-                    ),
-                );
-            }
+    let read = axum::body::to_bytes(body, limit);
+    let body = match tokio::time::timeout(st.limits.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => bytes,
+        // A chunked body past the limit: to_bytes stopped reading there.
+        Ok(Err(e)) if is_length_limit(&e) => return too_big(),
+        Ok(Err(e)) => {
+            return refuse_early(
+                StatusCode::BAD_REQUEST,
+                format!("webhook body unreadable: {e}\n"),
+            )
         }
-    } else {
-        axum::body::Bytes::new()
+        Err(_) => {
+            tracing::warn!(timeout = ?st.limits.body_read_timeout, "webhook refused: body too slow");
+            return refuse_early(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "webhook body not received within {:?}\n",
+                    st.limits.body_read_timeout
+                ),
+            );
+        }
     };
-    match credential.verify(secret, &body) {
+    accept_or_refuse(&st, credential.verify(secret, &body))
+}
+
+/// 202 and a reconcile queued, or 401 naming what did not match.
+fn accept_or_refuse(
+    st: &HttpState,
+    verdict: Result<webhook::Sender, webhook::Refusal>,
+) -> Response {
+    match verdict {
         Ok(sender) => {
             tracing::info!(?sender, "webhook accepted; reconcile queued");
             st.trigger.kick(Reason::Webhook);
@@ -322,7 +325,10 @@ async fn webhook_trigger(State(st): State<HttpState>, headers: HeaderMap, body: 
             )
                 .into_response()
         }
-        Err(refusal) => refused(refusal),
+        Err(refusal) => {
+            tracing::warn!(%refusal, "webhook refused");
+            refuse_early(StatusCode::UNAUTHORIZED, format!("{refusal}\n"))
+        }
     }
 }
 
