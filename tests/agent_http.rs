@@ -315,6 +315,10 @@ struct FakeAgent {
 
 impl FakeAgent {
     async fn start(prefix: &str, tune: impl FnOnce(&mut AgentOptions)) -> FakeAgent {
+        FakeAgent::start_on("127.0.0.1:0", prefix, tune).await
+    }
+
+    async fn start_on(bind: &str, prefix: &str, tune: impl FnOnce(&mut AgentOptions)) -> FakeAgent {
         let docker = common::bollard().await;
         let stack = common::stack_name(prefix);
         let lease_name = format!("{stack}-lease");
@@ -330,8 +334,9 @@ impl FakeAgent {
         opts.lease_ttl = Duration::from_secs(3);
         opts.docker_events = false;
         tune(&mut opts);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+        let addr =
+            std::net::SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(opts, fake, docker, listener, shutdown.clone()));
         until("healthz 200", || async {
@@ -439,7 +444,7 @@ async fn webhooks_are_refused_from_their_headers_before_any_body_is_read() {
 async fn slow_and_idle_clients_cannot_hold_the_server() {
     let timeout = Duration::from_secs(2);
     let cap = 4;
-    let agent = FakeAgent::start("hslow", |o| {
+    let agent = FakeAgent::start_on("0.0.0.0:0", "hslow", |o| {
         o.http.header_read_timeout = timeout;
         o.http.max_connections = cap;
     })
@@ -485,28 +490,75 @@ async fn slow_and_idle_clients_cannot_hold_the_server() {
         "the slow client was cut off after {took:?}, header timeout {timeout:?}"
     );
 
-    // Twice the cap of idle connections (they never send a byte), then
-    // /healthz: it waits behind them (the cap holds) and is answered once
-    // the header timeout closed them, in arrival order: within three
-    // timeouts (two batches, then its own turn) plus slack.
-    let idle: Vec<std::net::TcpStream> = (0..2 * cap)
-        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+    // Remote peers (this host's non-loopback address): the cap, then as
+    // many queued. Fill every slot and half the queue with idle
+    // connections that never send a byte. /healthz from loopback (the
+    // container's HEALTHCHECK) has its own pool and answers at once; a
+    // remote /healthz waits behind the idle ones (the cap holds) and is
+    // answered once the header timeout closed them, in arrival order.
+    let remote_ip = non_loopback_ip();
+    let remote = std::net::SocketAddr::new(remote_ip, addr.port());
+    let idle: Vec<std::net::TcpStream> = (0..cap + cap / 2)
+        .map(|_| std::net::TcpStream::connect(remote).unwrap())
         .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let asked = Instant::now();
     let (code, body) = request(addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "loopback /healthz took {:?} while remote clients held every slot",
+        asked.elapsed()
+    );
+    let asked = Instant::now();
+    let (code, body) = tokio::task::spawn_blocking(move || get(remote, "/healthz"))
+        .await
+        .unwrap();
     let took = asked.elapsed();
     assert_eq!(code, 200, "{body}");
     assert!(
-        took >= timeout - Duration::from_millis(500),
-        "answered after {took:?}: the connection cap of {cap} did not hold"
+        took >= timeout - Duration::from_millis(700),
+        "remote /healthz answered after {took:?}: the connection cap of {cap} did not hold"
     );
     assert!(
-        took <= timeout * 3 + Duration::from_secs(2),
-        "/healthz took {took:?} behind {} idle connections",
+        took <= timeout * 2 + Duration::from_secs(2),
+        "remote /healthz took {took:?} behind {} idle connections",
         idle.len()
     );
     drop(idle);
+}
+
+/// This host's address on a non-loopback interface (the one a route to a
+/// TEST-NET address would leave from; no packet is sent).
+fn non_loopback_ip() -> std::net::IpAddr {
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    udp.connect("192.0.2.1:9")
+        .or_else(|_| udp.connect("10.255.255.1:9"))
+        .expect("a non-loopback interface with a route (needed to test remote clients)");
+    let ip = udp.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+    ip
+}
+
+/// `GET path` on `addr`: (status, body), status 0 when nothing answers.
+fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, raw)
 }
 
 // --- The real agent (`shoal agent` process) -------------------------------
@@ -704,6 +756,7 @@ fn oversized_webhook_bodies_are_refused_without_growing_the_agent() {
     }
     let (peak_after, rss_after) = memory_kib(agent.child.id());
     let grown_mib = (peak_after.saturating_sub(peak_before)) / 1024;
+    eprintln!("peak RSS grew by {grown_mib} MiB over ten 20 MB posts");
     assert!(
         grown_mib < 40,
         "the agent's peak memory grew by {grown_mib} MiB (now {rss_after} KiB resident)"

@@ -24,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 /// What one client may hold of the server. The defaults keep the worst
 /// case (every connection sending a full webhook body) near
-/// `max_connections * (HEADER_BUFFER + webhook_max_body)` = 68 MiB, well
-/// inside the agent's 256 MiB, and free a held connection within seconds.
+/// `(max_connections + LOOPBACK_CONNECTIONS) * (HEADER_BUFFER +
+/// webhook_max_body)` = 77 MiB, well inside the agent's 256 MiB, and free a
+/// held connection within seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
     /// Longest `POST /webhook` body. A push event is a few KB (GitHub and
@@ -39,8 +40,11 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// How long a client may take to send a webhook body.
     pub body_read_timeout: Duration,
-    /// Connections served at once; further ones wait in the listen queue
-    /// and are accepted in arrival order as soon as one closes.
+    /// Connections from other hosts served at once; as many more wait,
+    /// served in arrival order as soon as one closes; beyond that a new
+    /// connection is closed at once. Loopback clients (the container's
+    /// HEALTHCHECK) have a pool of their own, [`LOOPBACK_CONNECTIONS`], so
+    /// remote clients holding every slot cannot make /healthz fail.
     pub max_connections: usize,
     /// A connection is closed (after its request in flight) at this age, so
     /// a client that reads its responses slowly cannot keep a slot either.
@@ -55,6 +59,26 @@ impl Default for HttpLimits {
             body_read_timeout: Duration::from_secs(10),
             max_connections: 64,
             max_connection_age: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Connections from loopback served at once (and as many waiting).
+pub const LOOPBACK_CONNECTIONS: usize = 8;
+
+/// A cap on connections served at once, with a bounded FIFO queue of
+/// accepted connections waiting for a slot.
+#[derive(Clone)]
+struct Pool {
+    serving: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
+}
+
+impl Pool {
+    fn new(size: usize) -> Pool {
+        Pool {
+            serving: Arc::new(Semaphore::new(size.max(1))),
+            waiting: Arc::new(Semaphore::new(size.max(1))),
         }
     }
 }
@@ -115,18 +139,19 @@ pub fn router(state: HttpState) -> Router {
 
 /// Serve `app` on `listener` until `stop`, then let the requests in flight
 /// finish (at most [`CLOSE_GRACE`]). hyper's HTTP/1 connection enforces
-/// the header timeout and the header size; a semaphore taken before
-/// `accept` caps the connections, so extra clients queue in the kernel's
-/// listen backlog (first come, first served) instead of being refused, and
-/// the timeouts make a held slot free again within seconds. Connections are
-/// tasks of a [`JoinSet`]: dropping this future closes all of them.
+/// the header timeout and the header size; tokio semaphores (fair, so
+/// first come, first served) cap the connections served at once, one pool
+/// for remote peers and one for loopback; the timeouts and the connection
+/// age free a held slot within seconds. Connections are tasks of a
+/// [`JoinSet`]: dropping this future closes all of them.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     stop: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let remote = Pool::new(limits.max_connections);
+    let local = Pool::new(LOOPBACK_CONNECTIONS);
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -136,18 +161,10 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            _ = stop.cancelled() => break,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                // The semaphore is never closed.
-                Err(_) => break,
-            },
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, or the peer left before the
                     // accept: wait a little rather than spin.
@@ -157,12 +174,29 @@ pub async fn serve(
                 }
             },
         };
+        let pool = if peer.ip().to_canonical().is_loopback() {
+            local.clone()
+        } else {
+            remote.clone()
+        };
+        let Ok(queued) = pool.waiting.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "HTTP connection closed: every slot taken and the queue full");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let conn =
             http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let stop = stop.clone();
         connections.spawn(async move {
-            let _permit = permit;
+            let _serving = tokio::select! {
+                _ = stop.cancelled() => return,
+                p = pool.serving.acquire_owned() => match p {
+                    Ok(p) => p,
+                    // The semaphores are never closed.
+                    Err(_) => return,
+                },
+            };
+            drop(queued);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
