@@ -1,7 +1,9 @@
 //! Webhook authentication: GitHub and Gitea sign the raw body with
 //! HMAC-SHA256 (`X-Hub-Signature-256: sha256=<hex>`; older Gitea sends
 //! `X-Gitea-Signature: <hex>`), GitLab sends the shared token as
-//! `X-Gitlab-Token`. All comparisons are constant-time.
+//! `X-Gitlab-Token`. All comparisons are constant-time. A [`Credential`] is
+//! read from the headers alone, so the server refuses a request without one
+//! (and decides a GitLab token) before reading any body.
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
