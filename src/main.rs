@@ -806,9 +806,8 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
     .flatten()
     .collect();
     register_credentials(&redactor, repo_args, &secret_files);
-    if let Some(secret) = &opts.webhook_secret {
-        redactor.register_bytes(secret);
-    }
+    // `serve` registers the webhook secret and the status token with it.
+    opts.redactor = redactor.clone();
     let pipeline = Pipeline {
         source,
         scope: scope(repo_args, args.prune),

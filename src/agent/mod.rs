@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod http;
 pub mod lease;
+pub mod mask;
 pub mod metrics;
 pub mod notify;
 pub mod options;
@@ -108,19 +109,27 @@ pub async fn serve<R: Reconciler>(
     // answering until the loop is done, then drains.
     let triggers_stop = shutdown.child_token();
     let http_stop = CancellationToken::new();
+    // The agent's own secrets are masked wherever errors are shown.
+    for secret in [&opts.webhook_secret, &opts.status_token]
+        .into_iter()
+        .flatten()
+    {
+        opts.redactor.register_bytes(secret);
+    }
     let app = http::router(http::HttpState {
         status: status.clone(),
         trigger: trigger.clone(),
         webhook_secret: opts.webhook_secret.clone().map(Arc::new),
+        status_token: opts.status_token.clone().map(Arc::new),
+        redactor: opts.redactor.clone(),
+        limits: opts.http,
     });
-    let mut http_task = {
-        let stop = http_stop.clone();
-        AbortOnDrop(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }))
-    };
+    let mut http_task = AbortOnDrop(tokio::spawn(http::serve(
+        listener,
+        app,
+        opts.http,
+        http_stop.clone(),
+    )));
 
     let lease = Lease::new(
         docker.clone(),
@@ -166,6 +175,7 @@ pub async fn serve<R: Reconciler>(
     );
     looper.shutdown_grace = opts.shutdown_grace;
     looper.notifier = opts.notifier.clone();
+    looper.redactor = opts.redactor.clone();
     looper.run().await;
 
     // The loop only returns once shutdown was asked.
@@ -185,10 +195,11 @@ pub async fn serve<R: Reconciler>(
         _ => tracing::warn!("lease task did not stop in time; the lease expires after its TTL"),
     }
     http_stop.cancel();
-    match tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server stopped with an error"),
-        Err(_) => tracing::warn!("HTTP server did not drain in time"),
-        _ => {}
+    if tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP server did not drain in time");
     }
     tracing::info!("agent stopped");
     Ok(())

@@ -28,6 +28,10 @@ pub struct AgentArgs {
     /// token). Without it POST /webhook is disabled.
     #[arg(long, value_name = "FILE")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// File holding a bearer token: GET /status then requires
+    /// `Authorization: Bearer <token>` (/healthz and /metrics stay open).
+    #[arg(long, value_name = "FILE")]
+    pub status_token_file: Option<PathBuf>,
     /// Report drift (status, metrics) instead of correcting it. New
     /// revisions are still applied.
     #[arg(long)]
@@ -54,6 +58,13 @@ pub struct AgentOptions {
     pub listen: SocketAddr,
     /// `None`: POST /webhook answers 404.
     pub webhook_secret: Option<Vec<u8>>,
+    /// `Some`: GET /status requires this bearer token.
+    pub status_token: Option<Vec<u8>>,
+    /// Timeouts and caps of the HTTP server.
+    pub http: super::http::HttpLimits,
+    /// Masks errors shown on HTTP and written to the Swarm state labels;
+    /// share the pipeline's so decrypted values are known to it.
+    pub redactor: crate::secrets::Redactor,
     pub self_heal: bool,
     pub lease_ttl: Duration,
     pub lease_name: String,
@@ -77,6 +88,9 @@ impl AgentOptions {
             interval: Duration::from_secs(30),
             listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
             webhook_secret: None,
+            status_token: None,
+            http: super::http::HttpLimits::default(),
+            redactor: crate::secrets::Redactor::new(),
             self_heal: true,
             lease_ttl: Duration::from_secs(15),
             lease_name: "shoal-lease".to_string(),
@@ -101,7 +115,11 @@ impl AgentArgs {
         }
         let webhook_secret = match &self.webhook_secret_file {
             None => None,
-            Some(path) => Some(read_secret(path)?),
+            Some(path) => Some(read_secret(path, "--webhook-secret-file")?),
+        };
+        let status_token = match &self.status_token_file {
+            None => None,
+            Some(path) => Some(read_secret(path, "--status-token-file")?),
         };
         let identity = self
             .lease_identity
@@ -111,6 +129,9 @@ impl AgentArgs {
             interval: self.interval,
             listen: self.listen,
             webhook_secret,
+            status_token,
+            http: super::http::HttpLimits::default(),
+            redactor: crate::secrets::Redactor::new(),
             self_heal: !self.no_self_heal,
             lease_ttl: self.lease_ttl,
             lease_name: self.lease_name,
@@ -124,16 +145,16 @@ impl AgentArgs {
 }
 
 /// A secret file's content without the trailing newline editors add.
-fn read_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path)
-        .with_context(|| format!("--webhook-secret-file {}: cannot read", path.display()))?;
+fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+    let raw =
+        std::fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))?;
     let end = raw
         .iter()
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(0, |i| i + 1);
     if end == 0 {
         anyhow::bail!(
-            "--webhook-secret-file {}: the file is empty; put the shared secret in it",
+            "{flag} {}: the file is empty; put the secret in it",
             path.display()
         );
     }
@@ -176,6 +197,7 @@ mod tests {
         assert!(o.self_heal);
         assert_eq!(o.lease_ttl, Duration::from_secs(15));
         assert!(o.webhook_secret.is_none());
+        assert!(o.status_token.is_none());
         assert!(o.identity.contains(':'));
     }
 
@@ -202,6 +224,23 @@ mod tests {
         assert_eq!(o.interval, Duration::from_secs(300));
         assert!(!o.self_heal);
         assert_eq!(o.identity, "a1");
+    }
+
+    #[test]
+    fn status_token_file_is_read_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("token");
+        std::fs::write(&f, "t0ken\n").unwrap();
+        let cli = Cli::parse_from(["shoal", "--status-token-file", f.to_str().unwrap()]);
+        let o = cli.agent.into_options(None).unwrap();
+        assert_eq!(o.status_token.as_deref(), Some(&b"t0ken"[..]));
+        std::fs::write(&f, "").unwrap();
+        let cli = Cli::parse_from(["shoal", "--status-token-file", f.to_str().unwrap()]);
+        let e = cli.agent.into_options(None).unwrap_err().to_string();
+        assert!(
+            e.contains("--status-token-file") && e.contains("empty"),
+            "{e}"
+        );
     }
 
     #[test]

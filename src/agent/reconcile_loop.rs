@@ -66,6 +66,8 @@ pub struct ReconcileLoop<R: Reconciler> {
     pub shutdown_grace: Duration,
     /// Notifications and commit statuses, if configured.
     pub notifier: Option<Notifier>,
+    /// Masks stack errors before they reach `/status` and the state labels.
+    pub redactor: crate::secrets::Redactor,
     records: Option<BTreeMap<String, StackRecord>>,
     backoffs: BTreeMap<String, Backoff>,
     notify_state: NotifyState,
@@ -96,6 +98,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             shutdown,
             shutdown_grace: Duration::from_secs(5),
             notifier: None,
+            redactor: crate::secrets::Redactor::new(),
             records: None,
             backoffs: BTreeMap::new(),
             notify_state: NotifyState::default(),
@@ -431,6 +434,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 }
             }
         };
+        let error = error.map(|e| super::mask::error_text(&self.redactor, &e));
         self.tell(snapshot, &name, outcome, error.as_deref(), drift, &summary);
         rec.outcome = Some(outcome);
         rec.attempted = Some(snapshot.id.clone());

@@ -57,10 +57,15 @@ impl StackRecord {
         put(APPLIED_AT_LABEL, self.applied_at.as_deref());
         put(OUTCOME_LABEL, self.outcome.map(Outcome::as_str));
         put(ATTEMPTED_LABEL, self.attempted.as_deref());
-        let error = self
-            .error
-            .as_deref()
-            .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+        // The loop masks errors with the redactor before they get here; URL
+        // credentials are masked again because labels outlive the agent
+        // and anyone with `docker config inspect` reads them.
+        let error = self.error.as_deref().map(|e| {
+            super::mask::url_credentials(e)
+                .chars()
+                .take(MAX_ERROR_CHARS)
+                .collect::<String>()
+        });
         put(ERROR_LABEL, error.as_deref());
         for (service, image) in &self.images {
             l.insert(format!("{IMAGE_LABEL_PREFIX}{service}"), image.clone());
@@ -167,5 +172,17 @@ mod tests {
         assert_eq!(back.attempted, r.attempted);
         assert_eq!(back.images, r.images);
         assert!(!labels.contains_key(crate::state::NAMESPACE_LABEL));
+    }
+
+    #[test]
+    fn url_credentials_never_reach_the_labels() {
+        let r = StackRecord {
+            error: Some("pulling https://bot:glpat-xyz@registry.example/app: denied".into()),
+            ..StackRecord::default()
+        };
+        assert_eq!(
+            r.to_labels("web")[ERROR_LABEL],
+            "pulling https://***@registry.example/app: denied"
+        );
     }
 }

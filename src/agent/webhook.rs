@@ -1,7 +1,9 @@
 //! Webhook authentication: GitHub and Gitea sign the raw body with
 //! HMAC-SHA256 (`X-Hub-Signature-256: sha256=<hex>`; older Gitea sends
 //! `X-Gitea-Signature: <hex>`), GitLab sends the shared token as
-//! `X-Gitlab-Token`. All comparisons are constant-time.
+//! `X-Gitlab-Token`. All comparisons are constant-time. A [`Credential`] is
+//! read from the headers alone, so the server refuses a request without one
+//! (and decides a GitLab token) before reading any body.
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -34,54 +36,100 @@ pub enum Refusal {
     Mismatch { header: &'static str },
 }
 
-/// Check a webhook request against the shared secret.
-pub fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<Sender, Refusal> {
-    if let Some(value) = headers.get(GITHUB_SIGNATURE) {
-        let hex_sig = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("sha256="))
-            .ok_or(Refusal::Malformed {
-                header: "X-Hub-Signature-256",
-                expected: "sha256=<hex digest>",
-            })?;
-        verify_hmac(secret, body, hex_sig, "X-Hub-Signature-256")?;
-        return Ok(Sender::HubSignature);
-    }
-    if let Some(value) = headers.get(GITEA_SIGNATURE) {
-        let hex_sig = value.to_str().map_err(|_| Refusal::Malformed {
-            header: "X-Gitea-Signature",
-            expected: "<hex digest>",
-        })?;
-        verify_hmac(secret, body, hex_sig, "X-Gitea-Signature")?;
-        return Ok(Sender::Gitea);
-    }
-    if let Some(value) = headers.get(GITLAB_TOKEN) {
-        if bool::from(value.as_bytes().ct_eq(secret)) {
-            return Ok(Sender::Gitlab);
-        }
-        return Err(Refusal::Mismatch {
-            header: "X-Gitlab-Token",
-        });
-    }
-    Err(Refusal::Missing)
+/// What a webhook request presents, read from its headers alone, so a
+/// request without one is refused before its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An HMAC-SHA256 of the body (GitHub, or Gitea's own header).
+    Hmac {
+        sender: Sender,
+        header: &'static str,
+        signature: Vec<u8>,
+    },
+    /// GitLab's shared token.
+    Token(Vec<u8>),
 }
 
-fn verify_hmac(
-    secret: &[u8],
-    body: &[u8],
-    hex_sig: &str,
-    header: &'static str,
-) -> Result<(), Refusal> {
-    let sig = hex::decode(hex_sig.trim()).map_err(|_| Refusal::Malformed {
+impl Credential {
+    /// The credential a request carries; `Missing` or `Malformed` without
+    /// looking at the body.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Credential, Refusal> {
+        if let Some(value) = headers.get(GITHUB_SIGNATURE) {
+            let hex_sig = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("sha256="))
+                .ok_or(Refusal::Malformed {
+                    header: "X-Hub-Signature-256",
+                    expected: "sha256=<hex digest>",
+                })?;
+            return Ok(Credential::Hmac {
+                sender: Sender::HubSignature,
+                header: "X-Hub-Signature-256",
+                signature: decode_hex(hex_sig, "X-Hub-Signature-256")?,
+            });
+        }
+        if let Some(value) = headers.get(GITEA_SIGNATURE) {
+            let hex_sig = value.to_str().map_err(|_| Refusal::Malformed {
+                header: "X-Gitea-Signature",
+                expected: "<hex digest>",
+            })?;
+            return Ok(Credential::Hmac {
+                sender: Sender::Gitea,
+                header: "X-Gitea-Signature",
+                signature: decode_hex(hex_sig, "X-Gitea-Signature")?,
+            });
+        }
+        if let Some(value) = headers.get(GITLAB_TOKEN) {
+            return Ok(Credential::Token(value.as_bytes().to_vec()));
+        }
+        Err(Refusal::Missing)
+    }
+
+    /// Whether the credential can only pass with a body: a token is
+    /// decided by the headers alone.
+    pub fn needs_body(&self) -> bool {
+        matches!(self, Credential::Hmac { .. })
+    }
+
+    /// Check the credential against the shared secret (constant-time).
+    pub fn verify(&self, secret: &[u8], body: &[u8]) -> Result<Sender, Refusal> {
+        match self {
+            Credential::Hmac {
+                sender,
+                header,
+                signature,
+            } => {
+                let mut mac = mac(secret);
+                mac.update(body);
+                // `verify_slice` compares in constant time.
+                mac.verify_slice(signature)
+                    .map_err(|_| Refusal::Mismatch { header })?;
+                Ok(*sender)
+            }
+            Credential::Token(token) => {
+                if bool::from(token.as_slice().ct_eq(secret)) {
+                    Ok(Sender::Gitlab)
+                } else {
+                    Err(Refusal::Mismatch {
+                        header: "X-Gitlab-Token",
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Check a webhook request against the shared secret.
+pub fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<Sender, Refusal> {
+    Credential::from_headers(headers)?.verify(secret, body)
+}
+
+fn decode_hex(hex_sig: &str, header: &'static str) -> Result<Vec<u8>, Refusal> {
+    hex::decode(hex_sig.trim()).map_err(|_| Refusal::Malformed {
         header,
         expected: "a hex digest",
-    })?;
-    let mut mac = mac(secret);
-    mac.update(body);
-    // `verify_slice` compares in constant time.
-    mac.verify_slice(&sig)
-        .map_err(|_| Refusal::Mismatch { header })
+    })
 }
 
 fn mac(secret: &[u8]) -> Hmac<Sha256> {
@@ -164,6 +212,27 @@ mod tests {
             verify(SECRET, &h, BODY),
             Err(Refusal::Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn credentials_are_read_from_headers_alone() {
+        let h = headers(GITLAB_TOKEN, "tok");
+        let c = Credential::from_headers(&h).unwrap();
+        assert!(!c.needs_body());
+        assert_eq!(c, Credential::Token(b"tok".to_vec()));
+        let h = headers(GITHUB_SIGNATURE, &format!("sha256={}", sign(SECRET, BODY)));
+        let c = Credential::from_headers(&h).unwrap();
+        assert!(c.needs_body());
+        assert_eq!(c.verify(SECRET, BODY), Ok(Sender::HubSignature));
+        let h = headers(GITEA_SIGNATURE, "not hex");
+        assert!(matches!(
+            Credential::from_headers(&h),
+            Err(Refusal::Malformed { .. })
+        ));
+        assert_eq!(
+            Credential::from_headers(&HeaderMap::new()),
+            Err(Refusal::Missing)
+        );
     }
 
     #[test]
