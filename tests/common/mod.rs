@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod git_http;
+pub mod receiver;
 pub mod registry;
 pub mod sops;
 use std::process::Command;
