@@ -53,7 +53,7 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Run unattended on a swarm manager, keeping the swarm equal to git.
-    Agent(AgentCmd),
+    Agent(Box<AgentCmd>),
 }
 
 #[derive(Subcommand)]
@@ -260,7 +260,7 @@ fn main() -> ExitCode {
             Command::Apply(args) => cmd_apply(args).await,
             Command::Validate(args) => cmd_validate(args),
             Command::Policy(PolicyCommand::Test(args)) => cmd_policy_test(args),
-            Command::Agent(args) => cmd_agent(args).await,
+            Command::Agent(args) => cmd_agent(*args).await,
         }
     });
     match result {
