@@ -30,11 +30,12 @@ stack_file 1; push "add stack"
 echo -n "measure-secret" > "$work/secret"
 port=19180
 
-start_agent() { # start_agent <interval>
+start_agent() { # start_agent <interval> [extra agent flags...]
   [ -n "$agent_pid" ] && { kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true; }
-  "$shoal" agent --repo "file://$work/stacks.git" --ref main --interval "$1" \
+  local interval=$1; shift
+  "$shoal" agent --repo "file://$work/stacks.git" --ref main --interval "$interval" \
     --listen "127.0.0.1:$port" --webhook-secret-file "$work/secret" \
-    --cache-dir "$work/cache" --lease-name shoal-lease-measure --lease-ttl 3s \
+    --cache-dir "$work/cache" --lease-name shoal-lease-measure --lease-ttl 3s "$@" \
     >"$work/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 1 100); do
@@ -79,6 +80,40 @@ for n in 5 6 7; do
   sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"measure-secret", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$body")
   curl -s -o /dev/null -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: $sig" -d "$body" "http://127.0.0.1:$port/webhook"
   echo "push-to-live by webhook (300s interval), replicas $n: $(wait_replicas "$n" "$t") s"
+done
+
+# The same webhook latency with three notification targets, one of them down
+# (a loopback receiver answering 200 twice, and a port nothing listens on).
+webhook_live() { # webhook_live <replicas> <label>
+  stack_file "$1"; local t; t=$(now); push "replicas $1"
+  body='{"ref":"refs/heads/main"}'
+  sig=$(python3 -c 'import hmac,hashlib,sys; print("sha256="+hmac.new(b"measure-secret", sys.argv[1].encode(), hashlib.sha256).hexdigest())' "$body")
+  curl -s -o /dev/null -X POST -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: $sig" -d "$body" "http://127.0.0.1:$port/webhook"
+  echo "push-to-live by webhook, $2, replicas $1: $(wait_replicas "$1" "$t") s"
+}
+python3 - "$work/receiver.port" <<'PY' &
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+receiver_pid=$!
+trap 'kill $receiver_pid 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 1 50); do [ -s "$work/receiver.port" ] && break; sleep 0.1; done
+rport=$(cat "$work/receiver.port")
+dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+n=8
+for round in 1 2 3; do
+  start_agent 300s
+  webhook_live "$n" "no notify targets"; n=$((n + 1))
+  start_agent 300s --notify "generic+http://127.0.0.1:$rport/hook" \
+    --notify "slack+http://127.0.0.1:$rport/slack" --notify "generic+http://127.0.0.1:$dead/down"
+  webhook_live "$n" "3 notify targets (1 down)"; n=$((n + 1))
 done
 
 t=$(now); kill -TERM "$agent_pid"; wait "$agent_pid" && rc=0 || rc=$?
