@@ -34,7 +34,9 @@ pub fn check(url: &str, timeout: Duration) -> Result<u16, HealthError> {
     };
     let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     if parsed.scheme() != "http" {
-        return Err(bad("only http:// URLs are checked (the agent serves plain HTTP)"));
+        return Err(bad(
+            "only http:// URLs are checked (the agent serves plain HTTP)",
+        ));
     }
     let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
     let port = parsed.port_or_known_default().unwrap_or(80);
@@ -72,7 +74,8 @@ pub fn check(url: &str, timeout: Duration) -> Result<u16, HealthError> {
         path.push('?');
         path.push_str(q);
     }
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -145,7 +148,10 @@ mod tests {
     fn service_unavailable_is_unhealthy() {
         let url = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\nstarting");
         let err = check(&url, Duration::from_secs(5)).unwrap_err();
-        assert!(matches!(err, HealthError::Unhealthy { status: 503, .. }), "{err}");
+        assert!(
+            matches!(err, HealthError::Unhealthy { status: 503, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,12 +9,18 @@ fn bash_completion_knows_the_subcommands() {
     let o = shoal(&["completions", "bash"]);
     assert_code(&o, 0);
     let script = stdout(&o);
-    assert!(script.contains("complete "), "not a bash completion:\n{script}");
+    assert!(
+        script.contains("complete "),
+        "not a bash completion:\n{script}"
+    );
     for word in ["plan", "apply", "validate", "agent", "--auto-approve"] {
         assert!(script.contains(word), "bash completion lacks {word}");
     }
     // The healthcheck is for the image, not for people.
-    assert!(!script.contains("healthcheck"), "hidden subcommand completed");
+    assert!(
+        !script.contains("healthcheck"),
+        "hidden subcommand completed"
+    );
 }
 
 #[test]
@@ -44,7 +50,12 @@ fn version_names_the_commit() {
         .expect("git");
     if head.status.success() {
         let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-        let commit = line.trim().trim_end_matches(')').rsplit(' ').next().unwrap();
+        let commit = line
+            .trim()
+            .trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .unwrap();
         // The binary may be a commit or two behind HEAD if it was built
         // before the last commit; it must at least be a real commit id.
         assert!(
