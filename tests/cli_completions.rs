@@ -16,11 +16,6 @@ fn bash_completion_knows_the_subcommands() {
     for word in ["plan", "apply", "validate", "agent", "--auto-approve"] {
         assert!(script.contains(word), "bash completion lacks {word}");
     }
-    // The healthcheck is for the image, not for people.
-    assert!(
-        !script.contains("healthcheck"),
-        "hidden subcommand completed"
-    );
 }
 
 #[test]
