@@ -10,6 +10,7 @@ pub mod convert;
 pub mod diff;
 pub mod docker_cli;
 pub mod engine;
+pub mod healthcheck;
 pub mod images;
 pub mod pipeline;
 pub mod plan;

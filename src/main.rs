@@ -33,7 +33,7 @@ const EXIT_DENIED: u8 = 3;
 #[derive(Parser)]
 #[command(
     name = "shoal",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_GIT_COMMIT"), ")"),
     about = "Declarative GitOps for Docker Swarm: plan, check and apply stacks from git"
 )]
 struct Cli {
@@ -54,6 +54,28 @@ enum Command {
     Policy(PolicyCommand),
     /// Run unattended on a swarm manager, keeping the swarm equal to git.
     Agent(Box<AgentCmd>),
+    /// Print a shell completion script (e.g. `shoal completions bash > /etc/bash_completion.d/shoal`).
+    Completions(CompletionsArgs),
+    /// GET the agent's /healthz and exit 0 when it answers 2xx (the image's HEALTHCHECK).
+    #[command(hide = true)]
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The agent's health endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9180/healthz")]
+    url: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 #[derive(Subcommand)]
@@ -261,6 +283,8 @@ fn main() -> ExitCode {
             Command::Validate(args) => cmd_validate(args),
             Command::Policy(PolicyCommand::Test(args)) => cmd_policy_test(args),
             Command::Agent(args) => cmd_agent(*args).await,
+            Command::Completions(args) => cmd_completions(args),
+            Command::Healthcheck(args) => cmd_healthcheck(args),
         }
     });
     match result {
@@ -273,6 +297,18 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn cmd_completions(args: CompletionsArgs) -> Result<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(args.shell, &mut cmd, "shoal", &mut std::io::stdout());
+    Ok(EXIT_OK)
+}
+
+/// Exit 0 when healthy, 1 (with the reason on stderr) otherwise.
+fn cmd_healthcheck(args: HealthcheckArgs) -> Result<u8> {
+    shoal::healthcheck::check(&args.url, args.timeout)?;
+    Ok(EXIT_OK)
 }
 
 /// The source a run reads: a directory, or a git commit.
