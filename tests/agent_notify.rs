@@ -196,3 +196,66 @@ fn the_agent_notifies_once_per_failure_and_sets_commit_statuses() {
         "the token never reaches the logs"
     );
 }
+
+/// Gitea's and GitLab's commit status endpoints, with their own paths,
+/// auth headers and state names, in order: pending, then the outcome.
+#[test]
+fn commit_statuses_on_gitea_and_gitlab() {
+    for (forge, api_path, path_of, auth, success) in [
+        (
+            "gitea",
+            "/gitea/api/v1",
+            "/gitea/api/v1/repos/ops/stacks/statuses/",
+            ("Authorization", "token forge-token"),
+            "success",
+        ),
+        (
+            "gitlab",
+            "/gitlab/api/v4",
+            "/gitlab/api/v4/projects/ops%2Fstacks/statuses/",
+            ("PRIVATE-TOKEN", "forge-token"),
+            "success",
+        ),
+    ] {
+        let app = AppStack::pushed(&format!("cs{forge}"));
+        let r = Receiver::start();
+        let files = tempfile::tempdir().unwrap();
+        let token = files.path().join("token");
+        std::fs::write(&token, "forge-token").unwrap();
+        let api = r.url("http", api_path);
+        let _agent = Agent::start(
+            &app.remote,
+            &app.lease,
+            "1s",
+            &[
+                "--commit-status",
+                forge,
+                "--commit-status-api",
+                &api,
+                "--commit-status-repo",
+                "ops/stacks",
+                "--commit-status-token-file",
+                token.to_str().unwrap(),
+                "--status-url",
+                "https://shoal.example.com/status",
+            ],
+        );
+        let commit = head(&app.remote);
+        let path = format!("{path_of}{commit}");
+        let sent = poll(&format!("{forge}: two statuses"), Duration::from_secs(60), || {
+            let s = r.on(&path);
+            (s.len() >= 2).then_some(s)
+        });
+        assert_eq!(sent[0].method, "POST");
+        assert_eq!(sent[0].header(auth.0), Some(auth.1), "{forge}");
+        let states: Vec<String> = sent
+            .iter()
+            .map(|x| x.json()["state"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(states, ["pending", success], "{forge}");
+        let last = sent[1].json();
+        assert_eq!(last["target_url"], "https://shoal.example.com/status");
+        let context_field = if forge == "gitlab" { "name" } else { "context" };
+        assert_eq!(last[context_field], format!("shoal/{}", app.stack));
+    }
+}
