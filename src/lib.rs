@@ -11,6 +11,7 @@ pub mod diff;
 pub mod docker_cli;
 pub mod engine;
 pub mod images;
+pub mod nesting;
 pub mod pipeline;
 pub mod plan;
 pub mod planning;
