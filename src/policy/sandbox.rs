@@ -319,3 +319,79 @@ fn limit(resource: Resource, value: u64) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn killed_by(signal: i32) -> ExitStatus {
+        ExitStatus::from_raw(signal)
+    }
+
+    #[test]
+    fn a_stopped_worker_is_described_by_its_budget() {
+        let abort = killed_by(libc::SIGABRT);
+        let memory = why_stopped(
+            abort,
+            "memory allocation of 7200000000 bytes failed\n",
+            EVALUATION,
+        );
+        assert_eq!(
+            memory,
+            "it needed more than the memory budget of 256 MiB and was stopped"
+        );
+        let stack = why_stopped(
+            abort,
+            "\nthread 'main' has overflowed its stack\nfatal runtime error: stack overflow\n",
+            EVALUATION,
+        );
+        assert!(stack.contains("overflowed the stack"), "{stack}");
+        let cpu = why_stopped(killed_by(libc::SIGXCPU), "", EVALUATION);
+        assert_eq!(cpu, "it ran past the time budget of 5 s and was stopped");
+        let other = why_stopped(ExitStatus::from_raw(1 << 8), "boom\n\n", EVALUATION);
+        assert!(other.ends_with(": boom"), "{other}");
+    }
+
+    #[test]
+    fn the_budget_error_names_the_files_and_the_job() {
+        let e = PolicyError::Budget {
+            files: vec!["policies/a.rego".into(), "policies/b.rego".into()],
+            doing: "evaluating the policies for stack web".into(),
+            reason: "it ran past the time budget of 5 s and was stopped".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "policies/a.rego, policies/b.rego: evaluating the policies for stack web \
+             stopped: it ran past the time budget of 5 s and was stopped"
+        );
+    }
+
+    #[test]
+    fn jobs_run_here_without_a_worker() {
+        let files = vec![RegoFile {
+            path: "policies/a.rego".into(),
+            text: "package a\n\ndeny contains \"no\" if input.stack == \"web\"\n".into(),
+        }];
+        let rules: Vec<super::super::results::ResultRule> = run(
+            Job::Load {
+                files: files.clone(),
+            },
+            EVALUATION,
+        )
+        .unwrap();
+        assert_eq!(rules.len(), 1);
+        let values: Vec<serde_json::Value> = run(
+            Job::Evaluate {
+                files,
+                query: "[data.a.deny]".into(),
+                rules,
+                stack: "web".into(),
+                input: r#"{"stack": "web"}"#.into(),
+            },
+            EVALUATION,
+        )
+        .unwrap();
+        assert_eq!(values, vec![serde_json::json!(["no"])]);
+    }
+}
