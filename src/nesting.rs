@@ -20,9 +20,10 @@ pub const MAX_DEPTH: usize = 64;
 
 /// A document nests deeper than [`MAX_DEPTH`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The line is not in the message: callers put it after the file name.
 #[error(
-    "nesting is deeper than {limit} levels (at line {line}); shoal refuses deeper \
-     YAML/JSON so a crafted file cannot exhaust the stack"
+    "nesting is deeper than {limit} levels; shoal refuses deeper YAML/JSON so \
+     that a crafted file cannot exhaust its stack"
 )]
 pub struct TooDeep {
     /// The limit that was passed ([`MAX_DEPTH`]).

@@ -124,7 +124,9 @@ impl SopsDocument {
             return Self::from_dotenv(path, text).map(Some);
         }
         // Before any recursive parser or tree walk (see crate::nesting).
-        let too_deep = |e: crate::nesting::TooDeep| SecretsError::invalid(path, e.to_string());
+        let too_deep = |e: crate::nesting::TooDeep| {
+            SecretsError::invalid(path, format!("line {}: {e}", e.line))
+        };
         if text.trim_start().starts_with('{') {
             crate::nesting::check_json(text, crate::nesting::MAX_DEPTH).map_err(too_deep)?;
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
