@@ -12,6 +12,7 @@ pub mod docker_cli;
 pub mod engine;
 pub mod healthcheck;
 pub mod images;
+pub mod nesting;
 pub mod pipeline;
 pub mod plan;
 pub mod planning;

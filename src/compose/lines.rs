@@ -2,7 +2,9 @@
 //! (`services.web.deploy.replicas`) to the 1-based line of its key (or of
 //! the list item), built from yaml-rust2's marked events. Content reached
 //! only through an alias or a merge key has no entry; lookups then fall back
-//! to the nearest enclosing path that has one.
+//! to the nearest enclosing path that has one. Building it is also where a
+//! stack file's nesting depth is checked (before yaml_serde parses it).
+use crate::nesting::{TooDeep, MAX_DEPTH};
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -138,17 +140,37 @@ impl MarkedEventReceiver for Builder {
 
 impl LineIndex {
     /// Index `text`. A text that does not parse yields an empty index
-    /// (serde_yaml reports the syntax error with its own line).
-    pub fn build(text: &str) -> Self {
+    /// (serde_yaml reports the syntax error with its own line). A text
+    /// nesting deeper than [`MAX_DEPTH`] is refused: events are pulled one
+    /// by one (yaml-rust2's `load` recurses per level and overflows the
+    /// stack on a few KB of `- - - …`), so this is also the depth pre-scan
+    /// that runs before the recursive yaml_serde parser.
+    pub fn build(text: &str) -> Result<Self, TooDeep> {
         let mut b = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut b, false).is_err() {
-            return LineIndex::default();
+        loop {
+            let (ev, mark) = match parser.next_token() {
+                Ok((Event::StreamEnd, _)) => break,
+                Ok(event) => event,
+                Err(e) => {
+                    crate::nesting::flow_limit(&e, MAX_DEPTH)?;
+                    return Ok(LineIndex::default());
+                }
+            };
+            if matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..))
+                && b.stack.len() >= MAX_DEPTH
+            {
+                return Err(TooDeep {
+                    limit: MAX_DEPTH,
+                    line: mark.line(),
+                });
+            }
+            b.on_event(ev, mark);
         }
-        LineIndex {
+        Ok(LineIndex {
             lines: b.lines,
             merges: b.merges,
-        }
+        })
     }
 
     /// The line of the first `<<` merge key, if any.
@@ -175,7 +197,7 @@ mod tests {
     #[test]
     fn finds_keys_and_items() {
         let text = "version: '3.8'\nservices:\n  web:\n    image: a\n    ports:\n      - 80\n      - target: 81\n    deploy: {replicas: 2}\n";
-        let idx = LineIndex::build(text);
+        let idx = LineIndex::build(text).unwrap();
         assert_eq!(idx.line_of(&p("version")), Some(1));
         assert_eq!(idx.line_of(&p("services.web")), Some(3));
         assert_eq!(idx.line_of(&p("services.web.image")), Some(4));
@@ -183,15 +205,33 @@ mod tests {
         assert_eq!(idx.line_of(&p("services.web.ports.1.target")), Some(7));
         assert_eq!(idx.line_of(&p("services.web.deploy.replicas")), Some(8));
         assert_eq!(idx.line_of(&p("services.web.nothing.here")), Some(3));
-        let idx = LineIndex::build("services:\n  web:\n    networks:\n      - a\n      - b\n");
+        let idx =
+            LineIndex::build("services:\n  web:\n    networks:\n      - a\n      - b\n").unwrap();
         assert_eq!(idx.line_of(&p("services.web.networks.b")), Some(5));
     }
 
     #[test]
     fn merged_content_falls_back_to_parent() {
         let text = "x: &x\n  image: a\nservices:\n  web:\n    <<: *x\n    command: b\n";
-        let idx = LineIndex::build(text);
+        let idx = LineIndex::build(text).unwrap();
         assert_eq!(idx.line_of(&p("services.web.command")), Some(6));
         assert_eq!(idx.line_of(&p("services.web.image")), Some(4));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_on_the_agent_stack() {
+        use crate::nesting::tests::{deep_block_yaml, on_agent_stack};
+        let err = on_agent_stack(|| LineIndex::build(&deep_block_yaml()).map(|_| ())).unwrap_err();
+        assert_eq!(err.limit, MAX_DEPTH);
+        assert_eq!(err.line, 2);
+        let flow = format!("x: {}{}\n", "[".repeat(30_000), "]".repeat(30_000));
+        assert!(on_agent_stack(move || LineIndex::build(&flow).is_err()));
+        // At the limit itself, the index is built.
+        let ok = format!(
+            "x: {}{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        assert!(LineIndex::build(&ok).is_ok());
     }
 }

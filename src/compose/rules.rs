@@ -85,9 +85,16 @@ pub fn load_text(
     entry: &StackEntry,
     vars: &Vars,
 ) -> Result<(Config, Vec<String>), LoadError> {
+    // The line index also checks the nesting depth: it must run before
+    // the recursive yaml_serde parser below.
+    let lines = LineIndex::build(text).map_err(|e| LoadError {
+        file: entry.file.clone(),
+        line: Some(e.line),
+        message: e.to_string(),
+    })?;
     let rep = Reporter {
         file: &entry.file,
-        lines: LineIndex::build(text),
+        lines,
     };
     let mut root: Value = serde_yaml::from_str(text).map_err(|e| LoadError {
         file: entry.file.clone(),

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Where in a policy file something is.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Location {
     /// Path in the repository, e.g. `policies/shared_storage.rego`.
     pub file: String,
@@ -25,7 +25,7 @@ impl fmt::Display for Location {
 }
 
 /// What the Rego engine reported: where, what, and the source line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// The file concerned (the fallback when no line is known).
     pub file: String,
@@ -56,7 +56,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// A policy problem that must stop the caller (apply is blocked).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PolicyError {
     /// A policy file or folder could not be read from the tree.
     #[error("{path}: cannot read policy: {message}")]
@@ -77,6 +77,17 @@ pub enum PolicyError {
     /// The input document could not be handed to the engine.
     #[error("stack {stack}: cannot build the policy input: {message}")]
     Input { stack: String, message: String },
+    /// Loading, evaluating or testing the policies ran out of its budget
+    /// (time, memory, stack) and was stopped (see `policy::sandbox`).
+    #[error("{}: {doing} stopped: {reason}", .files.join(", "))]
+    Budget {
+        /// The policy files loaded: the job's code, one of them the culprit.
+        files: Vec<String>,
+        /// `evaluating the policies for stack web`
+        doing: String,
+        /// Which budget, and how much it was.
+        reason: String,
+    },
     /// A rule produced a value shoal cannot read (e.g. `deny` is a number,
     /// or a result object has no string `msg`).
     #[error("{location}: {rule}: {message}")]
@@ -91,7 +102,9 @@ impl PolicyError {
     /// Where in a policy file the problem is, when known.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            PolicyError::Read { .. } | PolicyError::Input { .. } => None,
+            PolicyError::Read { .. } | PolicyError::Input { .. } | PolicyError::Budget { .. } => {
+                None
+            }
             PolicyError::Compile(d) | PolicyError::Eval { diagnostic: d, .. } => {
                 d.location.as_ref()
             }

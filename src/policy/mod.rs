@@ -20,6 +20,7 @@ mod input;
 mod modules;
 mod report;
 mod results;
+pub mod sandbox;
 mod testing;
 
 pub use error::{Diagnostic, Location, PolicyError};
@@ -33,12 +34,12 @@ use crate::source::Tree;
 use crate::state::{ClusterFacts, DesiredStack};
 use error::EngineMessage;
 use results::ResultRule;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 /// How serious a violation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Blocks apply (from `deny*` and `violation*` rules).
@@ -91,10 +92,13 @@ impl Violation {
 /// Compiled once; [`PolicySet::evaluate`] only sets the input and evaluates
 /// the result rules, so it is cheap enough for every reconcile.
 pub struct PolicySet {
-    /// Prepared engine; cloned per evaluation (modules and analysis are
+    /// Prepared engine when policies run in-process (no worker, see
+    /// [`sandbox`]); cloned per evaluation (modules and analysis are
     /// shared, so the clone is cheap) to keep `evaluate(&self)` usable from
     /// several threads.
     engine: Option<Mutex<regorus::Engine>>,
+    /// The policy sources, which a worker compiles for each evaluation.
+    sources: Vec<modules::RegoFile>,
     rules: Vec<ResultRule>,
     /// `[<rule path>, ...]`: every result rule in one query.
     query: String,
@@ -113,19 +117,37 @@ impl std::fmt::Debug for PolicySet {
 impl PolicySet {
     /// Load and compile every `.rego` file under `policies/` of `tree`
     /// (recursively), except `*_test.rego`. No `policies/` folder gives an
-    /// empty set. Syntax and compile errors name file and line.
+    /// empty set. Syntax and compile errors name file and line. With a
+    /// worker (see [`sandbox`]), compiling runs there, within
+    /// [`sandbox::EVALUATION`].
     pub fn load(tree: &dyn Tree) -> Result<PolicySet, PolicyError> {
         let files: Vec<_> = modules::read_files(tree)?
             .into_iter()
             .filter(|f| !f.is_test())
             .collect();
-        Self::from_files(files)
+        if files.is_empty() || sandbox::worker().is_none() {
+            return Self::from_files(files);
+        }
+        let rules: Vec<ResultRule> = sandbox::run(
+            sandbox::Job::Load {
+                files: files.clone(),
+            },
+            sandbox::EVALUATION,
+        )?;
+        Ok(PolicySet {
+            engine: None,
+            query: query_of(&rules),
+            files: files.iter().map(|f| f.path.clone()).collect(),
+            sources: files,
+            rules,
+        })
     }
 
     /// A set with no policies: evaluates to no violations.
     pub fn empty() -> PolicySet {
         PolicySet {
             engine: None,
+            sources: Vec::new(),
             rules: Vec::new(),
             query: String::new(),
             files: Vec::new(),
@@ -138,13 +160,12 @@ impl PolicySet {
         }
         let engine = modules::compile(&files)?;
         let rules = result_rules(&modules::declared_rules(&engine)?);
-        let paths: Vec<&str> = rules.iter().map(|r| r.path.as_str()).collect();
-        let query = format!("[{}]", paths.join(", "));
         Ok(PolicySet {
             engine: Some(Mutex::new(engine)),
+            query: query_of(&rules),
+            files: files.iter().map(|f| f.path.clone()).collect(),
+            sources: files,
             rules,
-            query,
-            files: files.into_iter().map(|f| f.path).collect(),
         })
     }
 
@@ -172,39 +193,38 @@ impl PolicySet {
         stack: &DesiredStack,
         facts: &ClusterFacts,
     ) -> Result<Vec<Violation>, PolicyError> {
-        let Some(engine) = &self.engine else {
-            return Ok(Vec::new());
-        };
         if self.rules.is_empty() {
             return Ok(Vec::new());
         }
-        // Converted before taking the lock; a failure here must not read as
+        // Converted here, before any engine; a failure must not read as
         // "no input, no violations".
-        let input_error = |message: String| PolicyError::Input {
+        let json = input::input_json(stack, facts).map_err(|e| PolicyError::Input {
             stack: stack.name.clone(),
-            message,
-        };
-        let json = input::input_json(stack, facts).map_err(|e| input_error(e.to_string()))?;
-        let input =
-            regorus::Value::from_json_str(&json).map_err(|e| input_error(format!("{e:#}")))?;
-        let mut engine = match engine.lock() {
-            Ok(e) => e.clone(),
-            // A panic elsewhere cannot corrupt the prepared engine: it is
-            // only ever cloned under this lock, never mutated.
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        engine.set_input(input);
-        let values = match all_at_once(&mut engine, &self.query, self.rules.len()) {
-            Some(values) => values,
-            None => one_by_one(&mut engine, &self.rules, &stack.name)?,
+            message: e.to_string(),
+        })?;
+        let values: Vec<serde_json::Value> = match &self.engine {
+            Some(engine) => {
+                let mut engine = match engine.lock() {
+                    Ok(e) => e.clone(),
+                    // A panic elsewhere cannot corrupt the prepared engine: it is
+                    // only ever cloned under this lock, never mutated.
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                rule_values(&mut engine, &self.rules, &self.query, &stack.name, &json)?
+            }
+            None => sandbox::run(
+                sandbox::Job::Evaluate {
+                    files: self.sources.clone(),
+                    rules: self.rules.clone(),
+                    query: self.query.clone(),
+                    stack: stack.name.clone(),
+                    input: json,
+                },
+                sandbox::EVALUATION,
+            )?,
         };
         let mut violations = Vec::new();
-        for (rule, value) in self.rules.iter().zip(values) {
-            let json = to_json(&value).map_err(|message| PolicyError::BadResult {
-                rule: rule.path.clone(),
-                location: rule.location.clone(),
-                message,
-            })?;
+        for (rule, json) in self.rules.iter().zip(values) {
             violations.extend(results::read_results(rule, json, stack)?);
         }
         results::apply_skips(&mut violations, stack);
@@ -215,6 +235,43 @@ impl PolicySet {
         violations.dedup();
         Ok(violations)
     }
+}
+
+/// `[<rule path>, ...]`: every result rule in one query.
+fn query_of(rules: &[ResultRule]) -> String {
+    let paths: Vec<&str> = rules.iter().map(|r| r.path.as_str()).collect();
+    format!("[{}]", paths.join(", "))
+}
+
+/// Each result rule's value over `input` (JSON), as JSON; what a worker
+/// answers for [`sandbox::Job::Evaluate`].
+pub(crate) fn rule_values(
+    engine: &mut regorus::Engine,
+    rules: &[ResultRule],
+    query: &str,
+    stack: &str,
+    input: &str,
+) -> Result<Vec<serde_json::Value>, PolicyError> {
+    let input = regorus::Value::from_json_str(input).map_err(|e| PolicyError::Input {
+        stack: stack.to_string(),
+        message: format!("{e:#}"),
+    })?;
+    engine.set_input(input);
+    let values = match all_at_once(engine, query, rules.len()) {
+        Some(values) => values,
+        None => one_by_one(engine, rules, stack)?,
+    };
+    rules
+        .iter()
+        .zip(values)
+        .map(|(rule, value)| {
+            to_json(&value).map_err(|message| PolicyError::BadResult {
+                rule: rule.path.clone(),
+                location: rule.location.clone(),
+                message,
+            })
+        })
+        .collect()
 }
 
 /// All result rules in one query (`[data.a.deny, data.b.warn, ...]`), so

@@ -9,7 +9,7 @@ use serde_json::Value;
 pub const POLICY_DIR: &str = "policies";
 
 /// One `.rego` file read from the tree.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RegoFile {
     pub path: String,
     pub text: String,

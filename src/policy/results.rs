@@ -11,7 +11,7 @@ pub const SKIP_LABEL: &str = "shoal.policy.skip";
 
 /// A rule shoal evaluates: `deny`, `warn`, `violation`, optionally with a
 /// `_<id>` suffix (`deny_shared_storage`), as conftest does.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ResultRule {
     /// Query path, e.g. `data.main.deny_latest`.
     pub path: String,

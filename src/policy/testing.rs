@@ -5,12 +5,12 @@
 use super::error::{EngineMessage, PolicyError};
 use super::modules;
 use crate::source::Tree;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// The result of one test rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum TestOutcome {
     Pass,
@@ -28,7 +28,7 @@ pub enum TestOutcome {
 }
 
 /// One test rule and how it went.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestCase {
     /// Rule name, e.g. `test_deny_bind_mount`.
     pub name: String,
@@ -120,15 +120,36 @@ impl TestReport {
 /// Run the unit tests of `policies/` in `tree`: all `.rego` files (policies
 /// and `*_test.rego`) are loaded together, then every `test_*` rule is
 /// evaluated on its own, without input (tests supply it with `with input as`).
+/// With a worker (see [`sandbox`](super::sandbox)), the tests run there,
+/// within [`TESTS`](super::sandbox::TESTS).
 pub fn run_tests(tree: &dyn Tree) -> TestReport {
-    let mut report = TestReport::default();
     let files = match modules::read_files(tree) {
         Ok(f) => f,
         Err(e) => {
-            report.errors.push(e);
-            return report;
+            return TestReport {
+                tests: Vec::new(),
+                errors: vec![e],
+            }
         }
     };
+    if files.is_empty() || super::sandbox::worker().is_none() {
+        return tests_of(files);
+    }
+    match super::sandbox::run(super::sandbox::Job::Test { files }, super::sandbox::TESTS) {
+        Ok(tests) => TestReport {
+            tests,
+            errors: Vec::new(),
+        },
+        Err(e) => TestReport {
+            tests: Vec::new(),
+            errors: vec![e],
+        },
+    }
+}
+
+/// The tests of `files`, run in this process.
+pub(crate) fn tests_of(files: Vec<modules::RegoFile>) -> TestReport {
+    let mut report = TestReport::default();
     let engine = modules::compile(&files).and_then(|engine| {
         let declared = modules::declared_rules(&engine)?;
         Ok((engine, declared))
@@ -211,6 +232,13 @@ mod duration_ms {
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let ms = <f64 as serde::Deserialize>::deserialize(d)?;
+        Ok(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0))
     }
 }
 

@@ -371,6 +371,10 @@ pub fn emit_dotenv(entries: &[(String, Node)]) -> Vec<u8> {
 }
 
 /// SOPS' un-flattening of dotenv metadata keys (`age__list_0__map_enc`).
+/// A key may nest at most [`crate::nesting::MAX_DEPTH`] levels (SOPS'
+/// own deepest is 5, `key_groups__list_0__map_age__list_0__map_enc`): the
+/// tree built here is converted and dropped recursively, and a 70 KB
+/// `stack.sops.env` could otherwise nest ten thousand deep.
 pub fn unflatten(entries: Vec<(String, Node)>) -> Result<Node, String> {
     #[derive(Default)]
     struct Slot {
@@ -437,7 +441,16 @@ pub fn unflatten(entries: Vec<(String, Node)>) -> Result<Node, String> {
     let mut root = Slot::default();
     for (key, value) in entries {
         let mut slot = &mut root;
-        for token in tokens(&key) {
+        let tokens = tokens(&key);
+        if tokens.len() > crate::nesting::MAX_DEPTH {
+            return Err(format!(
+                "metadata key sops_{}… nests {} levels, deeper than the limit of {}",
+                key.chars().take(40).collect::<String>(),
+                tokens.len(),
+                crate::nesting::MAX_DEPTH
+            ));
+        }
+        for token in tokens {
             slot = match token {
                 Ok(k) => slot.keys.entry(k).or_default(),
                 Err(i) => slot.indices.entry(i).or_default(),
@@ -480,6 +493,21 @@ mod tests {
         assert_eq!(items[1].get("enc").and_then(Node::as_str), Some("E1"));
         assert_eq!(node.get("mac").and_then(Node::as_str), Some("M"));
         assert!(unflatten(vec![("a__list_1".into(), Node::Null)]).is_err());
+    }
+
+    #[test]
+    fn deeply_nested_metadata_keys_are_refused_on_the_agent_stack() {
+        use crate::nesting::tests::on_agent_stack;
+        let key = format!("x{}", "__map_x".repeat(10_000));
+        let err = on_agent_stack(move || unflatten(vec![(key, Node::Str("1".into()))]).map(|_| ()))
+            .unwrap_err();
+        assert!(err.contains("deeper than the limit of 64"), "{err}");
+        // SOPS' own deepest key still unflattens.
+        let ok = unflatten(vec![(
+            "key_groups__list_0__map_age__list_0__map_enc".into(),
+            Node::Str("E".into()),
+        )]);
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -123,7 +123,12 @@ impl SopsDocument {
         if has_dotenv_metadata(text) {
             return Self::from_dotenv(path, text).map(Some);
         }
+        // Before any recursive parser or tree walk (see crate::nesting).
+        let too_deep = |e: crate::nesting::TooDeep| {
+            SecretsError::invalid(path, format!("line {}: {e}", e.line))
+        };
         if text.trim_start().starts_with('{') {
+            crate::nesting::check_json(text, crate::nesting::MAX_DEPTH).map_err(too_deep)?;
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
                 let Some((root, meta)) = split_off_metadata(document::from_json(json)) else {
                     return Ok(None);
@@ -142,6 +147,7 @@ impl SopsDocument {
                 }));
             }
         }
+        crate::nesting::check_yaml(text, crate::nesting::MAX_DEPTH).map_err(too_deep)?;
         Self::from_yaml(path, text)
     }
 
@@ -385,4 +391,43 @@ fn emit(
         },
     };
     Ok(Zeroizing::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nesting::tests::on_agent_stack;
+
+    const MARKERS: &str = "sops:\n  mac: ENC[AES256_GCM,x]\n  version: 3.9.0\n";
+
+    fn detect_error(path: &'static str, text: String) -> String {
+        on_agent_stack(move || SopsDocument::detect(path, text.as_bytes()).map(|_| ()))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn deep_documents_are_refused_before_parsing_on_the_agent_stack() {
+        let block = format!("{MARKERS}x:\n  {}a\n", "- ".repeat(30_000));
+        let flow = format!("{MARKERS}x: {}{}\n", "[".repeat(30_000), "]".repeat(30_000));
+        let json = format!(
+            "{{\"sops\": {{\"mac\": \"m\", \"version\": \"3\"}}, \"x\": {}{}}}",
+            "[".repeat(30_000),
+            "]".repeat(30_000)
+        );
+        let dotenv = format!(
+            "A=ENC[AES256_GCM,data:x]\nsops_version=3.9.0\nsops_mac=x\nsops_x{}=1\n",
+            "__map_x".repeat(10_000)
+        );
+        for (path, text) in [
+            ("s.sops.yaml", block),
+            ("s.sops.yaml", flow),
+            ("s.sops.json", json),
+            ("stack.sops.env", dotenv),
+        ] {
+            let err = detect_error(path, text);
+            assert!(err.starts_with(path), "{err}");
+            assert!(err.contains("deeper than") && err.contains("64"), "{err}");
+        }
+    }
 }
