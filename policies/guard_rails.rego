@@ -23,9 +23,6 @@ allow_external_label := "shoal.allow-external"
 
 allow_socket_label := "shoal.allow-docker-socket"
 
-# The Engine's default socket paths (rootful daemon).
-docker_sockets := {"/var/run/docker.sock", "/run/docker.sock"}
-
 # ---- external configs and secrets ------------------------------------------
 
 # External configs and secrets the stack references, by kind.
@@ -87,39 +84,52 @@ popped(segs, i) if {
 	ups > (j - i) - ups
 }
 
-# A host path that exposes the socket: the socket itself or a folder
-# holding it (`/var/run`, `/run`, `/var`, `/`).
+# Host paths that expose the socket: the socket itself or a folder
+# holding it.
+exposing_paths := {"/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/var", "/"}
+
+# A path as written is compared directly; only one docker would clean
+# (`//`, `/./`, `/../`, a trailing `/`) takes the slower way through
+# clean_path (policies are evaluated per stack on every plan: keep the
+# common case cheap).
+exposes_socket(path) if path in exposing_paths
+
 exposes_socket(path) if {
-	c := clean_path(path)
-	some sock in docker_sockets
-	exposes(c, sock)
+	not canonical(path)
+	clean_path(path) in exposing_paths
 }
 
-exposes(c, sock) if c == sock
+canonical(path) if {
+	not contains(path, "//")
+	not contains(path, "/.")
+	not endswith(path, "/")
+}
 
-exposes(c, sock) if c == "/"
+# Mounts putting a host path in the container, as [service, host path,
+# target]: a bind source, or the device of a `local` volume with `o: bind`
+# (the driver bind-mounts it).
+host_mounts contains [name, m.Source, m.Target] if {
+	some name, svc in input.services
+	some m in svc.spec.TaskTemplate.ContainerSpec.Mounts
+	m.Type == "bind"
+}
 
-exposes(c, sock) if startswith(sock, concat("", [c, "/"]))
-
-# Host paths a mount puts in the container: a bind source, or the device
-# of a `local` volume with `o: bind` (the driver bind-mounts it).
-host_path(m) := m.Source if m.Type == "bind"
-
-host_path(m) := m.VolumeOptions.DriverConfig.Options.device if {
+host_mounts contains [name, device, m.Target] if {
+	some name, svc in input.services
+	some m in svc.spec.TaskTemplate.ContainerSpec.Mounts
 	m.Type == "volume"
+	device := m.VolumeOptions.DriverConfig.Options.device
 	"bind" in {trim_space(o) | some o in split(object.get(m.VolumeOptions.DriverConfig.Options, "o", ""), ",")}
 }
 
 socket_allowed(svc) if lib.service_labels(svc)[allow_socket_label] == "true"
 
 deny contains {"rule": "docker_socket", "service": name, "msg": msg} if {
-	some name, svc in input.services
-	some m in object.get(lib.container(svc), "Mounts", [])
-	path := host_path(m)
+	some [name, path, target] in host_mounts
 	exposes_socket(path)
-	not socket_allowed(svc)
+	not socket_allowed(input.services[name])
 	msg := sprintf(
 		"service %s of stack %s mounts host path %s at %s, which exposes the Docker socket (root on this manager). Fix: if this service must drive Docker (a proxy, an agent), allow it on the service: deploy.labels: {%s: \"true\"}.",
-		[name, input.stack, path, m.Target, allow_socket_label],
+		[name, input.stack, path, target, allow_socket_label],
 	)
 }
