@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 const FIXTURES: &str = "tests/fixtures/convert";
 
+mod common;
+
 /// Service-spec fields the daemon fills in by itself (array indices as
 /// `[]`): these may be in the live spec without the converter producing
 /// them.
@@ -325,6 +327,11 @@ fn live_service(name: &str) -> Value {
 
 /// Deploy `fixture` as `stack` with docker and compare everything.
 fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
+    check_then(fixture, stack, extra_networks, || {});
+}
+
+/// [`check`], then `after` while the stack is still deployed.
+fn check_then(fixture: &str, stack: &str, extra_networks: &[&str], after: impl FnOnce()) {
     let want = desired(fixture, stack);
     assert_same_specs(&want, &desired_via_loader(fixture, stack));
     remove_stack(stack);
@@ -397,6 +404,7 @@ fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
             docker(&["network", "inspect", name]).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+    after();
 }
 
 #[test]
@@ -412,4 +420,106 @@ fn networks_volumes_configs_secrets_match_docker_stack_deploy() {
 #[test]
 fn jobs_and_legacy_restart_match_docker_stack_deploy() {
     check("jobs", "cv5", &[]);
+}
+
+// ---- networks: plan clean after docker, re-apply with no write -----------
+
+const NETWORKS: &str = include_str!("fixtures/convert/networks.yml");
+
+/// Network option combinations: docker creates what shoal wants, and
+/// shoal then plans no change (the daemon's gateways and VXLAN ids are
+/// not differences).
+#[test]
+fn network_options_match_docker_stack_deploy_and_plan_clean() {
+    check_then("networks", "cv6", &[], || {
+        let repo = common::Repo::new();
+        repo.stack("cv6", NETWORKS);
+        let dir = repo.path().to_str().unwrap();
+        let out = common::shoal(&[
+            "plan",
+            "--repo",
+            dir,
+            "--stack",
+            "cv6",
+            "--detailed-exitcode",
+        ]);
+        common::assert_code(&out, 0);
+        assert!(
+            common::stdout(&out).contains("No changes"),
+            "{}",
+            common::stdout(&out)
+        );
+    });
+}
+
+/// Ids of the stack's networks, by name.
+fn network_ids(stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    let out = common::docker(&[
+        "network",
+        "ls",
+        "--filter",
+        &filter,
+        "--format",
+        "{{.Name}} {{.ID}}",
+    ]);
+    let mut ids: Vec<String> = out.lines().map(str::to_string).collect();
+    ids.sort();
+    ids
+}
+
+/// The same networks created by shoal: a second apply writes nothing (it
+/// used to plan every subnet network as "must be replaced" and refuse).
+#[test]
+fn network_options_applied_by_shoal_reapply_with_no_write() {
+    let stack = common::stack_name("cvnet");
+    let _guard = common::StackGuard::new(&[&stack]);
+    // Pools of their own (10.213.2x.0/24): overlay subnets may not
+    // overlap with the test above running at the same time.
+    let yaml = NETWORKS.replace("10.213.1", "10.213.2");
+    assert_ne!(yaml, NETWORKS);
+    let repo = common::Repo::new();
+    repo.stack(&stack, &yaml);
+    let dir = repo.path().to_str().unwrap();
+    let apply = || {
+        common::shoal(&[
+            "apply",
+            "--repo",
+            dir,
+            "--stack",
+            &stack,
+            "--auto-approve",
+            "--timeout",
+            "60s",
+        ])
+    };
+    common::assert_code(&apply(), 0);
+    let ids = network_ids(&stack);
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    let svc = format!("{stack}_app");
+    let version = common::service_version(&svc);
+    assert!(version.is_some());
+
+    let plan = common::shoal(&[
+        "plan",
+        "--repo",
+        dir,
+        "--stack",
+        &stack,
+        "--detailed-exitcode",
+    ]);
+    common::assert_code(&plan, 0);
+    let again = apply();
+    common::assert_code(&again, 0);
+    assert!(
+        common::stdout(&again).contains("No changes"),
+        "{}",
+        common::stdout(&again)
+    );
+    assert_eq!(network_ids(&stack), ids, "a network was replaced");
+    assert_eq!(
+        common::service_version(&svc),
+        version,
+        "the service was rewritten"
+    );
 }

@@ -335,12 +335,34 @@ fn network(spec: &Value) -> Value {
     n
 }
 
-/// What the daemon assigns when the request left it open: the subnet and
-/// gateway (`IPAM.Config`) and the overlay's VXLAN id. Compared only when
-/// the desired spec sets them.
+/// The fields of an IPAM pool (`IPAM.Config[]`) a create request can set.
+/// The daemon fills the ones left open: a subnet from its default pools
+/// when none is given, and always the gateway (the subnet's first address).
+const IPAM_POOL_FIELDS: &[&str] = &["Subnet", "IPRange", "Gateway", "AuxiliaryAddresses"];
+
+/// What the daemon assigns when the request left it open: the pools
+/// (`IPAM.Config`), the fields of a pool the request did not set (the
+/// gateway of `subnet: 10.1.2.0/24` is `10.1.2.1`), and the overlay's
+/// VXLAN ids. Compared only when the desired spec sets them, so a network
+/// docker stack deploy or shoal created plans clean. Pools pair up by
+/// position: the daemon keeps the request's order.
 fn drop_daemon_assigned_network_fields(desired: &Value, live: &mut Value) {
-    if desired.pointer("/IPAM/Config").is_none_or(is_empty_value) {
-        remove(live, &["IPAM", "Config"]);
+    match desired.pointer("/IPAM/Config").and_then(Value::as_array) {
+        Some(pools) if !pools.is_empty() => {
+            if let Some(live_pools) = live
+                .pointer_mut("/IPAM/Config")
+                .and_then(Value::as_array_mut)
+            {
+                for (want, have) in pools.iter().zip(live_pools.iter_mut()) {
+                    for field in IPAM_POOL_FIELDS {
+                        if want.get(*field).is_none_or(is_empty_value) {
+                            remove(have, &[*field]);
+                        }
+                    }
+                }
+            }
+        }
+        _ => remove(live, &["IPAM", "Config"]),
     }
     let vxlan = "com.docker.network.driver.overlay.vxlanid_list";
     if desired

@@ -15,6 +15,8 @@ fn fixture(name: &str) -> Value {
         "web_cli" => include_str!("testdata/web_cli.json"),
         "worker_cli" => include_str!("testdata/worker_cli.json"),
         "network_front_raw" => include_str!("testdata/network_front_raw.json"),
+        "network_internal_subnet_raw" => include_str!("testdata/network_internal_subnet_raw.json"),
+        "network_two_subnets_raw" => include_str!("testdata/network_two_subnets_raw.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()
@@ -521,9 +523,106 @@ fn network_ipam_config_compared_only_when_desired() {
         "IPAM": {"Config": [{"Subnet": "10.9.0.0/24"}]}});
     let d = diff_spec(Kind::Network, &desired, &live);
     assert_eq!(d[0].path, REPLACE_REQUIRED);
+    // The gateway is the daemon's: only the subnet the file sets differs.
+    assert_eq!(paths(&d)[1..], ["IPAM.Config[0].Subnet"]);
+}
+
+/// What shoal's convert (and docker's) sends for
+/// `networks: {drv: {internal: true, attachable: true, labels: [x=y],
+/// driver_opts: {com.docker.network.driver.mtu: "1450"},
+/// ipam: {driver: default, config: [{subnet: 10.213.6.0/24}]}}}`.
+fn desired_internal_subnet() -> Value {
+    json!({
+        "Name": "npa_drv", "Driver": "overlay", "Internal": true, "Attachable": true,
+        "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.213.6.0/24"}]},
+        "Options": {"com.docker.network.driver.mtu": "1450"},
+        "Labels": {"com.docker.stack.namespace": "npa", "x": "y"}
+    })
+}
+
+/// The daemon fills the gateway of a given subnet (`10.213.6.1`) and the
+/// overlay's VXLAN id: a network docker stack deploy (or shoal) created
+/// from the file is no change, so it can be re-applied.
+#[test]
+fn docker_deployed_network_with_subnet_is_no_change() {
+    let live = fixture("network_internal_subnet_raw");
+    assert_eq!(live["IPAM"]["Config"][0]["Gateway"], "10.213.6.1");
     assert_eq!(
-        paths(&d)[1..],
-        ["IPAM.Config[0].Gateway", "IPAM.Config[0].Subnet"]
+        diff_spec(Kind::Network, &desired_internal_subnet(), &live),
+        vec![]
+    );
+}
+
+#[test]
+fn docker_deployed_network_with_two_subnets_is_no_change() {
+    let live = fixture("network_two_subnets_raw");
+    let desired = json!({
+        "Name": "npa_two", "Driver": "overlay", "Internal": false, "Attachable": false,
+        "IPAM": {"Config": [{"Subnet": "10.213.4.0/24"}, {"Subnet": "10.213.3.0/24"}]},
+        "Labels": {"com.docker.stack.namespace": "npa"}
+    });
+    assert_eq!(diff_spec(Kind::Network, &desired, &live), vec![]);
+    // Pools pair by position, as the daemon keeps them: a changed second
+    // subnet is a change of that pool only.
+    let mut moved = desired.clone();
+    moved["IPAM"]["Config"][1]["Subnet"] = json!("10.213.9.0/24");
+    let d = diff_spec(Kind::Network, &moved, &live);
+    assert_eq!(paths(&d), [REPLACE_REQUIRED, "IPAM.Config[1].Subnet"]);
+    // A third pool the live network lacks is a change too.
+    let mut more = desired.clone();
+    more["IPAM"]["Config"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Subnet": "10.213.8.0/24"}));
+    let d = diff_spec(Kind::Network, &more, &live);
+    assert_eq!(d[0].path, REPLACE_REQUIRED);
+    assert!(paths(&d).contains(&"IPAM.Config[2]".to_string()), "{d:?}");
+}
+
+/// Fields the file does set are still compared: a different subnet, a
+/// gateway or IP range given explicitly (a request shoal's convert does
+/// not make today, as docker's schema has only `subnet`), the internal
+/// flag, a driver option.
+#[test]
+fn network_fields_set_by_the_file_are_compared() {
+    let live = fixture("network_internal_subnet_raw");
+    let change = |path: &str, v: Value| {
+        let mut d = desired_internal_subnet();
+        *d.pointer_mut(path).unwrap() = v;
+        paths(&diff_spec(Kind::Network, &d, &live))
+    };
+    assert_eq!(
+        change(
+            "/IPAM/Config/0",
+            json!({"Subnet": "10.213.6.0/24", "Gateway": "10.213.6.254"})
+        ),
+        [REPLACE_REQUIRED, "IPAM.Config[0].Gateway"]
+    );
+    assert_eq!(
+        change(
+            "/IPAM/Config/0",
+            json!({"Subnet": "10.213.6.0/24", "Gateway": "10.213.6.1"})
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        change(
+            "/IPAM/Config/0",
+            json!({"Subnet": "10.213.6.0/24", "IPRange": "10.213.6.128/25"})
+        ),
+        [REPLACE_REQUIRED, "IPAM.Config[0].IPRange"]
+    );
+    assert_eq!(
+        change("/IPAM/Config/0/Subnet", json!("10.213.7.0/24")),
+        [REPLACE_REQUIRED, "IPAM.Config[0].Subnet"]
+    );
+    assert_eq!(
+        change("/Internal", json!(false)),
+        [REPLACE_REQUIRED, "Internal"]
+    );
+    assert_eq!(
+        change("/Options/com.docker.network.driver.mtu", json!("1400")),
+        [REPLACE_REQUIRED, "Options[com.docker.network.driver.mtu]"]
     );
 }
 

@@ -435,7 +435,8 @@ fn seed_stack() -> DesiredStack {
             service(
                 "steedos_traefik",
                 json!({"Name": "steedos_traefik",
-                       "Labels": {"com.docker.stack.namespace": "steedos", "com.docker.stack.image": "traefik:v3.1"},
+                       "Labels": {"com.docker.stack.namespace": "steedos", "com.docker.stack.image": "traefik:v3.1",
+                                  "shoal.allow-docker-socket": "true"},
                        "TaskTemplate": {"ContainerSpec": {
                            "Image": "traefik:v3.1", "Labels": ns,
                            "Args": ["--api.insecure=true", "--providers.swarm=true", "--entrypoints.web.address=:80"],
