@@ -242,10 +242,14 @@ fn commit_statuses_on_gitea_and_gitlab() {
         );
         let commit = head(&app.remote);
         let path = format!("{path_of}{commit}");
-        let sent = poll(&format!("{forge}: two statuses"), Duration::from_secs(60), || {
-            let s = r.on(&path);
-            (s.len() >= 2).then_some(s)
-        });
+        let sent = poll(
+            &format!("{forge}: two statuses"),
+            Duration::from_secs(60),
+            || {
+                let s = r.on(&path);
+                (s.len() >= 2).then_some(s)
+            },
+        );
         assert_eq!(sent[0].method, "POST");
         assert_eq!(sent[0].header(auth.0), Some(auth.1), "{forge}");
         let states: Vec<String> = sent
