@@ -15,7 +15,7 @@
 //! without the deployer's environment.
 mod common;
 
-use common::agent::{app_stack, free_port, http};
+use common::agent::{app_stack, free_port, git_env, http};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,22 +61,8 @@ impl Remote {
     /// git as root on a repository the agent's user owns: safe.directory
     /// says that is intended.
     fn git(&self, dir: &Path, args: &[&str]) {
-        let o = Command::new("git")
-            .current_dir(dir)
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", self.gitconfig())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-            .output()
-            .expect("git");
-        assert!(
-            o.status.success(),
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let config = self.gitconfig();
+        git_env(dir, args, &[("GIT_CONFIG_GLOBAL", config.as_os_str())]);
     }
     fn write(&self, rel: &str, content: &str) {
         let path = self.work().join(rel);

@@ -729,7 +729,7 @@ impl NotifyArgs {
     pub fn start(&self) -> anyhow::Result<Option<Notifier>> {
         let mut urls = self.notify.clone();
         if let Some(path) = &self.notify_file {
-            let text = String::from_utf8(read_file(path, "--notify-file")?)
+            let text = String::from_utf8(super::options::read_secret(path, "--notify-file")?)
                 .map_err(|_| anyhow::anyhow!("--notify-file {}: not UTF-8 text", path.display()))?;
             urls.extend(
                 text.lines()
@@ -750,7 +750,7 @@ impl NotifyArgs {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let secret = match &self.notify_secret_file {
-            Some(path) => Some(read_file(path, "--notify-secret-file")?),
+            Some(path) => Some(super::options::read_secret(path, "--notify-secret-file")?),
             None => None,
         };
         let commit_status = match (
@@ -760,8 +760,11 @@ impl NotifyArgs {
             &self.commit_status_token_file,
         ) {
             (Some(forge), Some(api), Some(repo), Some(token_file)) => {
-                let token = String::from_utf8(read_file(token_file, "--commit-status-token-file")?)
-                    .map_err(|_| anyhow::anyhow!("--commit-status-token-file: not UTF-8 text"))?;
+                let token = String::from_utf8(super::options::read_secret(
+                    token_file,
+                    "--commit-status-token-file",
+                )?)
+                .map_err(|_| anyhow::anyhow!("--commit-status-token-file: not UTF-8 text"))?;
                 Some(CommitStatusTarget {
                     forge,
                     api: api.clone(),
@@ -782,21 +785,6 @@ impl NotifyArgs {
             commit_status,
         )))
     }
-}
-
-/// A secret or list file's content without trailing whitespace; empty is
-/// an error naming the flag.
-fn read_file(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path)
-        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read: {e}", path.display()))?;
-    let end = raw
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    if end == 0 {
-        anyhow::bail!("{flag} {}: the file is empty", path.display());
-    }
-    Ok(raw[..end].to_vec())
 }
 
 #[cfg(test)]

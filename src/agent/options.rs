@@ -144,8 +144,9 @@ impl AgentArgs {
     }
 }
 
-/// A secret file's content without the trailing newline editors add.
-fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<u8>> {
+/// A secret file's content without the trailing newline editors add; an
+/// empty file is an error naming `flag`.
+pub(crate) fn read_secret(path: &std::path::Path, flag: &str) -> anyhow::Result<Vec<u8>> {
     let raw =
         std::fs::read(path).with_context(|| format!("{flag} {}: cannot read", path.display()))?;
     let end = raw

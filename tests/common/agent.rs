@@ -17,9 +17,15 @@ pub struct GitRemote {
 }
 
 pub fn git(dir: &Path, args: &[&str]) {
+    git_env(dir, args, &[]);
+}
+
+/// [`git`] with extra environment variables.
+pub fn git_env(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
     let o = Command::new("git")
         .current_dir(dir)
         .args(args)
+        .envs(env.iter().copied())
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
         .env("GIT_COMMITTER_NAME", "t")
