@@ -17,9 +17,9 @@ static URL_USERINFO: LazyLock<regex::Regex> = LazyLock::new(|| {
 
 /// `text` without the user and password of any URL in it:
 /// `https://ghp_x:y@host/r.git` becomes `https://***@host/r.git`.
-// TODO(lead): helper "git" masks single URLs in src/source/git/remote_url.rs
-// (`redact_unparsed`); this scans free text for any number of URLs. Unify
-// once both are merged.
+/// `source::git::mask_userinfo` prints one known URL by the documented rule
+/// (placeholder user names such as `git` stay); here any text is scanned,
+/// and since an error may quote any URL, every user name goes.
 pub fn url_credentials(text: &str) -> Cow<'_, str> {
     URL_USERINFO.replace_all(text, "$1***@")
 }
