@@ -387,13 +387,21 @@ pub fn message(target: &Target, event: &Event, secret: Option<&[u8]>) -> Request
         }
         // Slack (and the compatible Mattermost/Teams webhooks): `text` with
         // Slack's mrkdwn: the title in bold.
-        Target::Text { url, .. } => {
-            json_request(url, json!({"text": format!("*{title}*\n{body}")}))
-        }
-        // Discord: `content`, at most 2000 characters.
+        // Commit subjects and errors come from the repository: `&`, `<`
+        // and `>` are escaped as Slack documents, so a subject holding
+        // `<!channel>` or a link is shown, not acted on.
+        Target::Text { url, .. } => json_request(
+            url,
+            json!({"text": format!("*{}*\n{}", slack_escape(&title), slack_escape(&body))}),
+        ),
+        // Discord: `content`, at most 2000 characters; `allowed_mentions`
+        // empty, so an `@everyone` in a commit subject pings nobody.
         Target::Discord { url } => {
             let content: String = format!("**{title}**\n{body}").chars().take(2000).collect();
-            json_request(url, json!({"content": content}))
+            json_request(
+                url,
+                json!({"content": content, "allowed_mentions": {"parse": []}}),
+            )
         }
         // ntfy: the body is the message; title, priority and tags are headers.
         Target::Ntfy { url } => Request {
@@ -413,6 +421,14 @@ pub fn message(target: &Target, event: &Event, secret: Option<&[u8]>) -> Request
             body: body.into_bytes(),
         },
     }
+}
+
+/// Text for Slack's `text` field: the three characters Slack's message
+/// formatting gives meaning to, escaped as its documentation says.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.

@@ -166,7 +166,24 @@ fn discord_gets_content_within_its_limit() {
     let content = doc["content"].as_str().unwrap();
     assert!(content.starts_with("**shoal: web failed**\nCommit 3f2a9c1"));
     assert_eq!(content.chars().count(), 2000);
-    assert_eq!(doc.as_object().unwrap().len(), 1);
+    assert_eq!(doc["allowed_mentions"], json!({"parse": []}), "no pings");
+    assert_eq!(doc.as_object().unwrap().len(), 2);
+}
+
+/// A commit subject is repository content: Slack's control sequences in it
+/// are shown as text, never acted on.
+#[test]
+fn slack_text_from_the_repository_is_escaped() {
+    let t = Target::parse("slack+https://hooks.slack.com/services/T/B/X").unwrap();
+    let mut e = event(EventKind::Synced);
+    e.revision.subject = Some("<!channel> see <https://evil.example|here> & more".into());
+    let doc: Value = serde_json::from_slice(&message(&t, &e, None).body).unwrap();
+    let text = doc["text"].as_str().unwrap();
+    assert!(
+        text.contains("\"&lt;!channel&gt; see &lt;https://evil.example|here&gt; &amp; more\""),
+        "{text}"
+    );
+    assert!(!text.contains('<'));
 }
 
 #[test]
