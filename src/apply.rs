@@ -4,6 +4,8 @@
 //! retry on concurrent changes, and the convergence verdict. The plan is
 //! trusted for *what* to write; apply decides only *how* and *when*.
 mod converge;
+pub mod rollback;
+pub mod waves;
 
 use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds, RegistryHeaders};
 use crate::images::image_of;
@@ -13,16 +15,19 @@ use crate::state::Kind;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::time::Instant;
+pub use waves::Order;
 
 /// How a plan is applied.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Wait for created/updated services to converge.
     pub wait: bool,
-    /// Longest wait for convergence (all services together), and for
-    /// objects still in use to be released on delete.
+    /// Longest wait for convergence (all services together), for each
+    /// wave's dependencies (`depends_on`), and for objects still in use to
+    /// be released on delete.
     pub timeout: Duration,
     /// Service writes in flight at once.
     pub parallelism: usize,
@@ -30,6 +35,12 @@ pub struct ApplyOptions {
     /// with its create/update, so the nodes can pull private images
     /// (`--with-registry-auth`).
     pub registry_auth: Option<Credentials>,
+    /// On a failed rollout, restore the services this run changed to their
+    /// specs before it and remove what it created (`--rollback-on-failure`).
+    pub rollback_on_failure: bool,
+    /// Progress goes to a terminal that redraws one line: repeat the
+    /// `waiting for ...` line every second instead of every 15 s.
+    pub live_progress: bool,
 }
 
 impl Default for ApplyOptions {
@@ -39,6 +50,8 @@ impl Default for ApplyOptions {
             timeout: Duration::from_secs(300),
             parallelism: 8,
             registry_auth: None,
+            rollback_on_failure: false,
+            live_progress: false,
         }
     }
 }
@@ -91,6 +104,21 @@ pub enum ApplyError {
         reasons: Vec<(String, String)>,
         report: Box<ApplyReport>,
     },
+    /// A dependency did not meet its condition: the services waiting for
+    /// it (and later waves) were not written.
+    #[error("{why}\nnot started (they wait for {dependency}): {}", not_started.join(", "))]
+    Gate {
+        dependency: String,
+        why: String,
+        not_started: Vec<String>,
+        report: Box<ApplyReport>,
+    },
+    /// The rollout failed and was rolled back (`--rollback-on-failure`).
+    #[error("{cause}\n{rollback}")]
+    RolledBack {
+        cause: Box<ApplyError>,
+        rollback: Box<rollback::RollbackReport>,
+    },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -99,11 +127,17 @@ impl ApplyError {
     /// What was written before the failure, if anything was.
     pub fn report(&self) -> Option<&ApplyReport> {
         match self {
-            ApplyError::Write { report, .. } | ApplyError::NotConverged { report, .. } => {
-                Some(report)
-            }
+            ApplyError::Write { report, .. }
+            | ApplyError::NotConverged { report, .. }
+            | ApplyError::Gate { report, .. } => Some(report),
+            ApplyError::RolledBack { cause, .. } => cause.report(),
             _ => None,
         }
+    }
+
+    /// Whether the failed run was rolled back.
+    pub fn rolled_back(&self) -> bool {
+        matches!(self, ApplyError::RolledBack { .. })
     }
 }
 
@@ -121,6 +155,41 @@ pub async fn apply(
     engine: &Engine,
     plan: &Plan,
     opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ApplyReport, ApplyError> {
+    apply_ordered(engine, plan, &Order::none(), opts, progress).await
+}
+
+/// [`apply`] with services written in waves by `order` (see
+/// [`waves`]), and with `opts.rollback_on_failure` a failed rollout
+/// rolled back (see [`rollback`]).
+pub async fn apply_ordered(
+    engine: &Engine,
+    plan: &Plan,
+    order: &Order,
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ApplyReport, ApplyError> {
+    let undo = rollback::Undo::new(opts.rollback_on_failure);
+    match run(engine, plan, order, opts, &undo, progress).await {
+        Err(cause) if opts.rollback_on_failure && cause.report().is_some() => {
+            let written = cause.report().cloned().unwrap_or_default();
+            let report = rollback::roll_back(engine, &undo, &written, order, opts, progress).await;
+            Err(ApplyError::RolledBack {
+                cause: Box::new(cause),
+                rollback: Box::new(report),
+            })
+        }
+        other => other,
+    }
+}
+
+async fn run(
+    engine: &Engine,
+    plan: &Plan,
+    order: &Order,
+    opts: &ApplyOptions,
+    undo: &rollback::Undo,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ApplyReport, ApplyError> {
     validate(plan)?;
@@ -143,22 +212,12 @@ pub async fn apply(
         }
     }
 
-    // 2. Services, in parallel.
+    // 2. Services, in waves (one wave without dependencies), each wave in
+    // parallel once the dependencies of its services are met.
     let services = of(Kind::Service, &upserts);
     let mut written = Vec::new();
     if !services.is_empty() {
         let ids = engine.reference_ids().await?;
-        // Boxed as `dyn Future + Send`: an unboxed closure-made future here
-        // trips rustc's higher-ranked lifetime inference when the caller
-        // needs the whole apply future to be Send (the agent does).
-        type Pending<'a> = std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
-                    + Send
-                    + 'a,
-            >,
-        >;
-        let ids = &ids;
         // Credentials once per registry, not once per service.
         let headers = match &opts.registry_auth {
             Some(creds) => Some(
@@ -167,34 +226,45 @@ pub async fn apply(
             ),
             None => None,
         };
-        let registry = headers.as_ref();
-        let pending: Vec<Pending<'_>> = services
-            .iter()
-            .map(|&c| -> Pending<'_> {
-                Box::pin(
-                    async move { (c, write_service(engine, c, ids, registry, progress).await) },
-                )
-            })
-            .collect();
-        let outcomes: Vec<_> = stream::iter(pending)
-            .buffered(opts.parallelism.max(1))
-            .collect()
-            .await;
-        let mut failures = Vec::new();
-        for (change, outcome) in outcomes {
-            match outcome {
-                Ok(ServiceWrite { writes, id }) => {
-                    report.writes += writes;
-                    if writes > 0 {
-                        record(&mut report, change, 0, progress);
-                    }
-                    written.push((change.name.clone(), id));
-                }
-                Err(e) => failures.push(e),
+        let waves = waves::waves(&services, order);
+        let mut written_names = BTreeSet::new();
+        for (i, wave) in waves.iter().enumerate() {
+            let gates = waves::gates_of(wave, order);
+            if let Err(f) = waves::wait_gates(
+                engine,
+                &gates,
+                &written_names,
+                opts.timeout,
+                opts.live_progress,
+                progress,
+            )
+            .await
+            {
+                return Err(ApplyError::Gate {
+                    dependency: f.dependency,
+                    why: f.why,
+                    not_started: waves::not_started(&waves[i..]),
+                    report: Box::new(report),
+                });
             }
-        }
-        if !failures.is_empty() {
-            return Err(write_failed(failures, report));
+            let outcomes = write_wave(engine, wave, &ids, headers.as_ref(), undo, opts, progress).await;
+            let mut failures = Vec::new();
+            for (change, outcome) in outcomes {
+                match outcome {
+                    Ok(ServiceWrite { writes, id }) => {
+                        report.writes += writes;
+                        if writes > 0 {
+                            record(&mut report, change, 0, progress);
+                        }
+                        written_names.insert(change.name.clone());
+                        written.push((change.name.clone(), id));
+                    }
+                    Err(e) => failures.push(e),
+                }
+            }
+            if !failures.is_empty() {
+                return Err(write_failed(failures, report));
+            }
         }
     }
 
@@ -231,6 +301,43 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// Write one wave of services, `opts.parallelism` at a time.
+async fn write_wave<'a>(
+    engine: &Engine,
+    wave: &[&'a Change],
+    ids: &ReferenceIds,
+    registry: Option<&RegistryHeaders>,
+    undo: &rollback::Undo,
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<(&'a Change, Result<ServiceWrite, EngineError>)> {
+    // Boxed as `dyn Future + Send`: an unboxed closure-made future here
+    // trips rustc's higher-ranked lifetime inference when the caller
+    // needs the whole apply future to be Send (the agent does).
+    type Pending<'p, 'c> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (&'c Change, Result<ServiceWrite, EngineError>)>
+                + Send
+                + 'p,
+        >,
+    >;
+    let pending: Vec<Pending<'_, 'a>> = wave
+        .iter()
+        .map(|&c| -> Pending<'_, 'a> {
+            Box::pin(async move {
+                (
+                    c,
+                    write_service(engine, c, ids, registry, undo, progress).await,
+                )
+            })
+        })
+        .collect();
+    stream::iter(pending)
+        .buffered(opts.parallelism.max(1))
+        .collect()
+        .await
 }
 
 /// Refuse plans apply cannot carry out, before any write.
@@ -343,6 +450,7 @@ async fn write_service(
     change: &Change,
     ids: &ReferenceIds,
     registry: Option<&RegistryHeaders>,
+    undo: &rollback::Undo,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ServiceWrite, EngineError> {
     let mut spec = desired(change).clone();
@@ -357,9 +465,17 @@ async fn write_service(
     };
     if change.action == Action::Create {
         let id = engine.create_with_auth(Kind::Service, &spec, auth).await?;
+        undo.created(&change.name, &id);
         return Ok(ServiceWrite { writes: 1, id });
     }
     let (id, mut version) = live(change);
+    if undo.enabled() {
+        // The exact spec before this run, to restore on a failed rollout
+        // (Swarm's PreviousSpec is one step back, and moves on its own
+        // rollback).
+        let before = engine.inspect_service(id).await?;
+        undo.before(&change.name, id, &before["Spec"]);
+    }
     for _ in 0..UPDATE_ATTEMPTS {
         match engine
             .update_with_auth(Kind::Service, id, version, &spec, auth)
@@ -376,6 +492,7 @@ async fn write_service(
             }
             Err(EngineError::OutOfSequence { .. }) => {
                 let service = engine.inspect_service(id).await?;
+                undo.before(&change.name, id, &service["Spec"]);
                 version = service["Version"]["Index"].as_u64().unwrap_or(version);
                 let networks = engine.network_ids().await?;
                 if spec_matches(&with_network_ids(&spec, &networks), &service["Spec"]) {

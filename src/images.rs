@@ -459,7 +459,7 @@ mod tests {
                     .collect(),
                 ..Default::default()
             }],
-            errors: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -217,9 +217,17 @@ struct ApplyArgs {
     /// Do not wait for services to converge.
     #[arg(long)]
     no_wait: bool,
-    /// How long to wait for convergence.
+    /// How long to wait, per wave: for the dependencies of the services of
+    /// a wave (depends_on) to meet their conditions, and at the end for the
+    /// services written to converge.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// On a failed rollout (a dependency or service not converging in
+    /// time, Swarm rolling an update back, a failed job), restore the
+    /// services this run changed to their specs before it, remove what it
+    /// created, and exit 1 saying so.
+    #[arg(long)]
+    rollback_on_failure: bool,
 }
 
 #[derive(Args)]
@@ -737,14 +745,18 @@ async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
     } else {
         None
     };
+    let live = std::io::stdout().is_terminal();
     let opts = ApplyOptions {
         wait: !args.no_wait,
         timeout: args.timeout,
         registry_auth,
+        rollback_on_failure: args.rollback_on_failure,
+        live_progress: live,
         ..ApplyOptions::default()
     };
-    let progress = |line: &str| println!("{line}");
-    let report = apply::apply(&engine, &p.plan, &opts, &progress).await?;
+    let progress = |line: &str| apply::waves::print_progress(line, live);
+    let order = apply::Order::from_desired(&p.desired);
+    let report = apply::apply_ordered(&engine, &p.plan, &order, &opts, &progress).await?;
     if !report.not_converged.is_empty() {
         eprintln!(
             "error: these services did not converge: {}",

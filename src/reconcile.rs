@@ -67,6 +67,9 @@ pub struct Desired {
     pub stacks: Vec<DesiredStack>,
     /// Stacks that failed to load: reported, and left as they are.
     pub errors: Vec<StackError>,
+    /// Stacks other stacks need (`x-shoal.depends_on`), by loaded stack;
+    /// checked: each names a stack of the repository, no cycle.
+    pub needs: BTreeMap<String, Vec<String>>,
 }
 
 impl Desired {
@@ -104,13 +107,20 @@ pub fn load(tree: &RepoTree, scope: &Scope, env: &Vars) -> Result<Desired, Sourc
     let mut desired = Desired::default();
     for entry in entries.iter().filter(|e| scope.includes(&e.name)) {
         match load_stack(tree, entry, env) {
-            Ok(stack) => desired.stacks.push(stack),
+            Ok((stack, needs)) => {
+                if !needs.is_empty() {
+                    desired.needs.insert(stack.name.clone(), needs);
+                }
+                desired.stacks.push(stack)
+            }
             Err(message) => desired.errors.push(StackError {
                 stack: entry.name.clone(),
                 message,
             }),
         }
     }
+    let existing = entries.iter().map(|e| e.name.clone()).collect();
+    crate::apply::waves::refuse_bad_stack_needs(&mut desired, &existing);
     Ok(desired)
 }
 
@@ -118,7 +128,7 @@ fn load_stack(
     tree: &RepoTree,
     entry: &source::StackEntry,
     env: &Vars,
-) -> Result<DesiredStack, String> {
+) -> Result<(DesiredStack, Vec<String>), String> {
     let vars = stack_vars(tree, &entry.dir, env)?;
     // Everything the stack reads from here on counts against one budget.
     let what = format!("the files of stack {}", entry.name);
@@ -129,7 +139,7 @@ fn load_stack(
     let mut warnings = loaded.warnings;
     warnings.append(&mut stack.warnings);
     stack.warnings = warnings;
-    Ok(stack)
+    Ok((stack, loaded.config.stack_depends_on))
 }
 
 /// Interpolation variables of one stack, later sources winning:

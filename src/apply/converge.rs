@@ -68,7 +68,35 @@ async fn poll_once(engine: &Engine, name: &str, id: &str) -> Result<Assessment, 
         .filter(|n| n.state != "down")
         .map(|n| n.id)
         .collect();
-    Ok(assess(name, &service, &tasks, &active))
+    let mut a = assess(name, &service, &tasks, &active);
+    if let Verdict::Failed(reason) = &a.verdict {
+        // After Swarm rolled an update back, the up-to-date tasks are the
+        // old spec's: the error that made it roll back is on a newer one.
+        if first_task_error(&tasks).is_none() {
+            let all = engine.service_tasks(id, false).await?;
+            if let Some(err) = newest_task_error(&all) {
+                let reason = format!("{reason}; {err}");
+                a.line = format!("{name}: {reason}");
+                a.verdict = Verdict::Failed(reason);
+            }
+        }
+    }
+    Ok(a)
+}
+
+/// The error of the task that changed last (`task: non-zero exit (1)`).
+fn newest_task_error(tasks: &[Value]) -> Option<String> {
+    tasks
+        .iter()
+        .filter(|t| t["Status"]["Err"].as_str().is_some_and(|e| !e.is_empty()))
+        .max_by(|a, b| {
+            a["UpdatedAt"]
+                .as_str()
+                .unwrap_or_default()
+                .cmp(b["UpdatedAt"].as_str().unwrap_or_default())
+        })
+        .and_then(|t| t["Status"]["Err"].as_str())
+        .map(str::to_string)
 }
 
 /// Judge one service from its inspect output, its up-to-date tasks and
@@ -81,9 +109,16 @@ pub(crate) fn assess(
 ) -> Assessment {
     let update = &service["UpdateStatus"];
     let message = update["Message"].as_str().unwrap_or_default();
-    let failed = |what: &str| Assessment {
-        verdict: Verdict::Failed(format!("{what}: {message}")),
-        line: format!("{name}: {what}: {message}"),
+    let task_error = first_task_error(tasks);
+    let failed = |what: &str| {
+        let reason = match &task_error {
+            Some(err) => format!("{what}: {message}; {err}"),
+            None => format!("{what}: {message}"),
+        };
+        Assessment {
+            line: format!("{name}: {reason}"),
+            verdict: Verdict::Failed(reason),
+        }
     };
     let updating = match update["State"].as_str().unwrap_or_default() {
         "paused" => return failed("update paused"),
@@ -94,7 +129,21 @@ pub(crate) fn assess(
         _ => false,
     };
     let mode = &service["Spec"]["Mode"];
-    let task_error = first_task_error(tasks);
+    if mode.get("ReplicatedJob").is_some() || mode.get("GlobalJob").is_some() {
+        // A job whose task failed is a failed rollout, not a wait: Swarm
+        // would retry it, but its dependants must not start.
+        let current = current_iteration(service, tasks);
+        if let Some(t) = current
+            .iter()
+            .find(|t| matches!(state(t), "failed" | "rejected"))
+        {
+            let err = t["Status"]["Err"].as_str().unwrap_or("failed");
+            return Assessment {
+                verdict: Verdict::Failed(format!("job failed: {err}")),
+                line: format!("{name}: job failed: {err}"),
+            };
+        }
+    }
     let (done, mut line) = if let Some(replicated) = mode.get("Replicated") {
         let want = replicated["Replicas"].as_u64().unwrap_or(1) as usize;
         let running = count_running(pick_latest(tasks, "Slot", active_nodes).values());
@@ -155,7 +204,7 @@ pub(crate) fn assess(
 
 /// Order of task states, as the docker CLI ranks them; 0 for states it
 /// ignores (`remove`, `orphaned`).
-fn rank(state: &str) -> u8 {
+pub(crate) fn rank(state: &str) -> u8 {
     match state {
         "new" => 1,
         "allocated" => 2,
@@ -174,7 +223,7 @@ fn rank(state: &str) -> u8 {
     }
 }
 
-fn state(task: &Value) -> &str {
+pub(crate) fn state(task: &Value) -> &str {
     task["Status"]["State"].as_str().unwrap_or_default()
 }
 
@@ -185,7 +234,7 @@ fn desired_state(task: &Value) -> &str {
 /// One task per slot (or node): the one with the lowest desired state,
 /// then the lowest observed state (a restarting slot has several), skipping
 /// tasks on nodes that are down.
-fn pick_latest<'a>(
+pub(crate) fn pick_latest<'a>(
     tasks: &'a [Value],
     key: &str,
     active_nodes: &HashSet<String>,
@@ -214,14 +263,14 @@ fn pick_latest<'a>(
     by_key
 }
 
-fn count_running<'a>(tasks: impl Iterator<Item = &'a &'a Value>) -> usize {
+pub(crate) fn count_running<'a>(tasks: impl Iterator<Item = &'a &'a Value>) -> usize {
     tasks
         .filter(|t| rank(desired_state(t)) <= rank("running") && state(t) == "running")
         .count()
 }
 
 /// Tasks of the job's current iteration.
-fn current_iteration(service: &Value, tasks: &[Value]) -> Vec<Value> {
+pub(crate) fn current_iteration(service: &Value, tasks: &[Value]) -> Vec<Value> {
     let iteration = &service["JobStatus"]["JobIteration"]["Index"];
     tasks
         .iter()
@@ -231,7 +280,7 @@ fn current_iteration(service: &Value, tasks: &[Value]) -> Vec<Value> {
 }
 
 /// The first task error (`no suitable node ...`, `task: non-zero exit`).
-fn first_task_error(tasks: &[Value]) -> Option<String> {
+pub(crate) fn first_task_error(tasks: &[Value]) -> Option<String> {
     tasks
         .iter()
         .filter_map(|t| t["Status"]["Err"].as_str())
@@ -319,6 +368,25 @@ mod tests {
         assert_eq!(
             assess("s", &svc, &tasks, &nodes()).verdict,
             Verdict::Converged
+        );
+    }
+
+    #[test]
+    fn failures_carry_the_task_error() {
+        let svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 1}}},
+            "UpdateStatus": {"State": "paused", "Message": "update paused due to failure or early termination of task x"}});
+        let mut t = task(1, "n1", "shutdown", "failed");
+        t["Status"]["Err"] = json!("task: non-zero exit (1)");
+        let a = assess("s_web", &svc, &[t.clone()], &nodes());
+        assert_eq!(
+            a.verdict,
+            Verdict::Failed("update paused: update paused due to failure or early termination of task x; task: non-zero exit (1)".into())
+        );
+        let job = json!({"Spec": {"Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}}}});
+        let a = assess("s_init", &job, &[t], &nodes());
+        assert_eq!(
+            a.verdict,
+            Verdict::Failed("job failed: task: non-zero exit (1)".into())
         );
     }
 

@@ -19,6 +19,7 @@
 //! - unset variables warn (docker's stack command is silent);
 //! - `x-` fields are dropped before interpolation, so a bad template in
 //!   one is not an error.
+pub mod depends;
 pub mod duration;
 pub mod envfile;
 pub mod interpolate;

@@ -28,6 +28,10 @@ pub struct Config {
     pub secrets: IndexMap<String, FileObjectConfig>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub configs: IndexMap<String, FileObjectConfig>,
+    /// Stacks this one needs (`x-shoal: {depends_on: [..]}`, which docker
+    /// ignores); not part of what `docker stack config` prints.
+    #[serde(skip)]
+    pub stack_depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

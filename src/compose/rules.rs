@@ -127,6 +127,11 @@ pub fn load_text(
         }
     };
     check_version(&mut root).map_err(|f| rep.error(f))?;
+    let x_shoal = root
+        .get("x-shoal")
+        .map(|v| serde_json::to_value(v).unwrap_or_default());
+    let stack_depends_on = super::depends::stack_needs(x_shoal.as_ref())
+        .map_err(|e| rep.error(fail(&e.path, e.message)))?;
     strip_extensions(&mut root);
     let mut warnings = Vec::new();
     check_options(&root, &mut warnings).map_err(|f| rep.error(f))?;
@@ -189,6 +194,9 @@ pub fn load_text(
         rep.error(fail(&path, humanize_serde(&e.inner().to_string())))
     })?;
     check_references(&config).map_err(|f| rep.error(f))?;
+    let mut config = config;
+    super::depends::of_config(&config).map_err(|e| rep.error(fail(&e.path, e.message)))?;
+    config.stack_depends_on = stack_depends_on;
     Ok((config, warnings))
 }
 
@@ -274,16 +282,6 @@ fn check_options(root: &Mapping, warnings: &mut Vec<String>) -> Result<(), Fail>
     for (key, why) in DEPRECATED {
         if has(key) {
             warnings.push(format!("Ignoring deprecated option {key}: {why}"));
-        }
-    }
-    // docker/cli's schema takes `depends_on` only as a list (CLI 28:
-    // "services.x.depends_on must be a list"); shoal reads the compose
-    // spec's map form too, but like docker does not order services by it.
-    for (name, svc) in &svcs {
-        if svc.get("depends_on").is_some_and(Value::is_mapping) {
-            warnings.push(format!(
-                "services.{name}.depends_on: the map form (with conditions) is ignored, and `docker stack deploy` refuses it (\"must be a list\"); write `depends_on: [a, b]` to keep the stack deployable by both"
-            ));
         }
     }
     Ok(())
@@ -753,16 +751,27 @@ mod tests {
     }
 
     #[test]
-    fn depends_on_map_form_warns_and_list_form_does_not() {
+    fn depends_on_both_forms_load_without_warnings_and_errors_have_lines() {
         let map = format!("{HEAD}    depends_on:\n      db:\n        condition: service_healthy\n  db:\n    image: busybox:latest\n");
         let l = load(&tree(&map, &[], None), &entry(), &Vars::default()).unwrap();
-        assert_eq!(
-            l.warnings,
-            vec!["services.web.depends_on: the map form (with conditions) is ignored, and `docker stack deploy` refuses it (\"must be a list\"); write `depends_on: [a, b]` to keep the stack deployable by both".to_string()]
-        );
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
         let list = format!("{HEAD}    depends_on: [db]\n  db:\n    image: busybox:latest\n");
         let l = load(&tree(&list, &[], None), &entry(), &Vars::default()).unwrap();
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+        let unknown = format!("{HEAD}    depends_on:\n      dbx:\n        condition: service_healthy\n");
+        let e = load(&tree(&unknown, &[], None), &entry(), &Vars::default()).unwrap_err();
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.to_string().contains("services.web.depends_on.dbx: web depends on \"dbx\""), "{e}");
+    }
+
+    #[test]
+    fn x_shoal_names_the_stacks_a_stack_needs() {
+        let yaml = format!("x-shoal:\n  depends_on: [infra]\n{HEAD}");
+        let l = load(&tree(&yaml, &[], None), &entry(), &Vars::default()).unwrap();
+        assert_eq!(l.config.stack_depends_on, vec!["infra"]);
+        let bad = format!("x-shoal:\n  depends_on: infra\n{HEAD}");
+        let e = load(&tree(&bad, &[], None), &entry(), &Vars::default()).unwrap_err();
+        assert!(e.to_string().contains("x-shoal.depends_on"), "{e}");
     }
 
     #[test]
