@@ -262,9 +262,16 @@ struct AgentCmd {
     /// Also delete stacks that are on the swarm but no longer in the repository.
     #[arg(long)]
     prune: bool,
-    /// How long an apply waits for its services to converge.
+    /// How long an apply waits for its services to converge, and for the
+    /// dependencies of each wave (depends_on).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     converge_timeout: Duration,
+    /// Do not roll a failed rollout back: leave the services as the failed
+    /// apply left them, and retry the commit with backoff. By default a
+    /// failed rollout is rolled back to the specs before it and the commit
+    /// is marked failed (not retried until a new commit or POST /sync).
+    #[arg(long)]
+    no_rollback: bool,
     /// Reuse a tag's registry digest for this long before asking again
     /// (0s: every pass). Each lookup makes the daemon GET the manifest,
     /// which Docker Hub counts against its pull rate limit.
@@ -873,6 +880,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
         apply: ApplyOptions {
             wait: true,
             timeout: args.converge_timeout,
+            rollback_on_failure: !args.no_rollback,
             ..ApplyOptions::default()
         },
         resolve_image: args.images.resolve_image,
@@ -881,6 +889,7 @@ async fn cmd_agent(args: AgentCmd) -> Result<u8> {
         redactor,
         env: stack_env(repo_args, EnvPolicy::none()),
         warned: Default::default(),
+        order: Default::default(),
     };
     shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
     Ok(EXIT_OK)

@@ -1,7 +1,9 @@
 //! The real [`Reconciler`] behind `shoal agent`: the same source -> load ->
 //! convert -> diff -> policy path as `shoal plan`, and the same applier as
 //! `shoal apply`, one stack at a time.
-use crate::agent::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+use crate::agent::{
+    split_by_stack, ApplyFailure, Planned, Reconciler, Snapshot, StackPlan, StackProblem,
+};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
@@ -16,7 +18,7 @@ use crate::secrets::{DecryptingTree, Redactor};
 use crate::source::git::GitRepo;
 use crate::source::{DirTree, Tree};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,6 +54,9 @@ pub struct Pipeline {
     pub env: Vars,
     /// Warnings logged by the last pass (see `log_new_warnings`).
     pub warned: std::sync::Mutex<BTreeSet<String>>,
+    /// The write order (`depends_on`, `x-shoal.depends_on`) and the stack
+    /// needs of the last plan, for its applies.
+    pub order: std::sync::Mutex<(apply::Order, BTreeMap<String, Vec<String>>)>,
 }
 
 impl Pipeline {
@@ -256,9 +261,21 @@ impl Reconciler for Pipeline {
                 result: Err(StackProblem::Load(redactor.redact(&err.message))),
             });
         }
-        // Every loaded stack (in sync or not), and pruned ones.
+        *self.order.lock().unwrap_or_else(|p| p.into_inner()) = (
+            apply::Order::from_desired(&pass.desired),
+            pass.desired.needs.clone(),
+        );
+        // Every loaded stack (in sync or not), and pruned ones; a stack
+        // after the stacks it needs.
         let loaded = pass.desired.stacks.iter().map(|s| s.name.as_str());
-        for (name, stack_plan) in split_by_stack(&pass.plan, loaded) {
+        let mut split = split_by_stack(&pass.plan, loaded);
+        let names: Vec<String> = split.keys().cloned().collect();
+        let ordered =
+            crate::compose::depends::stack_order(&names, &pass.desired.needs);
+        for name in ordered {
+            let Some(stack_plan) = split.remove(&name) else {
+                continue;
+            };
             let verdict: Result<Vec<_>, String> = match (&pass.policies, pass.verdicts.get(&name)) {
                 (Err(e), _) => Err(format!("policies do not load: {e}")),
                 (Ok(()), Some(Err(e))) => Err(format!("policy evaluation failed: {e}")),
@@ -293,23 +310,37 @@ impl Reconciler for Pipeline {
         Ok(out)
     }
 
-    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {
+    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), ApplyFailure> {
         let stack_name = stack.to_string();
         let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
         let mut opts = self.apply.clone();
         if self.with_registry_auth {
             opts.registry_auth = Some(Credentials::from_env()?);
         }
-        let report = apply::apply(&self.engine, plan, &opts, &progress)
+        let order = self
+            .order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone();
+        let report = apply::apply_ordered(&self.engine, plan, &order, &opts, &progress)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ApplyFailure {
+                error: e.to_string(),
+                rolled_back: e.rolled_back(),
+            })?;
         if !report.not_converged.is_empty() {
-            return Err(format!(
-                "did not converge: {}",
-                report.not_converged.join(", ")
-            ));
+            return Err(format!("did not converge: {}", report.not_converged.join(", ")).into());
         }
         Ok(())
+    }
+
+    fn needs(&self) -> BTreeMap<String, Vec<String>> {
+        self.order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 }
 

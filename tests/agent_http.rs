@@ -40,8 +40,8 @@ impl Reconciler for Fake {
             }),
         }])
     }
-    async fn apply(&self, _: &str, _: &Plan) -> Result<(), String> {
-        Err("the fake never has changes to apply".into())
+    async fn apply(&self, _: &str, _: &Plan) -> Result<(), shoal::agent::ApplyFailure> {
+        Err(String::from("the fake never has changes to apply").into())
     }
 }
 

@@ -134,6 +134,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/status", get(status_json))
         .route("/webhook", post(webhook_trigger))
+        .route("/sync", post(super::history::sync_request))
         .with_state(state)
 }
 
@@ -439,6 +440,7 @@ mod tests {
                 error: Some("env: DB_PASSWORD=pl41n-secret".into()),
                 last_reconcile: std::time::SystemTime::UNIX_EPOCH,
                 failures: 1,
+                failed_commit: None,
             },
         );
         let st = HttpState {

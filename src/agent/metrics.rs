@@ -82,6 +82,17 @@ pub fn render(status: &AgentStatus) -> String {
 
     family(
         &mut out,
+        "shoal_stack_failed_commit",
+        "gauge",
+        "1 while the stack's commit failed and was rolled back (not retried until a new commit or POST /sync).",
+    );
+    for (stack, s) in &status.stacks {
+        let v = if s.failed_commit.is_some() { 1.0 } else { 0.0 };
+        sample(&mut out, "shoal_stack_failed_commit", &[("stack", stack)], v);
+    }
+
+    family(
+        &mut out,
         "shoal_lease_holder",
         "gauge",
         "1 when this agent holds the applier lease.",
@@ -143,6 +154,7 @@ mod tests {
             error: None,
             last_reconcile: SystemTime::UNIX_EPOCH,
             failures: 0,
+            failed_commit: None,
         }
     }
 

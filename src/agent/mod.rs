@@ -8,6 +8,7 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod history;
 pub mod http;
 pub mod lease;
 pub mod mask;
@@ -24,7 +25,9 @@ pub mod watch;
 pub mod webhook;
 
 pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
-pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+pub use reconciler::{
+    split_by_stack, ApplyFailure, Planned, Reconciler, Snapshot, StackPlan, StackProblem,
+};
 
 use anyhow::Context as _;
 use lease::Lease;

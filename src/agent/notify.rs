@@ -31,15 +31,18 @@ pub enum EventKind {
     Denied,
     /// The first success after a failure or a denial.
     Recovered,
+    /// An apply failed and its changes were rolled back.
+    RolledBack,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Synced,
         EventKind::Failed,
         EventKind::Drift,
         EventKind::Denied,
         EventKind::Recovered,
+        EventKind::RolledBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl EventKind {
             EventKind::Drift => "drift",
             EventKind::Denied => "denied",
             EventKind::Recovered => "recovered",
+            EventKind::RolledBack => "rolled_back",
         }
     }
 
@@ -125,7 +129,12 @@ impl NotifyState {
         let was_failing = self
             .last
             .get(stack)
-            .is_some_and(|n| matches!(n.kind, EventKind::Failed | EventKind::Denied));
+            .is_some_and(|n| {
+                matches!(
+                    n.kind,
+                    EventKind::Failed | EventKind::Denied | EventKind::RolledBack
+                )
+            });
         let now = |kind| Notified {
             kind,
             revision: revision.to_string(),
@@ -141,6 +150,13 @@ impl NotifyState {
             Outcome::LoadError | Outcome::ApplyFailed => {
                 if told(self, EventKind::Failed) {
                     vec![EventKind::Failed]
+                } else {
+                    vec![]
+                }
+            }
+            Outcome::RolledBack => {
+                if told(self, EventKind::RolledBack) {
+                    vec![EventKind::RolledBack]
                 } else {
                     vec![]
                 }
@@ -203,6 +219,9 @@ pub fn happened(kind: EventKind, outcome: Outcome, self_heal: bool) -> String {
             "The swarm was changed by hand; shoal put the repository's state back.".into()
         }
         (EventKind::Recovered, _) => "Back in sync after a failure.".into(),
+        (EventKind::RolledBack, _) => {
+            "The rollout failed; the services were restored to the last good commit's specs. The commit is marked failed and not retried until a new commit or POST /sync.".into()
+        }
         (EventKind::Synced, _) => "Applied.".into(),
     }
 }
@@ -322,6 +341,7 @@ pub fn text(event: &Event) -> (String, String) {
         EventKind::Drift => format!("shoal: drift in {stacks}"),
         EventKind::Denied => format!("shoal: {stacks} denied by policy"),
         EventKind::Recovered => format!("shoal: {stacks} recovered"),
+        EventKind::RolledBack => format!("shoal: {stacks} failed and rolled back"),
     };
     let s = &event.summary;
     let mut body = format!("Commit {}", event.revision.short());
@@ -411,7 +431,7 @@ pub fn message(target: &Target, event: &Event, secret: Option<&[u8]>) -> Request
                 (
                     "Priority".into(),
                     match event.kind {
-                        EventKind::Failed | EventKind::Denied => "high",
+                        EventKind::Failed | EventKind::Denied | EventKind::RolledBack => "high",
                         _ => "default",
                     }
                     .into(),

@@ -3,6 +3,7 @@
 //! per stack -> apply). Passes never overlap; kicks during a pass cause
 //! exactly one more.
 use super::backoff::Backoff;
+use super::history;
 use super::notify::{self, CommitState, Event, EventKind, Notifier, NotifyState, Revision};
 use super::reconciler::{Reconciler, Snapshot, StackPlan, StackProblem};
 use super::record::{self, StackRecord};
@@ -73,6 +74,11 @@ pub struct ReconcileLoop<R: Reconciler> {
     notify_state: NotifyState,
     /// Events of the running pass, sent when it ends (drift heals batched).
     pass_events: Vec<Event>,
+    /// Outcomes of the running pass, so a stack whose needed stack failed
+    /// is not applied.
+    pass_outcomes: BTreeMap<String, Outcome>,
+    /// Stacks whose failed commit was asked to be tried again (`/sync`).
+    retries: std::collections::BTreeSet<String>,
 }
 
 impl<R: Reconciler> ReconcileLoop<R> {
@@ -103,6 +109,8 @@ impl<R: Reconciler> ReconcileLoop<R> {
             backoffs: BTreeMap::new(),
             notify_state: NotifyState::default(),
             pass_events: Vec::new(),
+            pass_outcomes: BTreeMap::new(),
+            retries: Default::default(),
         }
     }
 
@@ -204,6 +212,8 @@ impl<R: Reconciler> ReconcileLoop<R> {
         };
         let mut all_synced = true;
         let mut seen = Vec::new();
+        self.pass_outcomes.clear();
+        self.retries.extend(self.trigger.take_retries());
         for sp in plans {
             if self.shutdown.is_cancelled() {
                 all_synced = false;
@@ -267,7 +277,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                     CommitState::Success,
                     &format!("applied: {}", summary_text(summary)),
                 ),
-                EventKind::Failed | EventKind::Denied => notifier.commit_status(
+                EventKind::Failed | EventKind::Denied | EventKind::RolledBack => notifier.commit_status(
                     &snapshot.id,
                     stack,
                     CommitState::Failure,
@@ -360,6 +370,16 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 rec.commit = Some(snapshot.id.clone());
                 (Outcome::NoChange, None)
             }
+            Ok(_) if self.needed_failed(&name).is_some() => {
+                let e = self.needed_failed(&name).unwrap_or_default();
+                tracing::warn!(error = %e, outcome = "apply-failed", "not applied");
+                (Outcome::ApplyFailed, Some(e))
+            }
+            Ok(_) if rec.failed.as_deref() == Some(snapshot.id.as_str()) && !self.retry_asked(&name) => {
+                // Rolled back before: applying it again would fail again.
+                tracing::debug!("the commit failed and was rolled back; not retried until a new commit or POST /sync");
+                (Outcome::RolledBack, rec.error.clone())
+            }
             Ok(planned) => {
                 // The same revision applied before, yet changes: someone
                 // changed the swarm by hand. A tag whose registry digest
@@ -404,9 +424,22 @@ impl<R: Reconciler> ReconcileLoop<R> {
                             );
                         }
                     }
+                    self.retries.remove(&name);
                     match self.reconciler.apply(&name, &planned.plan).await {
                         Ok(()) => {
                             tracing::info!(outcome = "ok", changes, drift, "applied");
+                            rec.failed = None;
+                            if !drift {
+                                history::push(
+                                    &mut rec.history,
+                                    history::Entry::new(
+                                        &snapshot.id,
+                                        Outcome::Applied,
+                                        &summary_text(&summary),
+                                        "agent",
+                                    ),
+                                );
+                            }
                             rec.images = synced_images(&planned.plan);
                             self.backoffs.remove(&name);
                             let mut s = self.status();
@@ -421,7 +454,23 @@ impl<R: Reconciler> ReconcileLoop<R> {
                             );
                             (Outcome::Applied, None)
                         }
-                        Err(e) => {
+                        Err(f) if f.rolled_back => {
+                            tracing::error!(outcome = "rolled-back", error = %f.error, "apply failed and was rolled back; the commit is marked failed");
+                            self.backoffs.remove(&name);
+                            rec.failed = Some(snapshot.id.clone());
+                            history::push(
+                                &mut rec.history,
+                                history::Entry::new(
+                                    &snapshot.id,
+                                    Outcome::RolledBack,
+                                    &f.error,
+                                    "agent",
+                                ),
+                            );
+                            (Outcome::RolledBack, Some(f.error))
+                        }
+                        Err(f) => {
+                            let e = f.error;
                             let delay = self
                                 .backoffs
                                 .entry(name.clone())
@@ -440,6 +489,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
         rec.attempted = Some(snapshot.id.clone());
         rec.error = error.clone();
         self.save_record(&name, &rec).await;
+        self.pass_outcomes.insert(name.clone(), outcome);
         let failures = self.backoffs.get(&name).map_or(0, Backoff::failures);
         let mut s = self.status();
         s.count(outcome);
@@ -455,9 +505,30 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 error,
                 last_reconcile: SystemTime::now(),
                 failures,
+                failed_commit: rec.failed.clone(),
             },
         );
         Some(outcome)
+    }
+
+    /// Why `stack` is not applied in this pass: a stack it needs
+    /// (`x-shoal.depends_on`) did not end in sync.
+    fn needed_failed(&self, stack: &str) -> Option<String> {
+        let needs = self.reconciler.needs();
+        needs.get(stack)?.iter().find_map(|n| {
+            let o = self.pass_outcomes.get(n)?;
+            (!matches!(o, Outcome::Applied | Outcome::NoChange | Outcome::Drift)).then(|| {
+                format!(
+                    "not applied: it needs stack {n} (x-shoal.depends_on), which ended {} in this pass",
+                    o.as_str()
+                )
+            })
+        })
+    }
+
+    /// Whether a retry of `stack`'s failed commit was asked for.
+    fn retry_asked(&self, stack: &str) -> bool {
+        self.retries.contains(stack) || self.retries.contains("*")
     }
 
     /// Remove the record of a stack this agent no longer manages.
@@ -530,7 +601,7 @@ fn desired_image(c: &crate::plan::Change) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::reconciler::Planned;
+    use crate::agent::reconciler::{ApplyFailure, Planned};
     use crate::plan::{Action, Change, Plan};
     use crate::state::Kind;
     use std::collections::BTreeSet;
@@ -548,6 +619,8 @@ mod tests {
         max_in_flight: AtomicUsize,
         plan_delay: Mutex<Duration>,
         plan_error: Mutex<Option<String>>,
+        rolls_back: Mutex<bool>,
+        needs: Mutex<BTreeMap<String, Vec<String>>>,
     }
 
     impl Reconciler for Fake {
@@ -569,12 +642,18 @@ mod tests {
             }
             Ok(self.plans.lock().unwrap().clone())
         }
-        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), String> {
+        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), ApplyFailure> {
             self.applied.lock().unwrap().push(stack.to_string());
             if self.failing.lock().unwrap().contains(stack) {
-                return Err(format!("{stack}_app: update out of sequence"));
+                return Err(ApplyFailure {
+                    error: format!("{stack}_app: update out of sequence"),
+                    rolled_back: *self.rolls_back.lock().unwrap(),
+                });
             }
             Ok(())
+        }
+        fn needs(&self) -> BTreeMap<String, Vec<String>> {
+            self.needs.lock().unwrap().clone()
         }
     }
 
@@ -930,6 +1009,70 @@ mod tests {
         assert_eq!(f.applied.lock().unwrap().len(), 2);
         assert!(!l.backoffs.contains_key("web"));
         assert_eq!(l.status.lock().unwrap().stacks["web"].failures, 0);
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_commit_is_marked_failed_and_not_retried_until_a_new_commit_or_sync() {
+        let f = fake("c1", vec![changed("web")]);
+        f.failing.lock().unwrap().insert("web".into());
+        *f.rolls_back.lock().unwrap() = true;
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        {
+            let s = l.status.lock().unwrap();
+            let web = &s.stacks["web"];
+            assert_eq!(web.outcome, Outcome::RolledBack);
+            assert_eq!(web.status, crate::agent::status::StackState::ApplyFailed);
+            assert_eq!(web.failed_commit.as_deref(), Some("c1"));
+            assert_eq!(s.counters.reconciles["rolled-back"], 1);
+        }
+        let rec = &l.records.as_ref().unwrap()["web"];
+        assert_eq!(rec.failed.as_deref(), Some("c1"));
+        assert_eq!(rec.history[0].outcome, "rolled-back");
+        assert!(!l.backoffs.contains_key("web"), "no retry is scheduled");
+        // Triggers and retries of the same commit apply nothing.
+        l.pass(&[Reason::DockerEvent]).await;
+        l.pass(&[Reason::Retry]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 1);
+        assert!(l.status.lock().unwrap().stacks["web"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("update out of sequence"));
+        // On request it is tried again.
+        l.trigger.retry(Some("web"));
+        l.pass(&[Reason::Sync]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 2);
+        // A new commit is applied; success clears the mark.
+        f.failing.lock().unwrap().clear();
+        *f.snapshot_id.lock().unwrap() = "c2".into();
+        l.pass(&[Reason::Webhook]).await;
+        assert_eq!(f.applied.lock().unwrap().len(), 3);
+        let s = l.status.lock().unwrap();
+        assert_eq!(s.stacks["web"].outcome, Outcome::Applied);
+        assert_eq!(s.stacks["web"].failed_commit, None);
+        let rec = &l.records.as_ref().unwrap()["web"];
+        assert_eq!(
+            rec.history.iter().map(|e| e.commit.as_str()).collect::<Vec<_>>(),
+            vec!["c2", "c1", "c1"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stack_whose_needed_stack_failed_is_not_applied() {
+        let f = fake("c1", vec![changed("infra"), changed("app")]);
+        f.failing.lock().unwrap().insert("infra".into());
+        *f.needs.lock().unwrap() = BTreeMap::from([("app".into(), vec!["infra".into()])]);
+        let mut l = looper(&f, true);
+        l.pass(&[Reason::Startup]).await;
+        assert_eq!(*f.applied.lock().unwrap(), vec!["infra"]);
+        let s = l.status.lock().unwrap();
+        assert_eq!(s.stacks["app"].outcome, Outcome::ApplyFailed);
+        assert!(s.stacks["app"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("it needs stack infra (x-shoal.depends_on), which ended apply-failed"));
     }
 
     #[tokio::test]

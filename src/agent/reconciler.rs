@@ -73,8 +73,43 @@ pub trait Reconciler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<StackPlan>, String>> + Send;
 
     /// Apply one stack's plan (ordered writes, convergence wait). The error
-    /// says what failed; the agent retries with backoff.
-    fn apply(&self, stack: &str, plan: &Plan) -> impl Future<Output = Result<(), String>> + Send;
+    /// says what failed and whether the failed rollout was rolled back
+    /// (then the agent marks the commit failed and does not retry it);
+    /// otherwise the agent retries with backoff.
+    fn apply(
+        &self,
+        stack: &str,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<(), ApplyFailure>> + Send;
+
+    /// The stacks each stack needs (`x-shoal.depends_on`) as of the last
+    /// plan: a stack is not applied in a pass where one of them failed.
+    fn needs(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        Default::default()
+    }
+}
+
+/// Why an apply failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    pub error: String,
+    /// The services were restored to the specs before the run.
+    pub rolled_back: bool,
+}
+
+impl std::fmt::Display for ApplyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+impl From<String> for ApplyFailure {
+    fn from(error: String) -> Self {
+        ApplyFailure {
+            error,
+            rolled_back: false,
+        }
+    }
 }
 
 /// Split one plan covering many stacks into one plan per stack, keeping

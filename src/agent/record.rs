@@ -40,6 +40,10 @@ pub struct StackRecord {
     pub error: Option<String>,
     /// Service -> image at the last sync (see [`IMAGE_LABEL_PREFIX`]).
     pub images: BTreeMap<String, String>,
+    /// The commit that failed and was rolled back (not retried on its own).
+    pub failed: Option<String>,
+    /// The commits applied, newest first, bounded (see `history`).
+    pub history: Vec<super::history::Entry>,
 }
 
 impl StackRecord {
@@ -67,6 +71,11 @@ impl StackRecord {
                 .collect::<String>()
         });
         put(ERROR_LABEL, error.as_deref());
+        put(super::history::FAILED_LABEL, self.failed.as_deref());
+        put(
+            super::history::HISTORY_LABEL,
+            super::history::encode(&self.history).as_deref(),
+        );
         for (service, image) in &self.images {
             l.insert(format!("{IMAGE_LABEL_PREFIX}{service}"), image.clone());
         }
@@ -81,6 +90,8 @@ impl StackRecord {
             outcome: l.get(OUTCOME_LABEL).and_then(|o| Outcome::parse(o)),
             attempted: get(ATTEMPTED_LABEL),
             error: get(ERROR_LABEL),
+            failed: get(super::history::FAILED_LABEL),
+            history: super::history::decode(l.get(super::history::HISTORY_LABEL)),
             images: l
                 .iter()
                 .filter_map(|(k, v)| {
@@ -161,6 +172,13 @@ mod tests {
             attempted: Some("4b5c6d7".into()),
             error: Some("x".repeat(1000)),
             images: BTreeMap::from([("web_app".to_string(), "app:3.0@sha256:ab".to_string())]),
+            failed: Some("4b5c6d7".into()),
+            history: vec![super::super::history::Entry::new(
+                "3f2a9c1",
+                Outcome::Applied,
+                "0 to create, 1 to update, 0 to delete",
+                "agent",
+            )],
         };
         let labels = r.to_labels("web");
         assert_eq!(labels[STACK_LABEL], "web");
@@ -171,6 +189,8 @@ mod tests {
         assert_eq!(back.outcome, r.outcome);
         assert_eq!(back.attempted, r.attempted);
         assert_eq!(back.images, r.images);
+        assert_eq!(back.failed, r.failed);
+        assert_eq!(back.history, r.history);
         assert!(!labels.contains_key(crate::state::NAMESPACE_LABEL));
     }
 

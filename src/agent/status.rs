@@ -19,16 +19,20 @@ pub enum Outcome {
     LoadError,
     PolicyDenied,
     ApplyFailed,
+    /// The apply failed and was rolled back: the commit is marked failed
+    /// and not retried until a new commit or `POST /sync`.
+    RolledBack,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Applied,
         Outcome::NoChange,
         Outcome::Drift,
         Outcome::LoadError,
         Outcome::PolicyDenied,
         Outcome::ApplyFailed,
+        Outcome::RolledBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,7 @@ impl Outcome {
             Outcome::LoadError => "load-error",
             Outcome::PolicyDenied => "policy-denied",
             Outcome::ApplyFailed => "apply-failed",
+            Outcome::RolledBack => "rolled-back",
         }
     }
 
@@ -53,7 +58,7 @@ impl Outcome {
             Outcome::Drift => StackState::Drifted,
             Outcome::LoadError => StackState::LoadError,
             Outcome::PolicyDenied => StackState::PolicyDenied,
-            Outcome::ApplyFailed => StackState::ApplyFailed,
+            Outcome::ApplyFailed | Outcome::RolledBack => StackState::ApplyFailed,
         }
     }
 }
@@ -122,6 +127,9 @@ pub struct StackStatus {
     pub last_reconcile: SystemTime,
     /// Consecutive failed applies (0 when fine).
     pub failures: u32,
+    /// The commit that failed and was rolled back, which the agent does
+    /// not apply again on its own (see `POST /sync`).
+    pub failed_commit: Option<String>,
 }
 
 /// Counters exported in `/metrics`.
@@ -259,6 +267,7 @@ mod tests {
                 error: None,
                 last_reconcile: at,
                 failures: 0,
+                failed_commit: None,
             },
         );
         let v = s.to_json();
@@ -280,7 +289,8 @@ mod tests {
                 "drift": false,
                 "error": null,
                 "last_reconcile": "2027-01-15T08:00:00Z",
-                "failures": 0
+                "failures": 0,
+                "failed_commit": null
             })
         );
         assert_eq!(v["counters"]["reconciles"]["policy-denied"], 0);

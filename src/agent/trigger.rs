@@ -14,6 +14,8 @@ pub enum Reason {
     FileChange,
     LeaseAcquired,
     Retry,
+    /// `POST /sync`: retry failed commits on request.
+    Sync,
 }
 
 impl Reason {
@@ -26,6 +28,7 @@ impl Reason {
             Reason::FileChange => "file-change",
             Reason::LeaseAcquired => "lease-acquired",
             Reason::Retry => "retry",
+            Reason::Sync => "sync",
         }
     }
 }
@@ -37,6 +40,9 @@ impl Reason {
 pub struct Trigger {
     notify: Notify,
     reasons: Mutex<BTreeSet<Reason>>,
+    /// Stacks whose failed commit is to be tried again (`POST /sync`);
+    /// `*` for every stack.
+    retries: Mutex<BTreeSet<String>>,
 }
 
 impl Trigger {
@@ -48,6 +54,21 @@ impl Trigger {
     pub fn kick(&self, reason: Reason) {
         self.reasons_guard().insert(reason);
         self.notify.notify_one();
+    }
+
+    /// Try the failed commit of `stack` (every stack: `None`) again, in
+    /// the next pass.
+    pub fn retry(&self, stack: Option<&str>) {
+        self.retries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.unwrap_or("*").to_string());
+        self.kick(Reason::Sync);
+    }
+
+    /// The retries asked for since the last call.
+    pub fn take_retries(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.retries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Wait until at least one kick is pending.

@@ -91,10 +91,11 @@ fn drift_is_told_when_healed_and_once_when_reported() {
 #[test]
 fn events_parse_by_name() {
     assert_eq!(EventKind::parse("recovered"), Ok(EventKind::Recovered));
+    assert_eq!(EventKind::parse("rolled_back"), Ok(EventKind::RolledBack));
     let e = EventKind::parse("rolled-back").unwrap_err();
     assert_eq!(
         e,
-        "unknown event \"rolled-back\"; expected one of synced, failed, drift, denied, recovered"
+        "unknown event \"rolled-back\"; expected one of synced, failed, drift, denied, recovered, rolled_back"
     );
 }
 
