@@ -54,6 +54,10 @@ enum Command {
     Policy(PolicyCommand),
     /// Run unattended on a swarm manager, keeping the swarm equal to git.
     Agent(Box<AgentCmd>),
+    /// Re-apply an earlier good commit of a stack (plan shown first).
+    Rollback(RollbackArgs),
+    /// List the commits applied to a stack, with time, outcome and changes.
+    History(HistoryArgs),
     /// Print a shell completion script (e.g. `shoal completions bash > /etc/bash_completion.d/shoal`).
     Completions(CompletionsArgs),
     /// GET the agent's /healthz and exit 0 when it answers 2xx (the image's HEALTHCHECK).
@@ -231,6 +235,36 @@ struct ApplyArgs {
 }
 
 #[derive(Args)]
+struct RollbackArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    images: ImageArgs,
+    /// Go back to this commit (a commit id or any git revision).
+    #[arg(long, conflicts_with = "steps")]
+    to: Option<String>,
+    /// Go back this many good commits in the stack's history (default 1).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    auto_approve: bool,
+    /// How long to wait, per wave, as for apply.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// The stack.
+    #[arg(long)]
+    stack: String,
+    /// Print the history as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct ValidateArgs {
     #[command(flatten)]
     repo: RepoArgs,
@@ -308,6 +342,8 @@ fn main() -> ExitCode {
             Command::Validate(args) => cmd_validate(args),
             Command::Policy(PolicyCommand::Test(args)) => cmd_policy_test(args),
             Command::Agent(args) => cmd_agent(*args).await,
+            Command::Rollback(args) => cmd_rollback(args).await,
+            Command::History(args) => cmd_history(args).await,
             Command::Completions(args) => cmd_completions(args),
             Command::Healthcheck(args) => cmd_healthcheck(args),
         }
@@ -763,7 +799,9 @@ async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
     };
     let progress = |line: &str| apply::waves::print_progress(line, live);
     let order = apply::Order::from_desired(&p.desired);
-    let report = apply::apply_ordered(&engine, &p.plan, &order, &opts, &progress).await?;
+    let result = apply::apply_ordered(&engine, &p.plan, &order, &opts, &progress).await;
+    record_history(&engine, &p, result.as_ref().err()).await;
+    let report = result?;
     if !report.not_converged.is_empty() {
         eprintln!(
             "error: these services did not converge: {}",
@@ -772,6 +810,173 @@ async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
         return Ok(EXIT_ERROR);
     }
     println!("Apply complete: {} writes.", report.writes);
+    Ok(EXIT_OK)
+}
+
+/// Record an apply from a git source in the history of each stack it
+/// changed (`shoal history`, `shoal rollback`); a directory has no commit
+/// to go back to. A record that cannot be written is a warning.
+async fn record_history(engine: &Engine, p: &Planned, error: Option<&apply::ApplyError>) {
+    use shoal::agent::{history, record, status::Outcome};
+    let Some(commit) = &p.source.commit else {
+        return;
+    };
+    let split = shoal::agent::split_by_stack(&p.plan, std::iter::empty());
+    for (stack, plan) in split.iter().filter(|(_, plan)| plan.has_changes()) {
+        let mut rec = match record::load(&engine.docker, stack).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e) => {
+                eprintln!("warning: stack {stack}: cannot read its state record: {e}");
+                continue;
+            }
+        };
+        let (outcome, text) = match error {
+            None => {
+                let s = plan.summary();
+                let text = format!(
+                    "{} to create, {} to update, {} to delete",
+                    s.create, s.update, s.delete
+                );
+                rec.commit = Some(commit.id.clone());
+                rec.failed = None;
+                rec.error = None;
+                (Outcome::Applied, text)
+            }
+            Some(e) => {
+                let text = p.source.redactor.redact(&e.to_string());
+                if e.rolled_back() {
+                    rec.failed = Some(commit.id.clone());
+                    (Outcome::RolledBack, text)
+                } else {
+                    (Outcome::ApplyFailed, text)
+                }
+            }
+        };
+        rec.outcome = Some(outcome);
+        rec.attempted = Some(commit.id.clone());
+        history::push(
+            &mut rec.history,
+            history::Entry::new(&commit.id, outcome, &text, "apply"),
+        );
+        if let Err(e) = record::save(&engine.docker, stack, &rec).await {
+            eprintln!("warning: stack {stack}: cannot write its state record: {e}");
+        }
+    }
+}
+
+async fn cmd_history(args: HistoryArgs) -> Result<u8> {
+    let engine = Engine::connect().await?;
+    let rec = shoal::agent::record::load(&engine.docker, &args.stack)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .unwrap_or_default();
+    if args.json {
+        let doc = serde_json::json!({
+            "stack": args.stack, "commit": rec.commit, "failed_commit": rec.failed,
+            "history": rec.history,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        use shoal::agent::history;
+        print!(
+            "{}",
+            history::render(&args.stack, &rec.history, rec.commit.as_deref(), rec.failed.as_deref())
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `shoal rollback`: the same plan, policy and apply path as `shoal apply`
+/// at an earlier commit of one stack; the commit rolled back from is
+/// marked failed in the stack's record so the agent does not re-apply it.
+async fn cmd_rollback(args: RollbackArgs) -> Result<u8> {
+    use shoal::agent::{history, record, status::Outcome};
+    let [stack] = args.repo.stacks.as_slice() else {
+        bail!("rollback works on one stack: give --stack NAME once");
+    };
+    let stack = stack.clone();
+    if !is_git_url(&args.repo.repo) {
+        bail!(
+            "--repo {} is a directory, which has no earlier versions to go back to: rollback re-applies a commit of a git repository (--repo URL, the commits `shoal history --stack {stack}` lists). With a directory, restore its files and run shoal apply",
+            args.repo.repo
+        );
+    }
+    let engine = Engine::connect().await?;
+    let mut rec = record::load(&engine.docker, &stack)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .unwrap_or_default();
+    let target = match &args.to {
+        Some(to) => to.clone(),
+        None => {
+            let steps = args.steps.unwrap_or(1).max(1);
+            match history::steps_back(&rec.history, rec.commit.as_deref(), steps) {
+                Some(e) => e.commit.clone(),
+                None => bail!(
+                    "stack {stack}: no good commit {steps} step(s) back in its history ({} entries; see `shoal history --stack {stack}`); give --to COMMIT",
+                    rec.history.len()
+                ),
+            }
+        }
+    };
+    println!("Rolling stack {stack} back to {target}.
+");
+    let mut repo = args.repo.clone();
+    repo.git_ref = Some(target.clone());
+    let apply_args = ApplyArgs {
+        plan_file: None,
+        repo,
+        images: args.images.clone(),
+        registry: RegistryAuthArgs {
+            with_registry_auth: false,
+        },
+        auto_approve: args.auto_approve,
+        prune: false,
+        no_wait: false,
+        timeout: args.timeout,
+        rollback_on_failure: true,
+    };
+    let code = cmd_apply(apply_args).await?;
+    if code != EXIT_OK {
+        return Ok(code);
+    }
+    let resolved = GitRepo::open(&args.repo.repo, git_options(&args.repo)?)?
+        .resolve(Some(&target))?
+        .id;
+    let from = rec.commit.clone();
+    // `shoal apply` recorded the commit; say it was a rollback, and from what.
+    rec = record::load(&engine.docker, &stack)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+        .unwrap_or_default();
+    if from.as_deref() != Some(resolved.as_str()) {
+        rec.failed = from.clone();
+    }
+    rec.commit = Some(resolved.clone());
+    rec.outcome = Some(Outcome::Applied);
+    rec.error = None;
+    let note = match &from {
+        Some(f) => format!("rollback from {}", &f[..f.len().min(12)]),
+        None => "rollback".to_string(),
+    };
+    match rec.history.first_mut() {
+        Some(e) if e.commit == resolved => {
+            e.by = "rollback".into();
+            e.summary = format!("{note}: {}", e.summary);
+        }
+        _ => history::push(
+            &mut rec.history,
+            history::Entry::new(&resolved, Outcome::Applied, &note, "rollback"),
+        ),
+    }
+    record::save(&engine.docker, &stack, &rec)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(f) = &from {
+        println!(
+            "Stack {stack} is at {resolved}; {f} is marked failed, so an agent does not apply it again until a new commit or POST /sync?stack={stack}."
+        );
+    }
     Ok(EXIT_OK)
 }
 

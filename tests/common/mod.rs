@@ -42,6 +42,7 @@ impl Drop for Cleanup {
 }
 
 pub fn remove_namespace(ns: &str) {
+    docker_quiet(&["config", "rm", &format!("shoal-state-{ns}")]);
     let filter = format!("label=com.docker.stack.namespace={ns}");
     for kind in ["service", "config", "secret", "network"] {
         let out = Command::new("docker")
@@ -270,6 +271,8 @@ impl Drop for StackGuard {
     fn drop(&mut self) {
         for stack in &self.0 {
             let _ = Command::new("docker").args(["stack", "rm", stack]).output();
+            // The stack's state record (agent, `shoal apply` from git).
+            docker_quiet(&["config", "rm", &format!("shoal-state-{stack}")]);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         for stack in &self.0 {
