@@ -246,3 +246,72 @@ fn an_update_swarm_rolls_back_by_itself_is_reported_as_failed() {
     assert!(err.contains("task: non-zero exit (1)"), "{err}");
     assert!(!stdout(&out).contains("Apply complete"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_stack_that_needs_another_is_applied_after_it_is_healthy_and_unknown_stacks_are_load_errors() {
+    let infra = stack_name("roxi");
+    let app = stack_name("roxa");
+    let _guard = StackGuard::new(&[&infra, &app]);
+    let repo = Repo::new();
+    repo.stack(
+        &infra,
+        r#"version: "3.8"
+services:
+  db:
+    image: busybox:1.36
+    command: ["sh", "-c", "sleep 4; touch /ready; exec sleep 3600"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "test", "-f", "/ready"]
+      interval: 1s
+      start_period: 60s
+"#,
+    );
+    repo.stack(
+        &app,
+        &format!(
+            r#"version: "3.8"
+x-shoal:
+  depends_on: [{infra}]
+services:
+  web:
+    image: busybox:1.36
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+"#
+        ),
+    );
+    let path = repo.path().to_str().unwrap().to_string();
+    let out = shoal(&[
+        "apply", "--repo", &path, "--stack", &infra, "--stack", &app, "--auto-approve",
+        "--resolve-image", "never", "--timeout", "60s",
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains(&format!("waiting for {infra}_db: 0/1 healthy")),
+        "{}",
+        stdout(&out)
+    );
+    let db = service_spec(&format!("{infra}_db")).unwrap();
+    let web = service_spec(&format!("{app}_web")).unwrap();
+    let gap = since(&db["CreatedAt"], &web["CreatedAt"]);
+    assert!(gap >= Duration::from_secs(3), "web only {gap:?} after db");
+
+    // A stack that needs one the repository does not have: a load error
+    // naming both, and nothing applied.
+    repo.stack(
+        &app,
+        "version: \"3.8\"\nx-shoal:\n  depends_on: [nowhere]\nservices:\n  web:\n    image: busybox:1.36\n    command: [\"sleep\", \"60\"]\n",
+    );
+    let out = shoal(&[
+        "plan", "--repo", &path, "--stack", &app, "--resolve-image", "never",
+    ]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!(
+            "stack {app}: x-shoal.depends_on: stack {app} depends on stack \"nowhere\", which is not in the repository"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
