@@ -733,7 +733,7 @@ pub struct NotifyArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "synced,failed,drift,denied,recovered"
+        default_value = "synced,failed,rolled_back,drift,denied,recovered"
     )]
     pub notify_events: Vec<String>,
     /// File holding the HMAC key that signs generic targets' bodies
