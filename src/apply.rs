@@ -247,7 +247,8 @@ async fn run(
                     report: Box::new(report),
                 });
             }
-            let outcomes = write_wave(engine, wave, &ids, headers.as_ref(), undo, opts, progress).await;
+            let outcomes =
+                write_wave(engine, wave, &ids, headers.as_ref(), undo, opts, progress).await;
             let mut failures = Vec::new();
             for (change, outcome) in outcomes {
                 match outcome {

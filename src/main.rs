@@ -880,7 +880,12 @@ async fn cmd_history(args: HistoryArgs) -> Result<u8> {
         use shoal::agent::history;
         print!(
             "{}",
-            history::render(&args.stack, &rec.history, rec.commit.as_deref(), rec.failed.as_deref())
+            history::render(
+                &args.stack,
+                &rec.history,
+                rec.commit.as_deref(),
+                rec.failed.as_deref()
+            )
         );
     }
     Ok(EXIT_OK)
@@ -919,8 +924,10 @@ async fn cmd_rollback(args: RollbackArgs) -> Result<u8> {
             }
         }
     };
-    println!("Rolling stack {stack} back to {target}.
-");
+    println!(
+        "Rolling stack {stack} back to {target}.
+"
+    );
     let mut repo = args.repo.clone();
     repo.git_ref = Some(target.clone());
     let apply_args = ApplyArgs {

@@ -270,8 +270,7 @@ impl Reconciler for Pipeline {
         let loaded = pass.desired.stacks.iter().map(|s| s.name.as_str());
         let mut split = split_by_stack(&pass.plan, loaded);
         let names: Vec<String> = split.keys().cloned().collect();
-        let ordered =
-            crate::compose::depends::stack_order(&names, &pass.desired.needs);
+        let ordered = crate::compose::depends::stack_order(&names, &pass.desired.needs);
         for name in ordered {
             let Some(stack_plan) = split.remove(&name) else {
                 continue;

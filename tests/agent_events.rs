@@ -51,6 +51,7 @@ async fn a_hand_made_change_to_a_stack_service_kicks_a_reconcile() {
             error: None,
             last_reconcile: std::time::SystemTime::now(),
             failures: 0,
+            failed_commit: None,
         },
     );
     let status = Arc::new(Mutex::new(status));

@@ -141,6 +141,7 @@ async fn state_records_are_written_only_when_they_change() {
             format!("{stack}_app"),
             "app:3.0@sha256:ab".to_string(),
         )]),
+        ..Default::default()
     };
     assert!(record::save(&d, &stack, &rec).await.unwrap(), "created");
     let stored = swarm_config::get(&d, &record::config_name(&stack))

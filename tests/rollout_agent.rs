@@ -76,7 +76,11 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
     poll("three more passes", Duration::from_secs(30), || {
         (passes(&agent) >= seen + 3).then_some(())
     });
-    assert_eq!(service_version(svc), version, "the failed commit was retried");
+    assert_eq!(
+        service_version(svc),
+        version,
+        "the failed commit was retried"
+    );
     assert_eq!(agent.logs().matches("rolled back: restored").count(), 1);
 
     // On request it is tried again (and fails again, rolled back again).
@@ -89,7 +93,14 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
     )
     .unwrap();
     assert_eq!(code, 202);
-    let (code, _) = http(agent.port, "POST", "/sync", &[("X-Gitlab-Token", "wrong")], b"").unwrap();
+    let (code, _) = http(
+        agent.port,
+        "POST",
+        "/sync",
+        &[("X-Gitlab-Token", "wrong")],
+        b"",
+    )
+    .unwrap();
     assert_eq!(code, 401);
     poll("retried on request", Duration::from_secs(90), || {
         (agent.logs().matches("rolled back: restored").count() >= 2).then_some(())

@@ -155,7 +155,9 @@ services:
         "{err}"
     );
     assert!(
-        err.contains(&format!("not started (they wait for {stack}_init): {stack}_web")),
+        err.contains(&format!(
+            "not started (they wait for {stack}_init): {stack}_web"
+        )),
         "{err}"
     );
     assert!(
@@ -191,21 +193,30 @@ fn a_failed_update_is_rolled_back_to_the_previous_spec_and_planned_again() {
         &stack,
         &v1.replace(r#"["sleep", "3600"]"#, r#"["sh", "-c", "exit 1"]"#),
     );
-    let out = apply(&repo, &stack, &["--rollback-on-failure", "--timeout", "60s"]);
+    let out = apply(
+        &repo,
+        &stack,
+        &["--rollback-on-failure", "--timeout", "60s"],
+    );
     assert_code(&out, 1);
     let err = stderr(&out);
     assert!(err.contains("task: non-zero exit (1)"), "{err}");
     assert!(
-        err.contains(&format!("rolled back: restored {service} to the spec before this run")),
+        err.contains(&format!(
+            "rolled back: restored {service} to the spec before this run"
+        )),
         "{err}"
     );
     assert!(err.contains("the rollback converged"), "{err}");
     let after = service_spec(&service).unwrap();
-    assert_eq!(after["Spec"]["TaskTemplate"]["ContainerSpec"], before["TaskTemplate"]["ContainerSpec"]);
+    assert_eq!(
+        after["Spec"]["TaskTemplate"]["ContainerSpec"],
+        before["TaskTemplate"]["ContainerSpec"]
+    );
     assert!(
-        wait_until(Duration::from_secs(30), || tasks(&service)
-            .iter()
-            .any(|t| t["Status"]["State"] == "running" && t["DesiredState"] == "running")),
+        wait_until(Duration::from_secs(30), || tasks(&service).iter().any(
+            |t| t["Status"]["State"] == "running" && t["DesiredState"] == "running"
+        )),
         "the restored service is not running"
     );
     // The swarm is at the old commit: the plan shows the failed change again.
@@ -283,8 +294,18 @@ services:
     );
     let path = repo.path().to_str().unwrap().to_string();
     let out = shoal(&[
-        "apply", "--repo", &path, "--stack", &infra, "--stack", &app, "--auto-approve",
-        "--resolve-image", "never", "--timeout", "60s",
+        "apply",
+        "--repo",
+        &path,
+        "--stack",
+        &infra,
+        "--stack",
+        &app,
+        "--auto-approve",
+        "--resolve-image",
+        "never",
+        "--timeout",
+        "60s",
     ]);
     assert_code(&out, 0);
     assert!(
@@ -304,7 +325,13 @@ services:
         "version: \"3.8\"\nx-shoal:\n  depends_on: [nowhere]\nservices:\n  web:\n    image: busybox:1.36\n    command: [\"sleep\", \"60\"]\n",
     );
     let out = shoal(&[
-        "plan", "--repo", &path, "--stack", &app, "--resolve-image", "never",
+        "plan",
+        "--repo",
+        &path,
+        "--stack",
+        &app,
+        "--resolve-image",
+        "never",
     ]);
     assert_code(&out, 1);
     assert!(

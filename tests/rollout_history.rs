@@ -52,7 +52,10 @@ fn history_lists_three_applied_commits_and_rollback_steps_back_one() {
         remote.push(&format!("level {level}"));
         let out = run(&base("apply"));
         assert_code(&out, 0);
-        assert!(env_of(&svc).contains(&format!("LEVEL={level}")), "commit {i}");
+        assert!(
+            env_of(&svc).contains(&format!("LEVEL={level}")),
+            "commit {i}"
+        );
     }
     let history = shoal(&["history", "--stack", &stack]);
     assert_code(&history, 0);
@@ -60,7 +63,10 @@ fn history_lists_three_applied_commits_and_rollback_steps_back_one() {
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(" ok ")).collect();
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].starts_with('*'), "the newest is current: {text}");
-    assert!(lines[0].contains("0 to create, 1 to update, 0 to delete"), "{text}");
+    assert!(
+        lines[0].contains("0 to create, 1 to update, 0 to delete"),
+        "{text}"
+    );
     assert!(lines[2].contains("2 to create"), "{text}");
 
     // One step back: the second commit, through plan and apply.
@@ -77,7 +83,10 @@ fn history_lists_three_applied_commits_and_rollback_steps_back_one() {
     assert_eq!(h.len(), 4, "{doc}");
     assert_eq!(h[0]["by"], "rollback");
     assert_eq!(h[0]["commit"], h[2]["commit"], "back at the second commit");
-    assert_eq!(doc["failed_commit"], h[1]["commit"], "the third is marked failed");
+    assert_eq!(
+        doc["failed_commit"], h[1]["commit"],
+        "the third is marked failed"
+    );
     assert!(stdout(&shoal(&["history", "--stack", &stack])).contains("failed and was rolled back"));
 
     // A directory has no commits to go back to: rollback says what it needs.

@@ -40,7 +40,10 @@ fn the_steedos_example_starts_mongodb_then_init_then_steedos_then_traefik() {
             "--timeout",
             "3m",
         ],
-        &[("SHOAL_AGE_KEY_FILE", key.as_str()), ("DATA_NODE", node.as_str())],
+        &[
+            ("SHOAL_AGE_KEY_FILE", key.as_str()),
+            ("DATA_NODE", node.as_str()),
+        ],
     );
     assert_code(&out, 0);
     let text = stdout(&out);

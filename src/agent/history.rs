@@ -90,7 +90,12 @@ pub fn steps_back<'a>(
 }
 
 /// `shoal history` as text.
-pub fn render(stack: &str, history: &[Entry], current: Option<&str>, failed: Option<&str>) -> String {
+pub fn render(
+    stack: &str,
+    history: &[Entry],
+    current: Option<&str>,
+    failed: Option<&str>,
+) -> String {
     let mut out = String::new();
     if history.is_empty() {
         out.push_str(&format!(
@@ -151,8 +156,7 @@ pub async fn sync_request(
     if let Some(s) = &stack {
         let valid = !s.is_empty()
             && s.len() <= 64
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
         if !valid {
             return (StatusCode::BAD_REQUEST, "stack: not a stack name\n").into_response();
@@ -167,7 +171,10 @@ pub async fn sync_request(
         match tokio::time::timeout(st.limits.body_read_timeout, read).await {
             Ok(Ok(b)) => b,
             _ => {
-                return (StatusCode::BAD_REQUEST, "body unreadable, over 64 KiB or too slow\n")
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "body unreadable, over 64 KiB or too slow\n",
+                )
                     .into_response()
             }
         }
@@ -176,7 +183,10 @@ pub async fn sync_request(
     };
     match credential.verify(secret, &body) {
         Ok(_) => {
-            tracing::info!(stack = stack.as_deref().unwrap_or("*"), "sync requested: failed commits are tried again");
+            tracing::info!(
+                stack = stack.as_deref().unwrap_or("*"),
+                "sync requested: failed commits are tried again"
+            );
             st.trigger.retry(stack.as_deref());
             (
                 StatusCode::ACCEPTED,
@@ -196,7 +206,12 @@ mod tests {
     use super::*;
 
     fn entry(commit: &str, outcome: Outcome) -> Entry {
-        Entry::new(commit, outcome, "0 to create, 1 to update, 0 to delete", "agent")
+        Entry::new(
+            commit,
+            outcome,
+            "0 to create, 1 to update, 0 to delete",
+            "agent",
+        )
     }
 
     #[test]

@@ -88,7 +88,12 @@ pub fn render(status: &AgentStatus) -> String {
     );
     for (stack, s) in &status.stacks {
         let v = if s.failed_commit.is_some() { 1.0 } else { 0.0 };
-        sample(&mut out, "shoal_stack_failed_commit", &[("stack", stack)], v);
+        sample(
+            &mut out,
+            "shoal_stack_failed_commit",
+            &[("stack", stack)],
+            v,
+        );
     }
 
     family(

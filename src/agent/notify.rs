@@ -126,15 +126,12 @@ impl NotifyState {
         error: Option<&str>,
         drift: bool,
     ) -> Vec<EventKind> {
-        let was_failing = self
-            .last
-            .get(stack)
-            .is_some_and(|n| {
-                matches!(
-                    n.kind,
-                    EventKind::Failed | EventKind::Denied | EventKind::RolledBack
-                )
-            });
+        let was_failing = self.last.get(stack).is_some_and(|n| {
+            matches!(
+                n.kind,
+                EventKind::Failed | EventKind::Denied | EventKind::RolledBack
+            )
+        });
         let now = |kind| Notified {
             kind,
             revision: revision.to_string(),

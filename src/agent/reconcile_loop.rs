@@ -277,12 +277,13 @@ impl<R: Reconciler> ReconcileLoop<R> {
                     CommitState::Success,
                     &format!("applied: {}", summary_text(summary)),
                 ),
-                EventKind::Failed | EventKind::Denied | EventKind::RolledBack => notifier.commit_status(
-                    &snapshot.id,
-                    stack,
-                    CommitState::Failure,
-                    error.unwrap_or(kind.as_str()),
-                ),
+                EventKind::Failed | EventKind::Denied | EventKind::RolledBack => notifier
+                    .commit_status(
+                        &snapshot.id,
+                        stack,
+                        CommitState::Failure,
+                        error.unwrap_or(kind.as_str()),
+                    ),
                 EventKind::Drift | EventKind::Recovered => {}
             }
             self.pass_events.push(Event {
@@ -375,7 +376,10 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 tracing::warn!(error = %e, outcome = "apply-failed", "not applied");
                 (Outcome::ApplyFailed, Some(e))
             }
-            Ok(_) if rec.failed.as_deref() == Some(snapshot.id.as_str()) && !self.retry_asked(&name) => {
+            Ok(_)
+                if rec.failed.as_deref() == Some(snapshot.id.as_str())
+                    && !self.retry_asked(&name) =>
+            {
                 // Rolled back before: applying it again would fail again.
                 tracing::debug!("the commit failed and was rolled back; not retried until a new commit or POST /sync");
                 (Outcome::RolledBack, rec.error.clone())
@@ -1053,7 +1057,10 @@ mod tests {
         assert_eq!(s.stacks["web"].failed_commit, None);
         let rec = &l.records.as_ref().unwrap()["web"];
         assert_eq!(
-            rec.history.iter().map(|e| e.commit.as_str()).collect::<Vec<_>>(),
+            rec.history
+                .iter()
+                .map(|e| e.commit.as_str())
+                .collect::<Vec<_>>(),
             vec!["c2", "c1", "c1"]
         );
     }

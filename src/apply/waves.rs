@@ -204,10 +204,12 @@ pub(crate) fn judge(
         let message = service["UpdateStatus"]["Message"]
             .as_str()
             .unwrap_or_default();
-        let failed = |what: &str| {
-            GateState::Failed(with_error(format!("{name}: {what}: {message}")))
-        };
-        match service["UpdateStatus"]["State"].as_str().unwrap_or_default() {
+        let failed =
+            |what: &str| GateState::Failed(with_error(format!("{name}: {what}: {message}")));
+        match service["UpdateStatus"]["State"]
+            .as_str()
+            .unwrap_or_default()
+        {
             "paused" => return failed("update paused"),
             "rollback_started" | "rollback_paused" | "rollback_completed" => {
                 return failed("Swarm rolled the update back")
@@ -499,7 +501,10 @@ mod tests {
                         gate("s_redis", Condition::Started),
                     ],
                 ),
-                ("s_traefik".into(), vec![gate("s_steedos", Condition::Started)]),
+                (
+                    "s_traefik".into(),
+                    vec![gate("s_steedos", Condition::Started)],
+                ),
             ]),
         };
         let w: Vec<Vec<&str>> = waves(&refs, &order)
@@ -536,16 +541,37 @@ mod tests {
             "TaskTemplate": {"ContainerSpec": {"Healthcheck": {"Test": ["CMD", "true"]}}}}});
         let starting = [task(1, "starting")];
         assert_eq!(
-            judge("s_mongo", Condition::Healthy, &svc, &starting, &nodes(), true),
+            judge(
+                "s_mongo",
+                Condition::Healthy,
+                &svc,
+                &starting,
+                &nodes(),
+                true
+            ),
             GateState::Waiting("s_mongo: 0/1 healthy".into())
         );
         assert_eq!(
-            judge("s_mongo", Condition::Started, &svc, &starting, &nodes(), true),
+            judge(
+                "s_mongo",
+                Condition::Started,
+                &svc,
+                &starting,
+                &nodes(),
+                true
+            ),
             GateState::Met
         );
         let running = [task(1, "running")];
         assert_eq!(
-            judge("s_mongo", Condition::Healthy, &svc, &running, &nodes(), true),
+            judge(
+                "s_mongo",
+                Condition::Healthy,
+                &svc,
+                &running,
+                &nodes(),
+                true
+            ),
             GateState::Met
         );
     }
@@ -571,12 +597,26 @@ mod tests {
         let mut t = json!({"Slot": 1, "NodeID": "n1", "DesiredState": "complete",
             "Status": {"State": "failed", "Err": "task: non-zero exit (1)"}});
         assert_eq!(
-            judge("s_init", Condition::CompletedSuccessfully, &svc, &[t.clone()], &nodes(), true),
+            judge(
+                "s_init",
+                Condition::CompletedSuccessfully,
+                &svc,
+                &[t.clone()],
+                &nodes(),
+                true
+            ),
             GateState::Failed("job s_init failed: task: non-zero exit (1)".into())
         );
         t["Status"] = json!({"State": "complete"});
         assert_eq!(
-            judge("s_init", Condition::CompletedSuccessfully, &svc, &[t], &nodes(), true),
+            judge(
+                "s_init",
+                Condition::CompletedSuccessfully,
+                &svc,
+                &[t],
+                &nodes(),
+                true
+            ),
             GateState::Met
         );
     }
@@ -593,12 +633,18 @@ mod tests {
             stacks: vec![
                 DesiredStack {
                     name: "app".into(),
-                    services: vec![obj("app_web", json!({"depends_on": ["db"]})), obj("app_db", json!({}))],
+                    services: vec![
+                        obj("app_web", json!({"depends_on": ["db"]})),
+                        obj("app_db", json!({})),
+                    ],
                     ..Default::default()
                 },
                 DesiredStack {
                     name: "infra".into(),
-                    services: vec![obj("infra_proxy", json!({})), obj("infra_init", json!({"deploy": {"mode": "replicated-job"}}))],
+                    services: vec![
+                        obj("infra_proxy", json!({})),
+                        obj("infra_init", json!({"deploy": {"mode": "replicated-job"}})),
+                    ],
                     ..Default::default()
                 },
             ],

@@ -157,7 +157,9 @@ pub fn parse(name: &str, value: &Value) -> Result<Vec<Dependency>, DependsError>
         }
         other => Err(error(
             &at,
-            format!("expected a list of services or a mapping of service to condition, found {other}"),
+            format!(
+                "expected a list of services or a mapping of service to condition, found {other}"
+            ),
         )),
     }
 }
@@ -245,7 +247,9 @@ pub fn stack_needs(x_shoal: Option<&Value>) -> Result<Vec<String>, DependsError>
                         _ => {
                             return Err(error(
                                 &["x-shoal", "depends_on"],
-                                format!("expected stack names (folders under stacks/), found {item}"),
+                                format!(
+                                    "expected stack names (folders under stacks/), found {item}"
+                                ),
                             ))
                         }
                     }
@@ -323,12 +327,18 @@ pub fn stack_order(stacks: &[String], needs: &BTreeMap<String, Vec<String>>) -> 
             .iter()
             .copied()
             .filter(|s| {
-                needs.get(*s).into_iter().flatten().all(|n| {
-                    !stacks.contains(n) || placed.contains(n) || n == *s
-                })
+                needs
+                    .get(*s)
+                    .into_iter()
+                    .flatten()
+                    .all(|n| !stacks.contains(n) || placed.contains(n) || n == *s)
             })
             .collect();
-        let take = if ready.is_empty() { vec![left[0]] } else { ready };
+        let take = if ready.is_empty() {
+            vec![left[0]]
+        } else {
+            ready
+        };
         for s in take {
             placed.push(s.clone());
             left.retain(|l| *l != s);
@@ -409,7 +419,10 @@ mod tests {
     #[test]
     fn bad_conditions_say_what_is_valid() {
         let e = parse("web", &json!({"db": {"condition": "healthy"}})).unwrap_err();
-        assert_eq!(e.path, vec!["services", "web", "depends_on", "db", "condition"]);
+        assert_eq!(
+            e.path,
+            vec!["services", "web", "depends_on", "db", "condition"]
+        );
         assert!(e.message.contains("service_healthy"), "{}", e.message);
         let e = parse("web", &json!({"db": {"when": 1}})).unwrap_err();
         assert!(e.message.contains("condition, required or restart"));
@@ -478,13 +491,20 @@ mod tests {
         ]);
         let p = check_stacks(&needs, &existing);
         assert_eq!(p.len(), 1);
-        assert!(p["db"].contains("stack db depends on stack \"nope\""), "{}", p["db"]);
+        assert!(
+            p["db"].contains("stack db depends on stack \"nope\""),
+            "{}",
+            p["db"]
+        );
         let cyclic = BTreeMap::from([
             ("app".to_string(), vec!["infra".to_string()]),
             ("infra".to_string(), vec!["app".to_string()]),
         ]);
         let p = check_stacks(&cyclic, &existing);
-        assert_eq!(p["app"], "x-shoal.depends_on: stack dependency cycle: app -> infra -> app");
+        assert_eq!(
+            p["app"],
+            "x-shoal.depends_on: stack dependency cycle: app -> infra -> app"
+        );
         assert!(p.contains_key("infra"));
     }
 
@@ -493,7 +513,10 @@ mod tests {
         let stacks: Vec<String> = ["app", "edge", "infra"].map(String::from).into();
         let needs = BTreeMap::from([
             ("app".to_string(), vec!["infra".to_string()]),
-            ("edge".to_string(), vec!["app".to_string(), "elsewhere".to_string()]),
+            (
+                "edge".to_string(),
+                vec!["app".to_string(), "elsewhere".to_string()],
+            ),
         ]);
         assert_eq!(stack_order(&stacks, &needs), vec!["infra", "app", "edge"]);
     }

@@ -758,10 +758,15 @@ mod tests {
         let list = format!("{HEAD}    depends_on: [db]\n  db:\n    image: busybox:latest\n");
         let l = load(&tree(&list, &[], None), &entry(), &Vars::default()).unwrap();
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
-        let unknown = format!("{HEAD}    depends_on:\n      dbx:\n        condition: service_healthy\n");
+        let unknown =
+            format!("{HEAD}    depends_on:\n      dbx:\n        condition: service_healthy\n");
         let e = load(&tree(&unknown, &[], None), &entry(), &Vars::default()).unwrap_err();
         assert!(e.line.is_some(), "{e}");
-        assert!(e.to_string().contains("services.web.depends_on.dbx: web depends on \"dbx\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("services.web.depends_on.dbx: web depends on \"dbx\""),
+            "{e}"
+        );
     }
 
     #[test]
