@@ -801,7 +801,15 @@ async fn cmd_apply(mut args: ApplyArgs) -> Result<u8> {
     let order = apply::Order::from_desired(&p.desired);
     let result = apply::apply_ordered(&engine, &p.plan, &order, &opts, &progress).await;
     record_history(&engine, &p, result.as_ref().err()).await;
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) if e.report().is_some() && !e.rolled_back() => {
+            eprintln!("error: {}", p.source.redactor.redact(&e.to_string()));
+            eprintln!("what this run wrote stays as it is (--rollback-on-failure restores the specs before the run)");
+            return Ok(EXIT_ERROR);
+        }
+        Err(e) => return Err(anyhow::anyhow!(p.source.redactor.redact(&e.to_string()))),
+    };
     if !report.not_converged.is_empty() {
         eprintln!(
             "error: these services did not converge: {}",
