@@ -75,6 +75,7 @@ pub fn parse(name: &str, value: &Value) -> Result<Vec<Dependency>, DependsError>
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => {
             let mut out: Vec<Dependency> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for (i, item) in items.iter().enumerate() {
                 let Some(service) = item.as_str() else {
                     return Err(error(
@@ -82,7 +83,7 @@ pub fn parse(name: &str, value: &Value) -> Result<Vec<Dependency>, DependsError>
                         format!("expected a service name, found {item}"),
                     ));
                 };
-                if out.iter().any(|d| d.service == service) {
+                if !seen.insert(service) {
                     return Err(error(&at, format!("{service:?} is listed twice")));
                 }
                 out.push(Dependency {
@@ -235,15 +236,17 @@ pub fn stack_needs(x_shoal: Option<&Value>) -> Result<Vec<String>, DependsError>
         ));
     };
     let mut needs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (key, v) in map {
         match (key.as_str(), v) {
             ("depends_on", Value::Array(items)) => {
                 for item in items {
                     match item.as_str() {
-                        Some(s) if !s.is_empty() && !needs.iter().any(|n| n == s) => {
-                            needs.push(s.to_string())
+                        Some(s) if !s.is_empty() => {
+                            if seen.insert(s) {
+                                needs.push(s.to_string())
+                            }
                         }
-                        Some(s) if !s.is_empty() => {}
                         _ => {
                             return Err(error(
                                 &["x-shoal", "depends_on"],
@@ -320,7 +323,9 @@ pub fn check_stacks(
 /// outside `stacks` are ignored); ties keep name order. Cycles were
 /// refused at load, but a stack left in one comes last rather than never.
 pub fn stack_order(stacks: &[String], needs: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let all: BTreeSet<&String> = stacks.iter().collect();
     let mut placed: Vec<String> = Vec::new();
+    let mut done: BTreeSet<&String> = BTreeSet::new();
     let mut left: Vec<&String> = stacks.iter().collect();
     while !left.is_empty() {
         let ready: Vec<&String> = left
@@ -331,7 +336,7 @@ pub fn stack_order(stacks: &[String], needs: &BTreeMap<String, Vec<String>>) -> 
                     .get(*s)
                     .into_iter()
                     .flatten()
-                    .all(|n| !stacks.contains(n) || placed.contains(n) || n == *s)
+                    .all(|n| !all.contains(n) || done.contains(n) || n == *s)
             })
             .collect();
         let take = if ready.is_empty() {
@@ -341,8 +346,9 @@ pub fn stack_order(stacks: &[String], needs: &BTreeMap<String, Vec<String>>) -> 
         };
         for s in take {
             placed.push(s.clone());
-            left.retain(|l| *l != s);
+            done.insert(s);
         }
+        left.retain(|l| !done.contains(l));
     }
     placed
 }
