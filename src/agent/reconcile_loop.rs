@@ -467,7 +467,9 @@ impl<R: Reconciler> ReconcileLoop<R> {
                                 history::Entry::new(
                                     &snapshot.id,
                                     Outcome::RolledBack,
-                                    &f.error,
+                                    // Kept in a label anyone with `docker
+                                    // config inspect` reads: masked.
+                                    &super::mask::error_text(&self.redactor, &f.error),
                                     "agent",
                                 ),
                             );
