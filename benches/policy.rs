@@ -4,9 +4,9 @@
 //! `cargo bench --bench policy` prints the timings; it exits non-zero when
 //! the median evaluation is over budget.
 use serde_json::{json, Value};
+use shoal::model::{ClusterFacts, DesiredObject, DesiredStack, NodeFacts};
 use shoal::policy::PolicySet;
 use shoal::source::DirTree;
-use shoal::state::{ClusterFacts, DesiredObject, DesiredStack, NodeFacts};
 use std::time::{Duration, Instant};
 
 const SERVICES: usize = 200;

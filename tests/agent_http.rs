@@ -7,7 +7,7 @@ use shoal::agent::lease::HOLDER_LABEL;
 use shoal::agent::{
     record, serve, swarm_config, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
 };
-use shoal::plan::Plan;
+use shoal::model::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

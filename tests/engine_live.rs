@@ -6,7 +6,7 @@ mod common;
 use common::{docker, exists, wait_until, Cleanup};
 use serde_json::json;
 use shoal::engine::{Engine, EngineError};
-use shoal::state::Kind;
+use shoal::model::Kind;
 use std::time::Duration;
 
 const NS: &str = "com.docker.stack.namespace";
@@ -84,7 +84,7 @@ async fn live_stacks_group_objects_and_keep_raw_specs() {
     let stacks = engine.live_stacks().await.expect("live stacks");
     let s = stacks.get(stack).expect("stack engine_ls listed");
     let names =
-        |objs: &[shoal::state::LiveObject]| objs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        |objs: &[shoal::model::LiveObject]| objs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&s.services), ["engine_ls_web"]);
     assert_eq!(names(&s.networks), ["engine_ls_net"]);
     assert_eq!(names(&s.configs), ["engine_ls_conf"]);

@@ -8,6 +8,7 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod healthcheck;
 pub mod http;
 pub mod lease;
 pub mod mask;
@@ -17,6 +18,7 @@ pub mod options;
 pub mod reconcile_loop;
 pub mod reconciler;
 pub mod record;
+pub mod repo_reconciler;
 pub mod status;
 pub mod swarm_config;
 pub mod trigger;
@@ -25,6 +27,7 @@ pub mod webhook;
 
 pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
 pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+pub use repo_reconciler::{Pipeline, SourceSpec};
 
 use anyhow::Context as _;
 use lease::Lease;

@@ -251,7 +251,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
         outcome: Outcome,
         error: Option<&str>,
         drift: bool,
-        summary: &crate::plan::Summary,
+        summary: &crate::model::Summary,
     ) {
         let Some(notifier) = &self.notifier else {
             return;
@@ -366,7 +366,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 // moved since the last sync is the registry's change, not
                 // drift; a digest set on the swarm by hand (a rollback) is.
                 drift = rec.commit.as_deref() == Some(snapshot.id.as_str())
-                    && !(planned.plan.only_digest_moves()
+                    && !(crate::diff::only_digest_moves(&planned.plan)
                         && registry_moved(&rec.images, &planned.plan));
                 let changes = summary.create + summary.update + summary.delete;
                 if drift && !self.self_heal {
@@ -494,17 +494,17 @@ impl<R: Reconciler> ReconcileLoop<R> {
 /// one its service was last synced at (`synced`, from the stack record; a
 /// service without one is taken to have had its digest moved).
 /// `1 to create, 2 to update, 0 to delete`
-fn summary_text(s: &crate::plan::Summary) -> String {
+fn summary_text(s: &crate::model::Summary) -> String {
     format!(
         "{} to create, {} to update, {} to delete",
         s.create, s.update, s.delete
     )
 }
 
-fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::plan::Plan) -> bool {
+fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::model::Plan) -> bool {
     plan.changes
         .iter()
-        .filter(|c| c.action != crate::plan::Action::Noop)
+        .filter(|c| c.action != crate::model::Action::Noop)
         .all(|c| match (synced.get(&c.name), desired_image(c)) {
             (Some(synced), Some(wanted)) => synced != wanted,
             _ => true,
@@ -512,7 +512,7 @@ fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::plan::Plan) -
 }
 
 /// Service -> the image a stack is in sync at once `plan` is applied.
-fn synced_images(plan: &crate::plan::Plan) -> BTreeMap<String, String> {
+fn synced_images(plan: &crate::model::Plan) -> BTreeMap<String, String> {
     plan.changes
         .iter()
         .filter_map(|c| desired_image(c).map(|i| (c.name.clone(), i.to_string())))
@@ -520,19 +520,19 @@ fn synced_images(plan: &crate::plan::Plan) -> BTreeMap<String, String> {
 }
 
 /// The image a service change writes (or keeps, for a no-op).
-fn desired_image(c: &crate::plan::Change) -> Option<&str> {
-    (c.kind == crate::state::Kind::Service)
+fn desired_image(c: &crate::model::Change) -> Option<&str> {
+    (c.kind == crate::model::Kind::Service)
         .then_some(c.desired.as_ref())
         .flatten()
-        .and_then(crate::images::image_of)
+        .and_then(crate::image::image_of)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::agent::reconciler::Planned;
-    use crate::plan::{Action, Change, Plan};
-    use crate::state::Kind;
+    use crate::model::Kind;
+    use crate::model::{Action, Change, Plan};
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -790,7 +790,7 @@ mod tests {
         l.pass(&[Reason::Startup]).await;
         let mut moved = changed("web");
         if let Ok(p) = &mut moved.result {
-            p.plan.changes[0].diff = vec![crate::plan::FieldChange {
+            p.plan.changes[0].diff = vec![crate::model::FieldChange {
                 path: "TaskTemplate.ContainerSpec.Image".into(),
                 before: serde_json::json!("app:3.0@sha256:aa"),
                 after: serde_json::json!("app:3.0@sha256:bb"),
@@ -817,7 +817,7 @@ mod tests {
             diff: if same {
                 vec![]
             } else {
-                vec![crate::plan::FieldChange {
+                vec![crate::model::FieldChange {
                     path: "TaskTemplate.ContainerSpec.Image".into(),
                     before: serde_json::json!(before),
                     after: serde_json::json!(after),

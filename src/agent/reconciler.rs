@@ -1,7 +1,7 @@
 //! The narrow seam between the agent and the pipeline. The agent decides
 //! *when* and *whether* to write (triggers, lease, drift, backoff); the
 //! [`Reconciler`] knows *how* to read the source, plan a stack and apply it.
-use crate::plan::{Plan, Summary};
+use crate::model::{Plan, Summary};
 use std::future::Future;
 
 /// One resolved state of the source: everything a pass plans from.
@@ -102,8 +102,8 @@ pub fn split_by_stack<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change};
-    use crate::state::Kind;
+    use crate::model::Kind;
+    use crate::model::{Action, Change};
 
     fn change(stack: &str, name: &str) -> Change {
         Change {

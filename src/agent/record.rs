@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(back.outcome, r.outcome);
         assert_eq!(back.attempted, r.attempted);
         assert_eq!(back.images, r.images);
-        assert!(!labels.contains_key(crate::state::NAMESPACE_LABEL));
+        assert!(!labels.contains_key(crate::model::NAMESPACE_LABEL));
     }
 
     #[test]

@@ -23,10 +23,10 @@ pub mod duration;
 pub mod envfile;
 pub mod interpolate;
 mod lines;
+mod loader;
+mod long_syntax;
 pub mod model;
-mod normalize;
 pub mod ports;
-mod rules;
 mod service;
 pub mod units;
 pub mod volumes;
@@ -191,7 +191,7 @@ pub fn load(tree: &dyn Tree, entry: &StackEntry, vars: &Vars) -> Result<Loaded, 
         line: None,
         message: format!("not UTF-8 text: {e}"),
     })?;
-    let (config, warnings) = rules::load_text(&text, tree, entry, vars)?;
+    let (config, warnings) = loader::load_text(&text, tree, entry, vars)?;
     Ok(Loaded {
         stack: entry.name.clone(),
         file: file.to_string(),

@@ -3,14 +3,16 @@
 //! (`compare`) and rotating immutable configs/secrets by content
 //! (`rotation`). Pure: no daemon, no clock.
 mod compare;
+mod drift;
 pub mod normalize;
 pub mod rotation;
 
 pub use compare::is_secret_name;
+pub use drift::only_digest_moves;
 pub use normalize::{NormContext, DIGEST_LABEL};
 
-use crate::plan::{Action, Change, FieldChange, REPLACE_REQUIRED};
-use crate::state::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
+use crate::model::{Action, Change, FieldChange, REPLACE_REQUIRED};
+use crate::model::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 

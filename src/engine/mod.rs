@@ -10,7 +10,6 @@ pub mod raw;
 mod refs;
 mod write;
 
-pub use distribution::RegistryHeaders;
 pub use live::{network_spec, stack_of};
 pub use refs::{resolve_references, ReferenceIds};
 

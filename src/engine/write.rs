@@ -2,7 +2,7 @@
 //! raw JSON specs, so every field (e.g. `Healthcheck`) reaches the daemon
 //! unchanged.
 use super::{live::collection, raw::query_escape, Engine, EngineError};
-use crate::state::Kind;
+use crate::model::Kind;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

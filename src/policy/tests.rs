@@ -2,8 +2,8 @@
 //! file:line, the test runner, and the shipped policies (run through
 //! `run_tests`, and evaluated over the seed's Steedos cluster stack).
 use super::*;
+use crate::model::{DesiredObject, NodeFacts};
 use crate::source::DirTree;
-use crate::state::{DesiredObject, NodeFacts};
 use serde_json::{json, Value};
 
 /// A repository holding `files` (path, text).

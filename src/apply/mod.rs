@@ -5,11 +5,11 @@
 //! trusted for *what* to write; apply decides only *how* and *when*.
 mod converge;
 
-use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds, RegistryHeaders};
-use crate::images::image_of;
-use crate::plan::{Action, Change, Plan};
-use crate::registry_auth::Credentials;
-use crate::state::Kind;
+use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds};
+use crate::image::image_of;
+use crate::image::{Credentials, RegistryHeaders};
+use crate::model::Kind;
+use crate::model::{Action, Change, Plan};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;

@@ -1,16 +1,17 @@
 //! One planning pass, the same for `shoal plan`, `shoal apply` and every
 //! pass of the agent: read the swarm once, pin images to registry digests,
 //! diff every stack, and check the policies against the real cluster.
-//! Loading the repository (`reconcile::load`) comes before; rendering and
+//! Loading the repository ([`super::load`]) comes before; rendering and
 //! applying come after.
+use super::load::{RepoTree, Scope};
+use crate::diff;
 use crate::engine::{Engine, EngineError};
-use crate::images::{DigestCache, ResolveMode};
-use crate::plan::Plan;
+use crate::image::{self, Credentials, DigestCache, Lookups, ResolveMode};
+use crate::model::{ClusterFacts, Desired, LiveStack, Plan, StackError};
 use crate::policy::{PolicySet, Violation};
-use crate::reconcile::{self, Desired, PlanNotes, RepoTree, Scope, StackError};
 use crate::source::Tree;
-use crate::state::ClusterFacts;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// What a pass found.
 #[derive(Debug)]
@@ -83,7 +84,7 @@ pub fn flatten_verdicts(
     (violations, errors)
 }
 
-/// Plan `desired` (as [`reconcile::load`] returned it) against the swarm.
+/// Plan `desired` (as [`super::load`] returned it) against the swarm.
 /// Fails only when the swarm cannot be read; everything about one stack is
 /// reported on that stack.
 pub async fn plan(
@@ -99,10 +100,7 @@ pub async fn plan(
         engine.cluster_facts(),
         engine.network_ids()
     )?;
-    if let Err(e) = engine
-        .pin_images(&mut desired, &live, resolve, digests)
-        .await
-    {
+    if let Err(e) = pin_images(engine, &mut desired, &live, resolve, digests).await {
         // Without the docker config no digest can be trusted: every stack
         // is left as it is, as for a stack that fails to load.
         for stack in std::mem::take(&mut desired.stacks) {
@@ -113,7 +111,7 @@ pub async fn plan(
         }
     }
     let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
-    let (plan, notes) = reconcile::plan(&desired, &live, &network_names, scope);
+    let (plan, notes) = diff_stacks(&desired, &live, &network_names, scope);
     let (policies, verdicts) = check_policies(tree, &desired, &facts);
     Ok(RepoPlan {
         desired,
@@ -122,4 +120,82 @@ pub async fn plan(
         policies,
         verdicts,
     })
+}
+
+/// Pin the images of `desired` to their registry digests as `mode`
+/// asks (see [`crate::image`]): look up what is needed (answers still
+/// fresh in `cache` are reused), then pin. The docker config is read
+/// only when a registry is asked; `Err` when it cannot be read.
+pub async fn pin_images(
+    engine: &Engine,
+    desired: &mut Desired,
+    live: &BTreeMap<String, LiveStack>,
+    mode: ResolveMode,
+    cache: Option<&DigestCache>,
+) -> Result<(), String> {
+    let wanted = image::to_look_up(desired, live, mode);
+    let now = Instant::now();
+    let (mut lookups, ask) = match cache {
+        Some(c) => c.split(wanted, now),
+        None => (Lookups::new(), wanted),
+    };
+    let asked = if ask.is_empty() {
+        Lookups::new()
+    } else {
+        let creds = Credentials::from_env()?;
+        engine.lookup_digests(&ask, &creds).await
+    };
+    if let Some(c) = cache {
+        c.store(&asked, now);
+    }
+    lookups.extend(asked);
+    image::pin(desired, &lookups);
+    Ok(())
+}
+
+/// Live stacks the plan may not touch or delete: stacks present on the
+/// swarm but absent from the repository, when pruning is off.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanNotes {
+    /// On the swarm, not in the repository, kept because `--prune` is off.
+    pub unmanaged: Vec<String>,
+}
+
+/// diff(desired, live) for every stack in scope: the step of [`plan`]
+/// that needs no I/O.
+///
+/// `network_names` maps network ids to names for the whole swarm: live
+/// services name their networks by id.
+fn diff_stacks(
+    desired: &Desired,
+    live: &BTreeMap<String, LiveStack>,
+    network_names: &BTreeMap<String, String>,
+    scope: &Scope,
+) -> (Plan, PlanNotes) {
+    let mut plan = Plan::default();
+    let mut notes = PlanNotes::default();
+    let opts = diff::DiffOptions {
+        keep_versions: scope.keep_versions,
+        network_names: network_names.clone(),
+    };
+    for stack in &desired.stacks {
+        plan.changes.extend(diff::plan_stack_with(
+            Some(stack),
+            live.get(&stack.name),
+            &opts,
+        ));
+    }
+    let in_repo: Vec<&str> = desired.all_names().collect();
+    for (name, stack) in live {
+        if in_repo.contains(&name.as_str()) || !scope.includes(name) {
+            continue;
+        }
+        if scope.prune {
+            plan.changes
+                .extend(diff::plan_stack_with(None, Some(stack), &opts));
+        } else {
+            notes.unmanaged.push(name.clone());
+        }
+    }
+    (plan, notes)
 }

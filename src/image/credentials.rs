@@ -5,9 +5,10 @@
 //! helpers is `docker_credential`'s work; this adapter adds the file's
 //! path to every message and encodes the `X-Registry-Auth` header the
 //! Engine expects.
-use crate::images::Reference;
+use crate::image::Reference;
 use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The docker config file of this process, read once.
@@ -190,6 +191,62 @@ fn encode(credential: &DockerCredential, server: &str) -> String {
         }),
     };
     base64::engine::general_purpose::URL_SAFE.encode(doc.to_string())
+}
+
+/// Longest wait for the credential helpers of one plan.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `X-Registry-Auth` values by registry key, read once per registry for a
+/// set of images: digest lookups and service writes (with
+/// `--with-registry-auth`) ask the docker config, and its helper programs,
+/// once per registry, not once per image or service.
+#[derive(Debug, Default)]
+pub struct RegistryHeaders(BTreeMap<String, Result<Option<String>, String>>);
+
+impl RegistryHeaders {
+    /// Read the credentials of every registry `images` come from. Helpers
+    /// run off the async threads, and one that waits on a keyring or a PIN
+    /// prompt must not hold the plan: its registries get an error.
+    pub async fn read<'a>(
+        images: impl IntoIterator<Item = &'a str>,
+        creds: &Credentials,
+    ) -> RegistryHeaders {
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        for image in images {
+            let key = Reference::parse(image).auth_key().to_string();
+            keys.entry(key).or_insert_with(|| image.to_string());
+        }
+        let all: Vec<String> = keys.keys().cloned().collect();
+        let creds = creds.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .map(|(key, image)| {
+                    let header = creds.header_for(&image);
+                    (key, header)
+                })
+                .collect()
+        });
+        let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
+        RegistryHeaders(match tokio::time::timeout(HELPER_TIMEOUT, read).await {
+            Ok(Ok(headers)) => headers,
+            Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
+            Err(_) => failed(format!(
+                "a docker credential helper gave no answer within {}s",
+                HELPER_TIMEOUT.as_secs()
+            )),
+        })
+    }
+
+    /// The header for `image`'s registry: `Ok(None)` when the config has
+    /// no credentials for it (or it was not read), `Err` when reading them
+    /// failed.
+    pub fn for_image(&self, image: &str) -> Result<Option<&str>, &str> {
+        match self.0.get(Reference::parse(image).auth_key()) {
+            Some(Ok(h)) => Ok(h.as_deref()),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

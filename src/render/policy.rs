@@ -1,5 +1,5 @@
 //! Violations as people read them, under the plan.
-use super::{Level, Violation};
+use crate::policy::{Level, Violation};
 
 /// The block printed under a plan: denials, warnings, skipped rules and
 /// policy errors. Empty when there is nothing to say.

@@ -1,12 +1,15 @@
 //! Rendering a plan for people (text) and machines (JSON). Both come from
 //! the same [`Plan`]; sensitive values never leave here unmasked.
 use crate::compose::duration::format_duration;
-use crate::images::split_digest;
-use crate::plan::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
+use crate::image::split_digest;
+use crate::model::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
 pub mod markdown;
+mod policy;
+
+pub use policy::violations_text;
 
 /// How to render text.
 #[derive(Debug, Clone, Copy, Default)]
@@ -315,7 +318,7 @@ pub fn json(plan: &Plan, extra: Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Kind;
+    use crate::model::Kind;
 
     fn change(action: Action, kind: Kind, name: &str, diff: Vec<FieldChange>) -> Change {
         Change {
