@@ -5,8 +5,9 @@ mod common;
 
 use shoal::agent::lease::HOLDER_LABEL;
 use shoal::agent::{
-    record, serve, swarm_config, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
+    record, serve, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
 };
+use shoal::engine::swarm_config;
 use shoal::model::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod common;
 
 use common::{docker, exists, wait_until, Cleanup};
 use serde_json::json;
+use shoal::engine::swarm_config;
 use shoal::engine::{Engine, EngineError};
 use shoal::model::Kind;
 use std::time::Duration;
@@ -218,7 +219,13 @@ async fn writes_pass_specs_through_and_detect_stale_versions() {
         (NS.to_string(), stack.to_string()),
     ]
     .into();
-    engine.set_config_labels(&conf_id, &records).await.unwrap();
+    let conf = swarm_config::get(&engine.docker, "engine_wr_conf")
+        .await
+        .unwrap()
+        .unwrap();
+    swarm_config::update_labels(&engine.docker, &conf, &records)
+        .await
+        .unwrap();
     let conf = engine.inspect_config("engine_wr_conf").await.unwrap();
     assert_eq!(conf.spec["Labels"]["engine.shoal/commit"], "abc");
     assert_eq!(conf.spec["Data"], "aGk=");

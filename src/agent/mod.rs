@@ -20,7 +20,6 @@ pub mod reconciler;
 pub mod record;
 pub mod repo_reconciler;
 pub mod status;
-pub mod swarm_config;
 pub mod trigger;
 pub mod watch;
 pub mod webhook;
@@ -29,6 +28,7 @@ pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
 pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
 pub use repo_reconciler::{Pipeline, SourceSpec};
 
+use crate::engine::Engine;
 use anyhow::Context as _;
 use lease::Lease;
 use reconcile_loop::{LeaseGate, ReconcileLoop};
@@ -45,14 +45,15 @@ const LEASE_ERROR: &str = "lease (docker engine): ";
 /// Longest wait for the lease release and the HTTP server at shutdown.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
 
-/// Run the agent until SIGTERM or SIGINT: connect to the Docker Engine the
-/// way the docker CLI does, bind `opts.listen`, serve.
-pub async fn run<R: Reconciler>(opts: AgentOptions, reconciler: Arc<R>) -> anyhow::Result<()> {
-    let docker = crate::engine::bollard_client()
-        .context("connecting to the Docker Engine (DOCKER_HOST, the docker context, or /var/run/docker.sock)")?
-        .negotiate_version()
-        .await
-        .context("asking the Docker Engine for its API version")?;
+/// Run the agent until SIGTERM or SIGINT: bind `opts.listen`, serve. The
+/// lease, state records and event stream use `engine`'s client, the one
+/// the pipeline plans and applies through.
+pub async fn run<R: Reconciler>(
+    opts: AgentOptions,
+    reconciler: Arc<R>,
+    engine: &Engine,
+) -> anyhow::Result<()> {
+    let docker = engine.docker.clone();
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("--listen {}: cannot bind", opts.listen))?;

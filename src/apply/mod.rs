@@ -5,6 +5,7 @@
 //! trusted for *what* to write; apply decides only *how* and *when*.
 mod converge;
 
+use crate::diff::{self, DiffOptions};
 use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds};
 use crate::image::image_of;
 use crate::image::{Credentials, RegistryHeaders};
@@ -13,6 +14,7 @@ use crate::model::{Action, Change, Plan};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -378,7 +380,7 @@ async fn write_service(
                 let service = engine.inspect_service(id).await?;
                 version = service["Version"]["Index"].as_u64().unwrap_or(version);
                 let networks = engine.network_ids().await?;
-                if spec_matches(&with_network_ids(&spec, &networks), &service["Spec"]) {
+                if still_matches(change, &service["Spec"], &networks) {
                     progress(&format!(
                         "{}: changed on the swarm meanwhile and now matches the desired spec; not written",
                         change.name
@@ -404,52 +406,11 @@ async fn write_service(
     })
 }
 
-/// Whether the live spec already is the desired one.
-// TODO(diff): use `crate::diff::diff_spec(Kind::Service, desired, live)
-// .is_empty()` once it lands on main; this fallback only checks that every
-// field the desired spec sets has the same value live (daemon defaults the
-// desired spec leaves out are accepted).
-fn spec_matches(desired: &Value, live: &Value) -> bool {
-    match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| match l.get(k) {
-            Some(lv) => spec_matches(dv, lv),
-            None => is_empty(dv),
-        }),
-        (Value::Array(d), Value::Array(l)) => {
-            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| spec_matches(a, b))
-        }
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (d, Value::Null) => is_empty(d),
-        (d, l) => d == l,
-    }
-}
-
-/// `spec` with `TaskTemplate.Networks[].Target` names replaced by ids, as
-/// the daemon stores them, so it compares with a live spec.
-fn with_network_ids(spec: &Value, ids: &std::collections::BTreeMap<String, String>) -> Value {
-    let mut spec = spec.clone();
-    if let Some(nets) = spec
-        .pointer_mut("/TaskTemplate/Networks")
-        .and_then(Value::as_array_mut)
-    {
-        for net in nets {
-            if let Some(id) = net["Target"].as_str().and_then(|t| ids.get(t)) {
-                net["Target"] = Value::String(id.clone());
-            }
-        }
-    }
-    spec
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-    }
+/// Whether a service re-read after a concurrent change already is the
+/// desired one, by the same diff the plan made (`networks`: name -> id).
+fn still_matches(change: &Change, live_spec: &Value, networks: &BTreeMap<String, String>) -> bool {
+    let opts = DiffOptions::default().with_network_ids(networks);
+    diff::diff_spec_with(Kind::Service, desired(change), live_spec, &opts.context()).is_empty()
 }
 
 /// Remove one object, waiting (until `deadline`) while it is still in use
@@ -519,15 +480,19 @@ mod tests {
     }
 
     #[test]
-    fn fallback_match_accepts_daemon_defaults_only() {
-        let desired = json!({"Name": "s_web", "Labels": {}, "TaskTemplate": {
-            "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"]}}});
+    fn a_concurrent_change_to_the_desired_spec_is_a_match() {
+        let mut c = change(Kind::Service, Action::Update, "s_web");
+        c.desired = Some(json!({"Name": "s_web", "Labels": {}, "TaskTemplate": {
+            "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"]},
+            "Networks": [{"Target": "s_net"}]}}));
         let live = json!({"Name": "s_web", "TaskTemplate": {
             "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"], "Isolation": "default"},
+            "Networks": [{"Target": "id1"}],
             "ForceUpdate": 0}, "Mode": {"Replicated": {"Replicas": 1}}});
-        assert!(spec_matches(&desired, &live));
+        let networks = BTreeMap::from([("s_net".to_string(), "id1".to_string())]);
+        assert!(still_matches(&c, &live, &networks));
         let mut other = live.clone();
         other["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=2"]);
-        assert!(!spec_matches(&desired, &other));
+        assert!(!still_matches(&c, &other, &networks));
     }
 }

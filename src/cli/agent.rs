@@ -21,7 +21,7 @@ pub async fn run(args: AgentCmd) -> Result<ExitStatus> {
     let (source, watch_dir) = match settings::locate(repo_args, None)? {
         Location::Git(repo) => (
             SourceSpec::Git {
-                repo: std::sync::Arc::new(repo),
+                repo: std::sync::Arc::from(repo),
                 git_ref: repo_args.git_ref.clone(),
             },
             None,
@@ -58,6 +58,7 @@ pub async fn run(args: AgentCmd) -> Result<ExitStatus> {
         env: settings::stack_env(repo_args, EnvPolicy::none()),
         warned: Default::default(),
     };
-    shoal::agent::run(opts, std::sync::Arc::new(pipeline)).await?;
+    let pipeline = std::sync::Arc::new(pipeline);
+    shoal::agent::run(opts, pipeline.clone(), &pipeline.engine).await?;
     Ok(ExitStatus::Ok)
 }

@@ -35,10 +35,10 @@ use crate::source::{StackEntry, Tree};
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 
-/// Variables for interpolation: the process environment (as far as an
-/// [`EnvPolicy`] lets stacks read it), then the stack's own variables
-/// files (which the process environment overrides), as documented in the
-/// README.
+/// Variables for interpolation: the stack's own variables files, then the
+/// process environment (as far as an [`EnvPolicy`] lets stacks read it).
+/// The environment wins over the files, as docker compose lets it override
+/// `.env` and as the README documents.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     pub map: IndexMap<String, String>,

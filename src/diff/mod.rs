@@ -46,17 +46,11 @@ impl DiffOptions {
         }
         self
     }
-}
 
-impl NormContext {
-    /// A context resolving network ids from a name -> id map (see
-    /// [`DiffOptions::with_network_ids`]), for [`diff_spec_with`].
-    pub fn with_network_ids(by_name: &BTreeMap<String, String>) -> Self {
+    /// The normalization context these options give [`diff_spec_with`].
+    pub fn context(&self) -> NormContext {
         NormContext {
-            network_names: by_name
-                .iter()
-                .map(|(n, i)| (i.clone(), n.clone()))
-                .collect(),
+            network_names: self.network_names.clone(),
         }
     }
 }
@@ -84,9 +78,7 @@ pub fn plan_stack_with(
     let no_desired = DesiredStack::default();
     let desired = desired.unwrap_or(&no_desired);
 
-    let mut ctx = NormContext {
-        network_names: opts.network_names.clone(),
-    };
+    let mut ctx = opts.context();
     for n in &live.networks {
         ctx.network_names.insert(n.id.clone(), n.name.clone());
     }

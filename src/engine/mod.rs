@@ -8,6 +8,7 @@ mod distribution;
 mod live;
 pub mod raw;
 mod refs;
+pub mod swarm_config;
 mod write;
 
 pub use live::{network_spec, stack_of};
@@ -169,17 +170,6 @@ impl Engine {
             reason,
         })
     }
-}
-
-/// A bollard client for the endpoint [`Engine::connect`] would use (for
-/// typed calls such as events, without the swarm checks).
-pub fn bollard_client() -> Result<bollard::Docker, EngineError> {
-    let host = crate::docker_cli::engine_host().map_err(EngineError::Config)?;
-    let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
-    connect_bollard(&endpoint).map_err(|e| EngineError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: e.to_string(),
-    })
 }
 
 fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {

@@ -110,8 +110,7 @@ pub async fn plan(
             });
         }
     }
-    let network_names = network_ids.into_iter().map(|(n, id)| (id, n)).collect();
-    let (plan, notes) = diff_stacks(&desired, &live, &network_names, scope);
+    let (plan, notes) = diff_stacks(&desired, &live, &network_ids, scope);
     let (policies, verdicts) = check_policies(tree, &desired, &facts);
     Ok(RepoPlan {
         desired,
@@ -162,22 +161,21 @@ pub struct PlanNotes {
 }
 
 /// diff(desired, live) for every stack in scope: the step of [`plan`]
-/// that needs no I/O.
-///
-/// `network_names` maps network ids to names for the whole swarm: live
-/// services name their networks by id.
+/// that needs no I/O. `network_ids` (name -> id, the whole swarm's) lets
+/// live services, which name their networks by id, compare by name.
 fn diff_stacks(
     desired: &Desired,
     live: &BTreeMap<String, LiveStack>,
-    network_names: &BTreeMap<String, String>,
+    network_ids: &BTreeMap<String, String>,
     scope: &Scope,
 ) -> (Plan, PlanNotes) {
     let mut plan = Plan::default();
     let mut notes = PlanNotes::default();
     let opts = diff::DiffOptions {
         keep_versions: scope.keep_versions,
-        network_names: network_names.clone(),
-    };
+        ..Default::default()
+    }
+    .with_network_ids(network_ids);
     for stack in &desired.stacks {
         plan.changes.extend(diff::plan_stack_with(
             Some(stack),

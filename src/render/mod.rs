@@ -55,8 +55,12 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const BOLD_RED: &str = "\x1b[31;1m";
 const RESET: &str = "\x1b[0m";
 
+/// ANSI colour when `on`, plain text otherwise: the one place escape codes
+/// are written.
 struct Paint {
     on: bool,
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 /// Where a `--repo` value points.
 pub enum Location {
     /// A git remote, its cached clone opened.
-    Git(GitRepo),
+    Git(Box<GitRepo>),
     /// An existing local directory.
     Dir(PathBuf),
 }
@@ -44,7 +44,7 @@ pub fn open<E: From<OpenError>>(
 ) -> Result<Location, E> {
     if is_git_url(repo) {
         let opened = GitRepo::open(repo, git_options()?).map_err(OpenError::from)?;
-        return Ok(Location::Git(opened));
+        return Ok(Location::Git(Box::new(opened)));
     }
     if git_ref.is_some() {
         return Err(OpenError::RefOnDirectory(repo.to_string()).into());
