@@ -126,113 +126,154 @@ pub async fn apply(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ApplyReport, ApplyError> {
     validate(plan)?;
+    let order = WriteOrder::of(plan);
     let mut report = ApplyReport::default();
-    let of = |kind: Kind, actions: &[Action]| -> Vec<&Change> {
-        plan.changes
-            .iter()
-            .filter(|c| c.kind == kind && actions.contains(&c.action))
-            .collect()
-    };
-    let upserts = [Action::Create, Action::Update];
-
     // 1. What services use must exist first.
-    for kind in [Kind::Network, Kind::Config, Kind::Secret] {
-        for change in of(kind, &upserts) {
-            match write_support(engine, change).await {
-                Ok(()) => record(&mut report, change, 1, progress),
-                Err(e) => return Err(write_failed(vec![e], report)),
-            }
+    for change in order.support {
+        match write_support(engine, change).await {
+            Ok(()) => record(&mut report, change, 1, progress),
+            Err(e) => return Err(write_failed(vec![e], report)),
         }
     }
-
-    // 2. Services, in parallel.
-    let services = of(Kind::Service, &upserts);
-    let mut written = Vec::new();
-    if !services.is_empty() {
-        let ids = engine.reference_ids().await?;
-        // Boxed as `dyn Future + Send`: an unboxed closure-made future here
-        // trips rustc's higher-ranked lifetime inference when the caller
-        // needs the whole apply future to be Send (the agent does).
-        type Pending<'a> = std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
-                    + Send
-                    + 'a,
-            >,
-        >;
-        let ids = &ids;
-        // Credentials once per registry, not once per service.
-        let headers = match &opts.registry_auth {
-            Some(creds) => Some(
-                RegistryHeaders::read(services.iter().filter_map(|c| image_of(desired(c))), creds)
-                    .await,
-            ),
-            None => None,
-        };
-        let registry = headers.as_ref();
-        let pending: Vec<Pending<'_>> = services
-            .iter()
-            .map(|&c| -> Pending<'_> {
-                Box::pin(
-                    async move { (c, write_service(engine, c, ids, registry, progress).await) },
-                )
-            })
-            .collect();
-        let outcomes: Vec<_> = stream::iter(pending)
-            .buffered(opts.parallelism.max(1))
-            .collect()
-            .await;
-        let mut failures = Vec::new();
-        for (change, outcome) in outcomes {
-            match outcome {
-                Ok(ServiceWrite { writes, id }) => {
-                    report.writes += writes;
-                    if writes > 0 {
-                        record(&mut report, change, 0, progress);
-                    }
-                    written.push((change.name.clone(), id));
-                }
-                Err(e) => failures.push(e),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(write_failed(failures, report));
-        }
-    }
-
-    // 3. Convergence.
+    // 2. Services, in parallel; 3. their convergence.
+    let written = write_services(engine, &order.services, opts, progress, &mut report).await?;
     if opts.wait && !written.is_empty() {
-        let deadline = Instant::now() + opts.timeout;
-        let waits = written
-            .iter()
-            .map(|(name, id)| converge::wait_service(engine, name, id, deadline, progress));
-        let results = futures_util::future::join_all(waits).await;
-        let reasons: Vec<(String, String)> = written
-            .iter()
-            .zip(results)
-            .filter_map(|((name, _), r)| r.err().map(|why| (name.clone(), why)))
-            .collect();
-        if !reasons.is_empty() {
-            report.not_converged = reasons.iter().map(|(n, _)| n.clone()).collect();
-            return Err(ApplyError::NotConverged {
-                reasons,
-                report: Box::new(report),
-            });
-        }
+        converge_all(engine, &written, opts.timeout, progress, &mut report).await?;
     }
-
     // 4. Deletes, users before what they use.
     let release_deadline = Instant::now() + opts.timeout.min(Duration::from_secs(120));
-    for kind in [Kind::Service, Kind::Config, Kind::Secret, Kind::Network] {
-        for change in of(kind, &[Action::Delete]) {
-            match delete(engine, change, release_deadline).await {
-                Ok(true) => record(&mut report, change, 1, progress),
-                Ok(false) => progress(&format!("{} {}: already gone", change.kind, change.name)),
-                Err(e) => return Err(write_failed(vec![e], report)),
-            }
+    for change in order.deletes {
+        match delete(engine, change, release_deadline).await {
+            Ok(true) => record(&mut report, change, 1, progress),
+            Ok(false) => progress(&format!("{} {}: already gone", change.kind, change.name)),
+            Err(e) => return Err(write_failed(vec![e], report)),
         }
     }
     Ok(report)
+}
+
+/// The writes of a plan in the order they must happen: what services use
+/// (networks, configs, secrets) first, then the services, then deletes,
+/// users before what they use.
+struct WriteOrder<'a> {
+    support: Vec<&'a Change>,
+    services: Vec<&'a Change>,
+    deletes: Vec<&'a Change>,
+}
+
+impl<'a> WriteOrder<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        let of = |kinds: &[Kind], actions: &[Action]| -> Vec<&'a Change> {
+            kinds
+                .iter()
+                .flat_map(|&kind| {
+                    plan.changes
+                        .iter()
+                        .filter(move |c| c.kind == kind && actions.contains(&c.action))
+                })
+                .collect()
+        };
+        let upserts = [Action::Create, Action::Update];
+        WriteOrder {
+            support: of(&[Kind::Network, Kind::Config, Kind::Secret], &upserts),
+            services: of(&[Kind::Service], &upserts),
+            deletes: of(
+                &[Kind::Service, Kind::Config, Kind::Secret, Kind::Network],
+                &[Action::Delete],
+            ),
+        }
+    }
+}
+
+/// Create or update `services`, `opts.parallelism` at a time; the
+/// services written, as (name, id), for the convergence wait.
+async fn write_services(
+    engine: &Engine,
+    services: &[&Change],
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    report: &mut ApplyReport,
+) -> Result<Vec<(String, String)>, ApplyError> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = engine.reference_ids().await?;
+    // Boxed as `dyn Future + Send`: an unboxed closure-made future here
+    // trips rustc's higher-ranked lifetime inference when the caller
+    // needs the whole apply future to be Send (the agent does).
+    type Pending<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
+                + Send
+                + 'a,
+        >,
+    >;
+    let ids = &ids;
+    // Credentials once per registry, not once per service.
+    let headers = match &opts.registry_auth {
+        Some(creds) => Some(
+            RegistryHeaders::read(services.iter().filter_map(|c| image_of(desired(c))), creds)
+                .await,
+        ),
+        None => None,
+    };
+    let registry = headers.as_ref();
+    let pending: Vec<Pending<'_>> = services
+        .iter()
+        .map(|&c| -> Pending<'_> {
+            Box::pin(async move { (c, write_service(engine, c, ids, registry, progress).await) })
+        })
+        .collect();
+    let outcomes: Vec<_> = stream::iter(pending)
+        .buffered(opts.parallelism.max(1))
+        .collect()
+        .await;
+    let mut written = Vec::new();
+    let mut failures = Vec::new();
+    for (change, outcome) in outcomes {
+        match outcome {
+            Ok(ServiceWrite { writes, id }) => {
+                report.writes += writes;
+                if writes > 0 {
+                    record(report, change, 0, progress);
+                }
+                written.push((change.name.clone(), id));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(write_failed(failures, std::mem::take(report)));
+    }
+    Ok(written)
+}
+
+/// Wait until every written service converged, or `timeout` passed.
+async fn converge_all(
+    engine: &Engine,
+    written: &[(String, String)],
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
+    let deadline = Instant::now() + timeout;
+    let waits = written
+        .iter()
+        .map(|(name, id)| converge::wait_service(engine, name, id, deadline, progress));
+    let results = futures_util::future::join_all(waits).await;
+    let reasons: Vec<(String, String)> = written
+        .iter()
+        .zip(results)
+        .filter_map(|((name, _), r)| r.err().map(|why| (name.clone(), why)))
+        .collect();
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    report.not_converged = reasons.iter().map(|(n, _)| n.clone()).collect();
+    Err(ApplyError::NotConverged {
+        reasons,
+        report: Box::new(std::mem::take(report)),
+    })
 }
 
 /// Refuse plans apply cannot carry out, before any write.
