@@ -8,6 +8,7 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod decide;
 pub mod healthcheck;
 pub mod http;
 pub mod lease;
@@ -141,7 +142,7 @@ pub async fn serve<R: Reconciler>(
         &opts.identity,
         opts.lease_ttl,
     );
-    let mut lease_task = AbortOnDrop(tokio::spawn(keep_lease(
+    let lease_task = AbortOnDrop(tokio::spawn(keep_lease(
         lease,
         gate.clone(),
         status.clone(),
@@ -149,23 +150,7 @@ pub async fn serve<R: Reconciler>(
         triggers_stop.clone(),
     )));
 
-    let mut watchers = Vec::new();
-    if opts.docker_events {
-        watchers.push(AbortOnDrop(tokio::spawn(watch::docker_events(
-            docker.clone(),
-            status.clone(),
-            trigger.clone(),
-            triggers_stop.clone(),
-        ))));
-    }
-    if let Some(dir) = opts.watch_dir.clone() {
-        let (t, stop) = (trigger.clone(), triggers_stop.clone());
-        watchers.push(AbortOnDrop(tokio::spawn(async move {
-            if let Err(e) = watch::file_changes(dir, t, stop).await {
-                tracing::warn!(error = %e, "not watching files; the poll interval still applies");
-            }
-        })));
-    }
+    let watchers = watch_triggers(&opts, &docker, &status, &trigger, &triggers_stop);
 
     let mut looper = ReconcileLoop::new(
         reconciler,
@@ -185,6 +170,21 @@ pub async fn serve<R: Reconciler>(
     // The loop only returns once shutdown was asked.
     triggers_stop.cancel();
     drop(watchers);
+    release_lease(lease_task, &gate).await;
+    http_stop.cancel();
+    if tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP server did not drain in time");
+    }
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Once the loop stopped writing: stop renewing the lease and release it,
+/// each step bounded (a lease not released expires after its TTL).
+async fn release_lease(mut lease_task: AbortOnDrop<Lease>, gate: &LeaseGate) {
     match tokio::time::timeout(SHUTDOWN_STEP, &mut lease_task.0).await {
         Ok(Ok(mut lease)) => {
             gate.set(None);
@@ -198,15 +198,35 @@ pub async fn serve<R: Reconciler>(
         }
         _ => tracing::warn!("lease task did not stop in time; the lease expires after its TTL"),
     }
-    http_stop.cancel();
-    if tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0)
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTP server did not drain in time");
+}
+
+/// The triggers besides the poll interval: Docker events and, for a
+/// directory source, file changes. They stop with `stop`.
+fn watch_triggers(
+    opts: &AgentOptions,
+    docker: &bollard::Docker,
+    status: &Arc<Mutex<AgentStatus>>,
+    trigger: &Arc<Trigger>,
+    stop: &CancellationToken,
+) -> Vec<AbortOnDrop<()>> {
+    let mut watchers = Vec::new();
+    if opts.docker_events {
+        watchers.push(AbortOnDrop(tokio::spawn(watch::docker_events(
+            docker.clone(),
+            status.clone(),
+            trigger.clone(),
+            stop.clone(),
+        ))));
     }
-    tracing::info!("agent stopped");
-    Ok(())
+    if let Some(dir) = opts.watch_dir.clone() {
+        let (t, stop) = (trigger.clone(), stop.clone());
+        watchers.push(AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = watch::file_changes(dir, t, stop).await {
+                tracing::warn!(error = %e, "not watching files; the poll interval still applies");
+            }
+        })));
+    }
+    watchers
 }
 
 /// A spawned task that is aborted when `serve` is dropped (its caller
