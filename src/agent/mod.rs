@@ -26,7 +26,9 @@ pub mod watch;
 pub mod webhook;
 
 pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
-pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+pub use reconciler::{
+    split_by_stack, Planned, ReconcileError, Reconciler, Snapshot, StackPlan, StackProblem,
+};
 pub use repo_reconciler::{Pipeline, SourceSpec};
 
 use crate::engine::Engine;

@@ -190,7 +190,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 // Nothing is known about any stack: change nothing, keep
                 // every record and status, report, retry next pass.
                 tracing::error!(error = %e, "nothing planned");
-                self.source_failed(e);
+                self.source_failed(e.to_string());
                 return;
             }
         };
@@ -477,7 +477,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 tracing::error!(outcome = "apply-failed", error = %e, retry_in = ?delay, "apply failed");
             }
         }
-        Some(result)
+        Some(result.map_err(|e| e.to_string()))
     }
 
     /// Remove the record of a stack this agent no longer manages.
@@ -521,7 +521,7 @@ fn summary_text(s: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::reconciler::StackProblem;
+    use crate::agent::reconciler::{ReconcileError, StackProblem};
     use crate::model::{Action, Change, Kind};
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -541,7 +541,7 @@ mod tests {
     }
 
     impl Reconciler for Fake {
-        async fn snapshot(&self) -> Result<Snapshot, String> {
+        async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             Ok(Snapshot {
@@ -549,20 +549,23 @@ mod tests {
                 id: self.snapshot_id.lock().unwrap().clone(),
             })
         }
-        async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, String> {
+        async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, ReconcileError> {
             let delay = *self.plan_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
             self.passes.fetch_add(1, Ordering::SeqCst);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if let Some(e) = self.plan_error.lock().unwrap().clone() {
-                return Err(e);
+                return Err(ReconcileError::Source(e));
             }
             Ok(self.plans.lock().unwrap().clone())
         }
-        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), String> {
+        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), ReconcileError> {
             self.applied.lock().unwrap().push(stack.to_string());
             if self.failing.lock().unwrap().contains(stack) {
-                return Err(format!("{stack}_app: update out of sequence"));
+                return Err(ReconcileError::Apply {
+                    stack: stack.to_string(),
+                    message: format!("{stack}_app: update out of sequence"),
+                });
             }
             Ok(())
         }

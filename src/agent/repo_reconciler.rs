@@ -1,7 +1,9 @@
 //! The real [`Reconciler`] behind `shoal agent`: the same source -> load ->
 //! convert -> diff -> policy path as `shoal plan`, and the same applier as
 //! `shoal apply`, one stack at a time.
-use crate::agent::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+use crate::agent::{
+    split_by_stack, Planned, ReconcileError, Reconciler, Snapshot, StackPlan, StackProblem,
+};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
@@ -129,25 +131,26 @@ impl Reconciler for Pipeline {
     /// Resolve the source, then make sure the repository as a whole reads
     /// (its `stacks/` folders can be listed): a repository-wide problem is
     /// a source error, reported without touching any stack.
-    async fn snapshot(&self) -> Result<Snapshot, String> {
-        let snapshot = self.resolve().await?;
-        let (tree, redactor) = self.tree(&snapshot).await?;
-        crate::source::discover(&tree).map_err(|e| redactor.redact(&e.to_string()))?;
+    async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
+        let snapshot = self.resolve().await.map_err(ReconcileError::Source)?;
+        let (tree, redactor) = self.tree(&snapshot).await.map_err(ReconcileError::Source)?;
+        crate::source::discover(&tree)
+            .map_err(|e| ReconcileError::Source(redactor.redact(&e.to_string())))?;
         Ok(snapshot)
     }
 
-    async fn plan(&self, snapshot: &Snapshot) -> Result<Vec<StackPlan>, String> {
+    async fn plan(&self, snapshot: &Snapshot) -> Result<Vec<StackPlan>, ReconcileError> {
         // `snapshot` checked that the repository reads; failing now means
         // it changed under us: plan nothing, the next pass retries.
         let (tree, redactor) = self
             .tree(snapshot)
             .await
-            .map_err(|e| format!("cannot read the snapshot: {e}"))?;
+            .map_err(|e| ReconcileError::Source(format!("cannot read the snapshot: {e}")))?;
         let desired = pipeline::load(&tree, &self.scope, &self.env).map_err(|e| {
-            format!(
+            ReconcileError::Source(format!(
                 "cannot read the repository: {}",
                 redactor.redact(&e.to_string())
-            )
+            ))
         })?;
         let names: Vec<String> = desired.all_names().map(str::to_string).collect();
         let mut pass = match pipeline::plan(
@@ -220,21 +223,25 @@ impl Reconciler for Pipeline {
         Ok(out)
     }
 
-    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {
+    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), ReconcileError> {
+        let failed = |message: String| ReconcileError::Apply {
+            stack: stack.to_string(),
+            message,
+        };
         let stack_name = stack.to_string();
         let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
         let mut opts = self.apply.clone();
         if self.with_registry_auth {
-            opts.registry_auth = Some(Credentials::from_env()?);
+            opts.registry_auth = Some(Credentials::from_env().map_err(failed)?);
         }
         let report = apply::apply(&self.engine, plan, &opts, &progress)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
         if !report.not_converged.is_empty() {
-            return Err(format!(
+            return Err(failed(format!(
                 "did not converge: {}",
                 report.not_converged.join(", ")
-            ));
+            )));
         }
         Ok(())
     }
