@@ -232,7 +232,7 @@ impl Reconciler for Pipeline {
         let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
         let mut opts = self.apply.clone();
         if self.with_registry_auth {
-            opts.registry_auth = Some(Credentials::from_env().map_err(failed)?);
+            opts.registry_auth = Some(Credentials::from_env().map_err(|e| failed(e.to_string()))?);
         }
         let report = apply::apply(&self.engine, plan, &opts, &progress)
             .await

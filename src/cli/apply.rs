@@ -93,7 +93,7 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
     }
     let engine = Engine::connect().await?;
     let registry_auth = if args.registry.with_registry_auth {
-        Some(Credentials::from_env().map_err(|e| anyhow::anyhow!(e))?)
+        Some(Credentials::from_env()?)
     } else {
         None
     };

@@ -11,6 +11,15 @@ use docker_credential::{CredentialRetrievalError, DockerCredential};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The docker config file exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot read: {error}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    // Part of the message, not a cause: the CLI prints causes again.
+    pub error: std::io::Error,
+}
+
 /// The docker config file of this process, read once.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -27,16 +36,21 @@ impl Credentials {
     }
 
     /// Read the docker config file where the docker CLI would.
-    pub fn from_env() -> Result<Credentials, String> {
+    pub fn from_env() -> Result<Credentials, ConfigError> {
         Credentials::load(&Self::default_path())
     }
 
     /// Read a docker config file; a missing file means no credentials.
-    pub fn load(path: &Path) -> Result<Credentials, String> {
+    pub fn load(path: &Path) -> Result<Credentials, ConfigError> {
         let config = match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+            Err(error) => {
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    error,
+                })
+            }
         };
         Ok(Credentials {
             path: path.to_path_buf(),

@@ -131,7 +131,7 @@ pub async fn pin_images(
     live: &BTreeMap<String, LiveStack>,
     mode: ResolveMode,
     cache: Option<&DigestCache>,
-) -> Result<(), String> {
+) -> Result<(), image::ConfigError> {
     let wanted = image::to_look_up(desired, live, mode);
     let now = Instant::now();
     let (mut lookups, ask) = match cache {
