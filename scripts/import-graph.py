@@ -56,3 +56,4 @@ bad = [(m, n) for m in edges for n in edges[m]
 unknown = [m for m in mods if m not in ORDER]
 print("layers:", " < ".join(ORDER))
 print("upward imports:", bad if bad else "none", "| modules outside the order:", unknown or "none")
+sys.exit(1 if (sccs or bad or unknown) else 0)

@@ -1,10 +1,10 @@
 //! shoal: a declarative GitOps reconciler for Docker Swarm.
 //!
-//! Data flows one way, each module importing only those before it:
-//! model (shared values) -> image, source -> secrets -> compose -> convert
-//! -> diff -> policy -> pipeline (load + plan) -> render, engine -> apply
-//! -> agent. The command line (`src/cli/`) is the binary's, not the
-//! library's.
+//! Data flows one way; each module imports only modules listed before it
+//! (`scripts/import-graph.py` checks): model (shared values), docker_cli,
+//! source, image, secrets, compose, convert, diff, policy, engine,
+//! pipeline (load + plan), render, apply, agent. The command line
+//! (`src/cli/`) is the binary's, not the library's.
 pub mod agent;
 pub mod apply;
 pub mod compose;

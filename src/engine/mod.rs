@@ -1,5 +1,6 @@
-//! The Docker Engine adapter: live reads and writes. Thin: no decisions
-//! here, only API calls.
+//! The Docker Engine API and nothing else: live reads, writes, registry
+//! digest lookups, and the labelled configs the agent keeps its lease and
+//! records in. One client per process; no decisions here, only API calls.
 //!
 //! Specs travel as raw JSON in both directions (see `raw.rs` for why), so
 //! every field the daemon knows passes through unchanged. `docker` (bollard)

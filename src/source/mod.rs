@@ -1,4 +1,5 @@
-//! Where stacks come from: a directory or a git commit, read through [`Tree`].
+//! Where stacks come from: a directory or a git commit ([`open`] tells a
+//! `--repo` apart), read through [`Tree`] within size and depth bounds.
 pub use digest::dir_digest;
 pub use open::{is_git_url, open, Location, OpenError};
 use std::path::{Path, PathBuf};
