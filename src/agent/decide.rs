@@ -5,8 +5,8 @@
 use super::reconciler::{Planned, StackProblem};
 use super::record::StackRecord;
 use super::status::Outcome;
-use crate::model::{Action, Change, Kind, Plan};
-use std::collections::BTreeMap;
+use crate::diff::{only_digest_moves, registry_moved};
+use crate::model::Plan;
 
 /// The decision for one stack.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +61,7 @@ pub fn decide(
         return Decision::InSync { plan: planned.plan };
     }
     let drift = rec.commit.as_deref() == Some(snapshot)
-        && !(crate::diff::only_digest_moves(&planned.plan)
-            && registry_moved(&rec.images, &planned.plan));
+        && !(only_digest_moves(&planned.plan) && registry_moved(&rec.images, &planned.plan));
     if drift && !self_heal {
         Decision::ReportDrift { planned }
     } else {
@@ -70,40 +69,12 @@ pub fn decide(
     }
 }
 
-/// Whether every image change of `plan` goes to a digest other than the
-/// one its service was last synced at (`synced`, from the stack record; a
-/// service without one is taken to have had its digest moved).
-fn registry_moved(synced: &BTreeMap<String, String>, plan: &Plan) -> bool {
-    plan.changes
-        .iter()
-        .filter(|c| c.action != Action::Noop)
-        .all(|c| match (synced.get(&c.name), desired_image(c)) {
-            (Some(synced), Some(wanted)) => synced != wanted,
-            _ => true,
-        })
-}
-
-/// Service -> the image a stack is in sync at once `plan` is applied.
-pub fn synced_images(plan: &Plan) -> BTreeMap<String, String> {
-    plan.changes
-        .iter()
-        .filter_map(|c| desired_image(c).map(|i| (c.name.clone(), i.to_string())))
-        .collect()
-}
-
-/// The image a service change writes (or keeps, for a no-op).
-fn desired_image(c: &Change) -> Option<&str> {
-    (c.kind == Kind::Service)
-        .then_some(c.desired.as_ref())
-        .flatten()
-        .and_then(crate::image::image_of)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::FieldChange;
+    use crate::model::{Action, Change, FieldChange, Kind};
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn image_change(before: &str, after: &str) -> Planned {
         Planned {

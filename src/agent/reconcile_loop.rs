@@ -3,12 +3,13 @@
 //! per stack -> apply). Passes never overlap; kicks during a pass cause
 //! exactly one more.
 use super::backoff::Backoff;
-use super::decide::{decide, synced_images, Decision};
+use super::decide::{decide, Decision};
 use super::notify::{self, CommitState, Event, EventKind, Notifier, NotifyState, Revision};
 use super::reconciler::{Planned, Reconciler, Snapshot, StackPlan};
 use super::record::{self, StackRecord};
 use super::status::{AgentStatus, Outcome, Role, SnapshotStatus, StackStatus};
 use super::trigger::{Reason, Trigger};
+use crate::diff::synced_images;
 use crate::model::{Plan, Summary};
 use bollard::Docker;
 use std::collections::BTreeMap;

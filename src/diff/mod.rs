@@ -8,7 +8,7 @@ pub mod normalize;
 pub mod rotation;
 
 pub use compare::is_secret_name;
-pub use drift::only_digest_moves;
+pub use drift::{only_digest_moves, registry_moved, synced_images};
 pub use normalize::{NormContext, DIGEST_LABEL};
 
 use crate::model::{Action, Change, FieldChange, REPLACE_REQUIRED};
