@@ -8,7 +8,7 @@ use crate::diff;
 use crate::engine::{Engine, EngineError};
 use crate::image::{self, Credentials, DigestCache, Lookups, ResolveMode};
 use crate::model::{ClusterFacts, Desired, LiveStack, Plan, StackError};
-use crate::policy::{PolicySet, Violation};
+use crate::policy::{PolicyError, PolicySet, Violation};
 use crate::source::Tree;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,14 +23,14 @@ pub struct RepoPlan {
     pub notes: PlanNotes,
     /// `Err` when the policies themselves do not load (that blocks every
     /// stack: a broken guard rail never means no guard rails).
-    pub policies: Result<(), String>,
+    pub policies: Result<(), PolicyError>,
     /// Each loaded stack's policy verdict: its violations, or why the
     /// policies could not be evaluated for it.
     pub verdicts: Verdicts,
 }
 
 /// Policy verdicts by stack name.
-pub type Verdicts = BTreeMap<String, Result<Vec<Violation>, String>>;
+pub type Verdicts = BTreeMap<String, Result<Vec<Violation>, PolicyError>>;
 
 impl RepoPlan {
     /// All violations, and every policy error as a message.
@@ -46,20 +46,17 @@ pub fn check_policies(
     tree: &dyn Tree,
     desired: &Desired,
     facts: &ClusterFacts,
-) -> (Result<(), String>, Verdicts) {
+) -> (Result<(), PolicyError>, Verdicts) {
     let tree =
         crate::source::Budget::new(tree, "the policy files", crate::source::MAX_POLICY_BYTES);
     match PolicySet::load(&tree) {
-        Err(e) => (Err(e.to_string()), BTreeMap::new()),
+        Err(e) => (Err(e), BTreeMap::new()),
         Ok(set) => (
             Ok(()),
             desired
                 .stacks
                 .iter()
-                .map(|s| {
-                    let verdict = set.evaluate(s, facts).map_err(|e| e.to_string());
-                    (s.name.clone(), verdict)
-                })
+                .map(|s| (s.name.clone(), set.evaluate(s, facts)))
                 .collect(),
         ),
     }
@@ -67,13 +64,13 @@ pub fn check_policies(
 
 /// All violations, and every policy error as a message (`stack X: ...`).
 pub fn flatten_verdicts(
-    policies: &Result<(), String>,
+    policies: &Result<(), PolicyError>,
     verdicts: &Verdicts,
 ) -> (Vec<Violation>, Vec<String>) {
     let mut violations = Vec::new();
     let mut errors = Vec::new();
     if let Err(e) = policies {
-        errors.push(e.clone());
+        errors.push(e.to_string());
     }
     for (stack, verdict) in verdicts {
         match verdict {
