@@ -116,27 +116,7 @@ pub async fn serve<R: Reconciler>(
     // answering until the loop is done, then drains.
     let triggers_stop = shutdown.child_token();
     let http_stop = CancellationToken::new();
-    // The agent's own secrets are masked wherever errors are shown.
-    for secret in [&opts.webhook_secret, &opts.status_token]
-        .into_iter()
-        .flatten()
-    {
-        opts.redactor.register_bytes(secret);
-    }
-    let app = http::router(http::HttpState {
-        status: status.clone(),
-        trigger: trigger.clone(),
-        webhook_secret: opts.webhook_secret.clone().map(Arc::new),
-        status_token: opts.status_token.clone().map(Arc::new),
-        redactor: opts.redactor.clone(),
-        limits: opts.http,
-    });
-    let mut http_task = AbortOnDrop(tokio::spawn(http::serve(
-        listener,
-        app,
-        opts.http,
-        http_stop.clone(),
-    )));
+    let mut http_task = start_http(&opts, listener, &status, &trigger, &http_stop);
 
     let lease = Lease::new(
         docker.clone(),
@@ -200,6 +180,37 @@ async fn release_lease(mut lease_task: AbortOnDrop<Lease>, gate: &LeaseGate) {
         }
         _ => tracing::warn!("lease task did not stop in time; the lease expires after its TTL"),
     }
+}
+
+/// Serve `/healthz`, `/metrics`, `/status` and the webhook on `listener`
+/// until `stop`; the agent's own secrets are masked wherever errors show.
+fn start_http(
+    opts: &AgentOptions,
+    listener: TcpListener,
+    status: &Arc<Mutex<AgentStatus>>,
+    trigger: &Arc<Trigger>,
+    stop: &CancellationToken,
+) -> AbortOnDrop<()> {
+    for secret in [&opts.webhook_secret, &opts.status_token]
+        .into_iter()
+        .flatten()
+    {
+        opts.redactor.register_bytes(secret);
+    }
+    let app = http::router(http::HttpState {
+        status: status.clone(),
+        trigger: trigger.clone(),
+        webhook_secret: opts.webhook_secret.clone().map(Arc::new),
+        status_token: opts.status_token.clone().map(Arc::new),
+        redactor: opts.redactor.clone(),
+        limits: opts.http,
+    });
+    AbortOnDrop(tokio::spawn(http::serve(
+        listener,
+        app,
+        opts.http,
+        stop.clone(),
+    )))
 }
 
 /// The triggers besides the poll interval: Docker events and, for a
