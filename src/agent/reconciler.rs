@@ -1,7 +1,7 @@
 //! The narrow seam between the agent and the pipeline. The agent decides
 //! *when* and *whether* to write (triggers, lease, drift, backoff); the
 //! [`Reconciler`] knows *how* to read the source, plan a stack and apply it.
-use crate::plan::{Plan, Summary};
+use crate::model::{Plan, Summary};
 use std::future::Future;
 
 /// One resolved state of the source: everything a pass plans from.
@@ -53,6 +53,22 @@ impl StackPlan {
     }
 }
 
+/// Why a [`Reconciler`] call failed; messages are masked already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// The source, or the repository as a whole, could not be read: the
+    /// pass changes nothing.
+    #[error("{0}")]
+    Source(String),
+    /// Applying one stack failed; the agent retries it with backoff.
+    #[error("{message}")]
+    Apply { stack: String, message: String },
+    /// Applying one stack failed and was rolled back to the specs before
+    /// the run: the agent marks the commit failed and does not retry it.
+    #[error("{message}")]
+    RolledBack { stack: String, message: String },
+}
+
 /// The pipeline as the agent drives it. Implemented by the real pipeline
 /// (source -> compose -> convert -> diff -> policy, apply) and by fakes in
 /// tests. Methods take `&self`; the agent never calls two at once.
@@ -60,7 +76,7 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Resolve the source: a git fetch (only if the remote moved) or a
     /// directory read. An error here is counted as a source (git fetch)
     /// error and the pass ends without touching any stack.
-    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, String>> + Send;
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, ReconcileError>> + Send;
 
     /// Load, plan and check every stack of the snapshot against the live
     /// swarm. One entry per stack; a stack that fails to load or is denied
@@ -70,45 +86,22 @@ pub trait Reconciler: Send + Sync + 'static {
     fn plan(
         &self,
         snapshot: &Snapshot,
-    ) -> impl Future<Output = Result<Vec<StackPlan>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<StackPlan>, ReconcileError>> + Send;
 
     /// Apply one stack's plan (ordered writes, convergence wait). The error
-    /// says what failed and whether the failed rollout was rolled back
-    /// (then the agent marks the commit failed and does not retry it);
-    /// otherwise the agent retries with backoff.
+    /// says what failed; the agent retries [`ReconcileError::Apply`] with
+    /// backoff, and marks the commit of a [`ReconcileError::RolledBack`]
+    /// failed (not retried until a new commit or `POST /sync`).
     fn apply(
         &self,
         stack: &str,
         plan: &Plan,
-    ) -> impl Future<Output = Result<(), ApplyFailure>> + Send;
+    ) -> impl Future<Output = Result<(), ReconcileError>> + Send;
 
     /// The stacks each stack needs (`x-shoal.depends_on`) as of the last
     /// plan: a stack is not applied in a pass where one of them failed.
     fn needs(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         Default::default()
-    }
-}
-
-/// Why an apply failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApplyFailure {
-    pub error: String,
-    /// The services were restored to the specs before the run.
-    pub rolled_back: bool,
-}
-
-impl std::fmt::Display for ApplyFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.error)
-    }
-}
-
-impl From<String> for ApplyFailure {
-    fn from(error: String) -> Self {
-        ApplyFailure {
-            error,
-            rolled_back: false,
-        }
     }
 }
 
@@ -137,8 +130,8 @@ pub fn split_by_stack<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change};
-    use crate::state::Kind;
+    use crate::model::Kind;
+    use crate::model::{Action, Change};
 
     fn change(stack: &str, name: &str) -> Change {
         Change {

@@ -8,7 +8,7 @@
 //! the previous version's configs and secrets are still there.
 use super::{converge, waves::Order, ApplyOptions, ApplyReport};
 use crate::engine::{Engine, EngineError};
-use crate::state::Kind;
+use crate::model::Kind;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -7,9 +7,8 @@
 use super::converge::{count_running, current_iteration, first_task_error, pick_latest, state};
 use crate::compose::depends::{self, Condition};
 use crate::engine::Engine;
-use crate::plan::{Action, Change};
-use crate::reconcile::{Desired, StackError};
-use crate::state::Kind;
+use crate::model::{Action, Change, Desired, Kind, StackError};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -45,7 +44,7 @@ impl Order {
     /// a stack that needs other (loaded) stacks, every service of those.
     pub fn from_desired(desired: &Desired) -> Order {
         let mut order = Order::default();
-        let by_name: BTreeMap<&str, &crate::state::DesiredStack> = desired
+        let by_name: BTreeMap<&str, &crate::model::DesiredStack> = desired
             .stacks
             .iter()
             .map(|s| (s.name.as_str(), s))
@@ -659,7 +658,7 @@ mod tests {
 
     #[test]
     fn stack_needs_gate_every_service_of_the_needed_stack() {
-        use crate::state::{DesiredObject, DesiredStack};
+        use crate::model::{DesiredObject, DesiredStack};
         let obj = |name: &str, source: Value| DesiredObject {
             name: name.into(),
             spec: json!({}),
