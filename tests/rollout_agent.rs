@@ -81,7 +81,13 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
         version,
         "the failed commit was retried"
     );
-    assert_eq!(agent.logs().matches("rolled back: restored").count(), 1);
+    assert_eq!(
+        agent
+            .logs()
+            .matches("apply failed and was rolled back")
+            .count(),
+        1
+    );
 
     // On request it is tried again (and fails again, rolled back again).
     let (code, _) = http(
@@ -103,7 +109,12 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
     .unwrap();
     assert_eq!(code, 401);
     poll("retried on request", Duration::from_secs(90), || {
-        (agent.logs().matches("rolled back: restored").count() >= 2).then_some(())
+        (agent
+            .logs()
+            .matches("apply failed and was rolled back")
+            .count()
+            >= 2)
+            .then_some(())
     });
 
     // A new commit is applied, and clears the mark.

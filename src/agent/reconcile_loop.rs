@@ -373,6 +373,14 @@ impl<R: Reconciler> ReconcileLoop<R> {
         let drift = decision.drift();
         let changes = summary.create + summary.update + summary.delete;
         let (outcome, error) = match decision {
+            Decision::LeaveAlone {
+                outcome: Outcome::RolledBack,
+                error,
+            } => {
+                // Logged (and told) when it failed; every pass since is quiet.
+                tracing::debug!("the commit failed and was rolled back; not retried until a new commit or POST /sync");
+                (Outcome::RolledBack, Some(error))
+            }
             Decision::LeaveAlone { outcome, error } => {
                 tracing::error!(error = %error, outcome = outcome.as_str(), "stack left as it is");
                 (outcome, Some(error))
@@ -417,8 +425,12 @@ impl<R: Reconciler> ReconcileLoop<R> {
                         // Kept in a label anyone with `docker config
                         // inspect` reads: masked.
                         let masked = super::mask::error_text(&self.redactor, &message);
-                        let entry =
-                            history::Entry::new(&snapshot.id, Outcome::RolledBack, &masked, "agent");
+                        let entry = history::Entry::new(
+                            &snapshot.id,
+                            Outcome::RolledBack,
+                            &masked,
+                            "agent",
+                        );
                         history::push(&mut rec.history, entry);
                         (Outcome::RolledBack, Some(message))
                     }
