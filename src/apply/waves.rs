@@ -7,7 +7,7 @@
 use super::converge::{count_running, current_iteration, first_task_error, pick_latest, state};
 use crate::compose::depends::{self, Condition};
 use crate::engine::Engine;
-use crate::model::{Action, Change, Desired, Kind, StackError};
+use crate::model::{Action, Change, Desired, Kind};
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -97,26 +97,6 @@ impl Order {
 
     fn of(&self, service: &str) -> &[Gate] {
         self.gates.get(service).map(Vec::as_slice).unwrap_or(&[])
-    }
-}
-
-/// Move stacks whose `x-shoal.depends_on` names a stack the repository
-/// does not have, or that are in a cycle, to the load errors.
-pub fn refuse_bad_stack_needs(desired: &mut Desired, existing: &BTreeSet<String>) {
-    let problems = depends::check_stacks(&desired.needs, existing);
-    if problems.is_empty() {
-        return;
-    }
-    let (bad, good): (Vec<_>, Vec<_>) = std::mem::take(&mut desired.stacks)
-        .into_iter()
-        .partition(|s| problems.contains_key(&s.name));
-    desired.stacks = good;
-    for s in bad {
-        desired.needs.remove(&s.name);
-        desired.errors.push(StackError {
-            message: problems[&s.name].clone(),
-            stack: s.name,
-        });
     }
 }
 

@@ -82,8 +82,28 @@ pub fn load(tree: &RepoTree, scope: &Scope, env: &Vars) -> Result<Desired, Sourc
         }
     }
     let existing = entries.iter().map(|e| e.name.clone()).collect();
-    crate::apply::waves::refuse_bad_stack_needs(&mut desired, &existing);
+    refuse_bad_stack_needs(&mut desired, &existing);
     Ok(desired)
+}
+
+/// Move stacks whose `x-shoal.depends_on` names a stack the repository
+/// does not have, or that are in a cycle, to the load errors.
+fn refuse_bad_stack_needs(desired: &mut Desired, existing: &std::collections::BTreeSet<String>) {
+    let problems = crate::compose::depends::check_stacks(&desired.needs, existing);
+    if problems.is_empty() {
+        return;
+    }
+    let (bad, good): (Vec<_>, Vec<_>) = std::mem::take(&mut desired.stacks)
+        .into_iter()
+        .partition(|s| problems.contains_key(&s.name));
+    desired.stacks = good;
+    for s in bad {
+        desired.needs.remove(&s.name);
+        desired.errors.push(StackError {
+            message: problems[&s.name].clone(),
+            stack: s.name,
+        });
+    }
 }
 
 fn load_stack(
