@@ -8,6 +8,7 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod dashboard;
 pub mod http;
 pub mod lease;
 pub mod mask;
@@ -110,20 +111,26 @@ pub async fn serve<R: Reconciler>(
     let triggers_stop = shutdown.child_token();
     let http_stop = CancellationToken::new();
     // The agent's own secrets are masked wherever errors are shown.
-    for secret in [&opts.webhook_secret, &opts.status_token]
+    for secret in [&opts.webhook_secret, &opts.status_token, &opts.ui_token]
         .into_iter()
         .flatten()
     {
         opts.redactor.register_bytes(secret);
     }
-    let app = http::router(http::HttpState {
+    let http_state = http::HttpState {
         status: status.clone(),
         trigger: trigger.clone(),
         webhook_secret: opts.webhook_secret.clone().map(Arc::new),
         status_token: opts.status_token.clone().map(Arc::new),
         redactor: opts.redactor.clone(),
         limits: opts.http,
-    });
+    };
+    let app = http::router(http_state.clone()).merge(dashboard::router(
+        http_state,
+        dashboard::Source::of(&reconciler),
+        opts.ui_token.clone().map(Arc::new),
+        opts.interval,
+    ));
     let mut http_task = AbortOnDrop(tokio::spawn(http::serve(
         listener,
         app,
