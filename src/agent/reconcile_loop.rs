@@ -349,7 +349,10 @@ impl<R: Reconciler> ReconcileLoop<R> {
     async fn stack_in_span(&mut self, snapshot: &Snapshot, sp: StackPlan) -> Option<Outcome> {
         let name = sp.stack.clone();
         let summary = sp.summary();
-        let (plan_text, clock) = (sp.result.as_ref().ok().map(|p| p.text.clone()), Instant::now());
+        let (plan_text, clock) = (
+            sp.result.as_ref().ok().map(|p| p.text.clone()),
+            Instant::now(),
+        );
         let mut rec = self
             .records
             .as_ref()
@@ -466,6 +469,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             drift,
             error: error.as_deref(),
             plan: plan_text,
+            plan_has_changes: summary.create + summary.update + summary.delete > 0,
             took: clock.elapsed(),
             record_before: &record_before,
             applied_at: rec.applied_at.clone(),

@@ -178,15 +178,14 @@ pub fn clear_cookie() -> String {
 }
 
 /// Whether a state-changing request comes from this site's own pages: a
-/// browser names the page's origin (`Origin`, `Sec-Fetch-Site`); a request
-/// from another site is refused even if it could carry the cookie. Clients
-/// that send neither (curl with a bearer token) pass.
+/// browser says where the request comes from (`Sec-Fetch-Site`, or in
+/// older browsers `Origin`); a request from another site is refused even
+/// if it could carry the cookie. Clients that send neither (curl with a
+/// bearer token) pass.
 pub fn same_origin(headers: &HeaderMap) -> bool {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     if let Some(site) = get("sec-fetch-site") {
-        if !matches!(site, "same-origin" | "none") {
-            return false;
-        }
+        return matches!(site, "same-origin" | "none");
     }
     match (get("origin"), get("host")) {
         (None, _) => true,
@@ -273,5 +272,13 @@ mod tests {
             ("host", "127.0.0.1:9180")
         ])));
         assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        // A browser's own word wins over an `Origin: null` (privacy modes).
+        assert!(same_origin(&headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null"),
+            ("host", "127.0.0.1:9180")
+        ])));
+        assert!(!same_origin(&headers(&[("origin", "null"), ("host", "h")])));
     }
 }

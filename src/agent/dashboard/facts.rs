@@ -31,9 +31,13 @@ pub struct PassFacts {
 /// One stack's facts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StackFacts {
-    /// The last plan as the CLI prints it (policy checks appended), masked
-    /// by the pipeline; `None` when the stack did not plan.
-    pub plan: Option<String>,
+    /// The last plan with changes (or, until there is one, the last plan),
+    /// as the CLI prints it with the policy checks appended, masked by the
+    /// pipeline. A later pass that finds nothing to do keeps it: what was
+    /// last applied stays readable.
+    pub plan: Option<PlanFacts>,
+    /// The last pass planned this stack and found nothing to change.
+    pub in_sync_since_plan: bool,
     /// How long this stack's step of the last pass took (decide, apply,
     /// convergence wait, record).
     pub took: Duration,
@@ -41,6 +45,15 @@ pub struct StackFacts {
     pub applied_at: Option<String>,
     /// Newest last.
     pub history: VecDeque<HistoryEntry>,
+}
+
+/// A plan and what it was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanFacts {
+    pub text: String,
+    pub commit: String,
+    pub at: SystemTime,
+    pub has_changes: bool,
 }
 
 /// One line of a stack's history: a commit applied, or a failure.
@@ -66,6 +79,8 @@ pub struct StepEnd<'a> {
     pub drift: bool,
     pub error: Option<&'a str>,
     pub plan: Option<String>,
+    /// Whether `plan` changes anything.
+    pub plan_has_changes: bool,
     pub took: Duration,
     /// The record as it was before this step (to seed the history).
     pub record_before: &'a StackRecord,
@@ -94,7 +109,19 @@ impl PageFacts {
                 });
             }
         }
-        facts.plan = end.plan;
+        if let Some(text) = end.plan {
+            facts.in_sync_since_plan = !end.plan_has_changes;
+            if end.plan_has_changes || facts.plan.as_ref().is_none_or(|p| !p.has_changes) {
+                facts.plan = Some(PlanFacts {
+                    text,
+                    commit: end.snapshot.to_string(),
+                    at: end.now,
+                    has_changes: end.plan_has_changes,
+                });
+            }
+        } else {
+            facts.in_sync_since_plan = false;
+        }
         facts.took = end.took;
         facts.applied_at = end.applied_at;
         let entry = HistoryEntry {
@@ -145,6 +172,7 @@ mod tests {
             drift: false,
             error: None,
             plan: Some("~ service web_app".into()),
+            plan_has_changes: true,
             took: Duration::from_millis(5),
             record_before: rec,
             applied_at: None,
@@ -183,6 +211,14 @@ mod tests {
             ]
         );
         assert!(f.stacks["web"].history[0].at.is_some());
+        // The plan that applied c1 stays shown after a pass with nothing to do.
+        let mut quiet = end(&rec, "c1", Outcome::NoChange);
+        quiet.plan = Some("No changes.".into());
+        quiet.plan_has_changes = false;
+        f.stack_done(quiet);
+        let web = &f.stacks["web"];
+        assert!(web.in_sync_since_plan);
+        assert_eq!(web.plan.as_ref().unwrap().text, "~ service web_app");
     }
 
     #[test]

@@ -221,6 +221,10 @@ pub fn stack(p: &StackPage, ctx: &Ctx) -> Markup {
         @if let Some(e) = &p.error { (error(e)) }
         section aria-labelledby="plan-h" {
             h2 #plan-h { "Last plan" }
+            @if let Some((c, at)) = &p.plan_of {
+                p.muted { "Planned at " (commit_id(c)) ", " (when(*at, ctx.now)) "."
+                    @if p.in_sync_since_plan { " Applied: later passes found nothing to change." } }
+            }
             @if p.plan.is_empty() {
                 p.muted { "No plan: the stack did not get that far (see the error)." }
             } @else {
@@ -517,7 +521,12 @@ mod tests {
         s.page.stacks.insert(
             name.into(),
             crate::agent::dashboard::StackFacts {
-                plan: Some(format!("~ service web_app\n    Labels[x]: \"{evil}\"\n")),
+                plan: Some(crate::agent::dashboard::facts::PlanFacts {
+                    text: format!("~ service web_app\n    Labels[x]: \"{evil}\"\n"),
+                    commit: C1.into(),
+                    at: SystemTime::UNIX_EPOCH,
+                    has_changes: true,
+                }),
                 ..Default::default()
             },
         );
@@ -542,11 +551,8 @@ mod tests {
         let live = overview(&o, &ctx());
         let html = page("Stacks", &ctx(), "/?fragment=live", live).into_string();
         let name = s.stacks.keys().next().unwrap().clone();
-        let stack_html = stack(
-            &view::stack_page(&s, &name, &commits).unwrap(),
-            &ctx(),
-        )
-        .into_string();
+        let stack_html =
+            stack(&view::stack_page(&s, &name, &commits).unwrap(), &ctx()).into_string();
         for h in [&html, &stack_html] {
             assert!(!h.contains("<script>alert"), "{h}");
             assert!(!h.contains("<img"), "{h}");
@@ -561,7 +567,9 @@ mod tests {
         assert_eq!(html.matches("<script").count(), 1);
         assert!(html.contains(&format!("<script src=\"{}\" defer>", super::super::JS_PATH)));
         // The stack's link is percent-encoded.
-        assert!(html.contains("href=\"/stacks/web%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\""));
+        assert!(
+            html.contains("href=\"/stacks/web%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\"")
+        );
     }
 
     #[test]
@@ -570,7 +578,10 @@ mod tests {
         s.stacks = BTreeMap::from([("web".to_string(), s.stacks.values().next().unwrap().clone())]);
         let o = view::overview(&s, &commits);
         let html = overview(&o, &ctx()).into_string();
-        assert!(html.contains("id=\"stack-web\" data-state=\"failed\""), "{html}");
+        assert!(
+            html.contains("id=\"stack-web\" data-state=\"failed\""),
+            "{html}"
+        );
         assert!(html.contains(&format!("href=\"https://github.com/o/r/commit/{C1}\"")));
         assert!(html.contains("<code>3f2a9c1</code>"));
         assert!(html.contains("action=\"/stacks/web/sync\""));
@@ -585,7 +596,10 @@ mod tests {
         assert_eq!(ago(now, now), "just now");
         assert_eq!(ago(now - Duration::from_secs(42), now), "42 s ago");
         assert_eq!(ago(now - Duration::from_secs(7260), now), "2 h 1 min ago");
-        assert_eq!(ago(now - Duration::from_secs(90_000), now), "2027-01-14 07:00:00 UTC");
+        assert_eq!(
+            ago(now - Duration::from_secs(90_000), now),
+            "2027-01-14 07:00:00 UTC"
+        );
         assert_eq!(duration(Duration::from_millis(850)), "850 ms");
         assert_eq!(duration(Duration::from_millis(3400)), "3.4 s");
         assert_eq!(duration(Duration::from_secs(125)), "2 min 5 s");

@@ -45,11 +45,14 @@ const COMMIT_CACHE: usize = 512;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Looks a commit id up in the source (blocking).
+type Describe = dyn Fn(&str) -> Option<CommitMeta> + Send + Sync;
+
 /// Where commit subjects, authors and times come from: the reconciler's
 /// source (the git cache), asked off the async threads and remembered.
 #[derive(Clone)]
 pub struct Source {
-    describe: Arc<dyn Fn(&str) -> Option<CommitMeta> + Send + Sync>,
+    describe: Arc<Describe>,
     url: Option<String>,
     cache: Arc<Mutex<HashMap<String, CommitMeta>>>,
 }
@@ -60,15 +63,6 @@ impl Source {
         Source {
             url: reconciler.source_url(),
             describe: Arc::new(move |id| r.describe(id)),
-            cache: Arc::default(),
-        }
-    }
-
-    /// A source that knows no commit (tests).
-    pub fn none() -> Source {
-        Source {
-            describe: Arc::new(|_| None),
-            url: None,
             cache: Arc::default(),
         }
     }
@@ -129,7 +123,7 @@ impl Dash {
         let m = |t: &mut String| *t = mask::error_text(&self.http.redactor, t);
         for f in s.page.stacks.values_mut() {
             if let Some(p) = &mut f.plan {
-                m(p);
+                m(&mut p.text);
             }
             for h in &mut f.history {
                 if let Some(e) = &mut h.error {
@@ -192,7 +186,11 @@ struct PageQuery {
     synced: Option<String>,
 }
 
-async fn overview(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<PageQuery>) -> Response {
+async fn overview(
+    State(d): State<Dash>,
+    headers: HeaderMap,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let grant = d.access.grant(&headers, SystemTime::now());
     if !d.access.can_read(grant) {
         return sign_in_first(&d);
@@ -257,7 +255,10 @@ async fn sync(State(d): State<Dash>, Path(name): Path<String>, headers: HeaderMa
         );
     }
     if !auth::same_origin(&headers) {
-        return plain(StatusCode::FORBIDDEN, "refused: the request came from another site\n");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "refused: the request came from another site\n",
+        );
     }
     let grant = d.access.grant(&headers, SystemTime::now());
     if !d.access.can_act(grant) {
@@ -289,11 +290,17 @@ async fn login_form(State(d): State<Dash>) -> Response {
 
 async fn login(State(d): State<Dash>, headers: HeaderMap, body: Body) -> Response {
     if !auth::same_origin(&headers) {
-        return plain(StatusCode::FORBIDDEN, "refused: the request came from another site\n");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "refused: the request came from another site\n",
+        );
     }
     let read = axum::body::to_bytes(body, LOGIN_BODY_MAX);
     let Ok(Ok(bytes)) = tokio::time::timeout(d.http.limits.body_read_timeout, read).await else {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "sign-in form too large or too slow\n");
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "sign-in form too large or too slow\n",
+        );
     };
     let token = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "token")
@@ -322,7 +329,10 @@ async fn login(State(d): State<Dash>, headers: HeaderMap, body: Body) -> Respons
 
 async fn logout(headers: HeaderMap) -> Response {
     if !auth::same_origin(&headers) {
-        return plain(StatusCode::FORBIDDEN, "refused: the request came from another site\n");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "refused: the request came from another site\n",
+        );
     }
     redirect("/", Some(auth::clear_cookie()))
 }
@@ -345,9 +355,18 @@ fn sign_in_first(d: &Dash) -> Response {
 
 fn secure_headers(r: &mut Response) {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
 }
 

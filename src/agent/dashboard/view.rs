@@ -104,6 +104,13 @@ pub fn commit_ids(status: &AgentStatus) -> Vec<String> {
                 .values()
                 .flat_map(|f| f.history.iter().map(|h| h.commit.clone())),
         )
+        .chain(
+            status
+                .page
+                .stacks
+                .values()
+                .filter_map(|f| f.plan.as_ref().map(|p| p.commit.clone())),
+        )
         .collect();
     ids.sort();
     ids.dedup();
@@ -206,6 +213,10 @@ pub struct StackPage {
     pub applied_at: Option<String>,
     pub failures: u32,
     pub plan: Vec<PlanLine>,
+    /// The commit and time of that plan.
+    pub plan_of: Option<(CommitView, SystemTime)>,
+    /// The plan shown is an earlier one: the last pass found no change.
+    pub in_sync_since_plan: bool,
     pub verdicts: Vec<Verdict>,
     pub error: Option<ErrorView>,
     /// Newest first.
@@ -269,8 +280,8 @@ fn row(status: &AgentStatus, name: &str, s: &StackStatus, commits: &Commits) -> 
         _ => None,
     };
     let commit = s.applied_commit.as_deref().map(|c| commits.view(c));
-    let attempted = (s.applied_commit.as_deref() != Some(s.commit.as_str()))
-        .then(|| commits.view(&s.commit));
+    let attempted =
+        (s.applied_commit.as_deref() != Some(s.commit.as_str())).then(|| commits.view(&s.commit));
     Row {
         name: name.to_string(),
         state,
@@ -294,7 +305,7 @@ pub fn stack_page(status: &AgentStatus, name: &str, commits: &Commits) -> Option
     let row = row(status, name, s, commits);
     let empty = StackFacts::default();
     let facts = status.page.stacks.get(name).unwrap_or(&empty);
-    let (plan_text, checks) = split_checks(facts.plan.as_deref().unwrap_or(""));
+    let (plan_text, checks) = split_checks(facts.plan.as_ref().map_or("", |p| p.text.as_str()));
     let mut verdicts = verdicts(checks);
     let mut error = s.error.as_deref().map(error_view);
     if s.outcome == Outcome::PolicyDenied {
@@ -311,6 +322,9 @@ pub fn stack_page(status: &AgentStatus, name: &str, commits: &Commits) -> Option
         applied_at: facts.applied_at.clone(),
         failures: s.failures,
         plan: plan_lines(plan_text),
+        plan_of: facts.plan.as_ref().map(|p| (commits.view(&p.commit), p.at)),
+        in_sync_since_plan: facts.in_sync_since_plan
+            && facts.plan.as_ref().is_some_and(|p| p.has_changes),
         verdicts,
         error,
         history: facts
@@ -478,8 +492,7 @@ mod tests {
             .insert("web".into(), stack(Outcome::NoChange, C2, Some(C2)));
         let mut broken = stack(Outcome::LoadError, C2, Some(C1));
         broken.error = Some(
-            "stacks/broken/stack.yml:3:5: services.app.deploy.replicas: expected an integer"
-                .into(),
+            "stacks/broken/stack.yml:3:5: services.app.deploy.replicas: expected an integer".into(),
         );
         s.stacks.insert("broken".into(), broken);
         s
@@ -503,11 +516,18 @@ mod tests {
     fn rows_carry_state_commit_and_the_first_error_line() {
         let o = overview(&status(), &commits());
         let broken = &o.rows[0];
-        assert_eq!((broken.name.as_str(), broken.state), ("broken", State::Failed));
+        assert_eq!(
+            (broken.name.as_str(), broken.state),
+            ("broken", State::Failed)
+        );
         assert_eq!(broken.commit.as_ref().unwrap().short, "3f2a9c1");
         assert!(broken.commit.as_ref().unwrap().meta.is_none());
         assert_eq!(broken.attempted.as_ref().unwrap().id, C2);
-        assert!(broken.error_line.as_deref().unwrap().contains("stack.yml:3:5"));
+        assert!(broken
+            .error_line
+            .as_deref()
+            .unwrap()
+            .contains("stack.yml:3:5"));
         let web = &o.rows[1];
         assert_eq!(web.state, State::InSync);
         assert!(web.attempted.is_none());
@@ -547,10 +567,14 @@ mod tests {
         s.page.stacks.insert(
             "web".into(),
             StackFacts {
-                plan: Some(
-                    "~ service web_app\n    Mode.Replicated.Replicas: 1 -> 2\n\nPlan: 0 to create, 1 to update, 0 to delete.\n\nPolicy checks:\n  warn [pinned_images] service web_app: image busybox:latest is not pinned\n"
+                plan: Some(crate::agent::dashboard::facts::PlanFacts {
+                    text: "~ service web_app\n    Mode.Replicated.Replicas: 1 -> 2\n\nPlan: 0 to create, 1 to update, 0 to delete.\n\nPolicy checks:\n  warn [pinned_images] service web_app: image busybox:latest is not pinned\n"
                         .into(),
-                ),
+                    commit: C2.into(),
+                    at: SystemTime::UNIX_EPOCH,
+                    has_changes: true,
+                }),
+                in_sync_since_plan: true,
                 took: Duration::from_millis(40),
                 applied_at: None,
                 history: [C1, C2]
@@ -573,6 +597,8 @@ mod tests {
         assert_eq!(p.verdicts[0].level, "warn");
         assert!(p.verdicts[0].text.starts_with("[pinned_images]"));
         assert_eq!(p.history[0].commit.id, C2, "newest first");
+        assert!(p.in_sync_since_plan);
+        assert_eq!(p.plan_of.as_ref().unwrap().0.id, C2);
         assert!(stack_page(&s, "nope", &commits()).is_none());
 
         let b = stack_page(&s, "broken", &commits()).unwrap();
