@@ -80,7 +80,9 @@ pub fn overview(o: &Overview, ctx: &Ctx) -> Markup {
         section aria-labelledby="stacks-h" {
             h2 #stacks-h { "Stacks" }
             p.counts #counts {
-                @if o.rows.is_empty() {
+                @if o.rows.is_empty() && o.health.role == Role::Standby {
+                    "This agent stands by and runs no passes; the lease holder's page shows the stacks."
+                } @else if o.rows.is_empty() {
                     "No stack yet: the first pass has not finished, or the repository has no stacks."
                 } @else {
                     (o.rows.len()) " stacks: "
