@@ -1,5 +1,6 @@
-//! The Docker Engine adapter: live reads and writes. Thin: no decisions
-//! here, only API calls.
+//! The Docker Engine API and nothing else: live reads, writes, registry
+//! digest lookups, and the labelled configs the agent keeps its lease and
+//! records in. One client per process; no decisions here, only API calls.
 //!
 //! Specs travel as raw JSON in both directions (see `raw.rs` for why), so
 //! every field the daemon knows passes through unchanged. `docker` (bollard)
@@ -8,9 +9,9 @@ mod distribution;
 mod live;
 pub mod raw;
 mod refs;
+pub mod swarm_config;
 mod write;
 
-pub use distribution::RegistryHeaders;
 pub use live::{network_spec, stack_of};
 pub use refs::{resolve_references, ReferenceIds};
 
@@ -170,17 +171,6 @@ impl Engine {
             reason,
         })
     }
-}
-
-/// A bollard client for the endpoint [`Engine::connect`] would use (for
-/// typed calls such as events, without the swarm checks).
-pub fn bollard_client() -> Result<bollard::Docker, EngineError> {
-    let host = crate::docker_cli::engine_host().map_err(EngineError::Config)?;
-    let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
-    connect_bollard(&endpoint).map_err(|e| EngineError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: e.to_string(),
-    })
 }
 
 fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {

@@ -395,7 +395,7 @@ fn commit(c: &CommitView, ctx: &Ctx) -> Markup {
     }
 }
 
-fn summary(s: &crate::plan::Summary) -> Markup {
+fn summary(s: &crate::model::Summary) -> Markup {
     html! {
         @if s.create + s.update + s.delete == 0 {
             span.muted { "none" }

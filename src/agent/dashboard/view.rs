@@ -5,7 +5,7 @@ use super::facts::{PassFacts, StackFacts};
 use super::forge;
 use crate::agent::reconciler::CommitMeta;
 use crate::agent::status::{AgentStatus, Outcome, Role, StackState, StackStatus};
-use crate::plan::Summary;
+use crate::model::Summary;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
