@@ -209,6 +209,7 @@ impl Cdp {
             png.starts_with(b"\x89PNG") && png.len() > 10_000,
             "a real screenshot"
         );
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
     }
 }

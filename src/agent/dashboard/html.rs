@@ -134,7 +134,7 @@ fn row(r: &Row, ctx: &Ctx) -> Markup {
             }
             td data-label="Last pass" {
                 (when(r.last_pass, ctx.now))
-                @if let Some(t) = r.took { br; span.muted { "took " (duration(t)) } }
+                @if let Some(t) = r.took { br; span.muted.nowrap { "took " (duration(t)) } }
             }
             td data-label="Changes" { (summary(&r.summary)) }
             @if ctx.can_act {
