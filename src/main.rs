@@ -39,6 +39,20 @@ const EXIT_DENIED: u8 = 3;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// The Docker Engine, as `docker -H`: unix:///path, tcp://host:port (TLS
+    /// with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), ssh://[user@]host[:port].
+    /// Default: DOCKER_HOST, else the docker context.
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
+    host: Option<String>,
+    /// The docker context to use, as `docker --context` (wins over
+    /// DOCKER_HOST and DOCKER_CONTEXT).
+    #[arg(long, global = true, value_name = "NAME")]
+    context: Option<String>,
+    /// INSECURE: accept a TLS engine without checking its certificate
+    /// (DOCKER_TLS without DOCKER_TLS_VERIFY, or a context with
+    /// SkipTLSVerify); anyone on the path could pose as the engine.
+    #[arg(long, global = true)]
+    insecure_skip_tls_verify: bool,
 }
 
 #[derive(Subcommand)]
@@ -276,6 +290,11 @@ fn main() -> ExitCode {
         Err(e) => eprintln!("warning: policies run without a budget: cannot find this binary: {e}"),
     }
     let cli = Cli::parse();
+    shoal::engine::endpoint::select(shoal::engine::endpoint::EngineSelection {
+        host: cli.host.clone(),
+        context: cli.context.clone(),
+        insecure_skip_tls_verify: cli.insecure_skip_tls_verify,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
