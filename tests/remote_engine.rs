@@ -587,3 +587,204 @@ fn the_agent_heals_drift_over_ssh_from_the_event_stream() {
         agent.logs()
     );
 }
+
+/// A real registry (Debian's docker-registry, htpasswd auth) on the remote
+/// engine's own loopback, inside its namespace: only that engine reaches it,
+/// so a digest shoal pins can only have come through the remote engine's
+/// distribution endpoint, with the credentials shoal sent it.
+struct NamespacedRegistry {
+    addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NamespacedRegistry {
+    fn start(user: &str, password: &str) -> NamespacedRegistry {
+        let dir = tempfile::tempdir().unwrap();
+        // The namespace has its own ports; tests of this file are the only users.
+        let addr = format!("127.0.0.1:{}", 15000 + std::process::id() % 5000);
+        let htpasswd = dir.path().join("htpasswd");
+        let out = Command::new("htpasswd")
+            .arg("-Bbc")
+            .arg(&htpasswd)
+            .args([user, password])
+            .output()
+            .expect("run htpasswd");
+        assert!(out.status.success(), "htpasswd failed");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: shoal-test\n    path: {}\n",
+                dir.path().join("data").display(),
+                htpasswd.display()
+            ),
+        )
+        .unwrap();
+        let netns = std::env::var("SHOAL_RE_NETNS").unwrap_or_else(|_| "shoal-re".into());
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        // nsenter execs the registry: the child is the registry itself.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{netns}"))
+            .args(["docker-registry", "serve"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry in the namespace");
+        NamespacedRegistry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NamespacedRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs scripts/remote-engine.sh up (run with --ignored, as .ci/run does)"]
+fn digests_and_registry_auth_go_through_the_remote_engine() {
+    check_engine();
+    assert!(
+        tools_available(
+            &["docker-registry", "htpasswd"],
+            "apt-get install docker-registry apache2-utils"
+        ),
+        "the remote registry test needs docker-registry and htpasswd"
+    );
+    let (user, password) = ("remote-alice", "remote-registry-pw");
+    let registry = NamespacedRegistry::start(user, password);
+    // The docker CLI keeps the login in this config; the remote engine checks it.
+    let config = tempfile::tempdir().unwrap();
+    let sock = format!("unix://{}/docker.sock", run_dir().display());
+    let cli = |args: &[&str], stdin: Option<&str>| -> Output {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .arg("--config")
+            .arg(config.path())
+            .args(["-H", &sock])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    };
+    poll(
+        "the namespaced registry to accept a login",
+        Duration::from_secs(30),
+        || {
+            cli(
+                &["login", "-u", user, "--password-stdin", &registry.addr],
+                Some(password),
+            )
+            .status
+            .success()
+            .then_some(())
+        },
+    );
+    let tag = format!("{}/remote-app:1", registry.addr);
+    remote_docker(&["tag", "busybox:1.36", &tag]);
+    let o = cli(&["push", "-q", &tag], None);
+    assert!(
+        o.status.success(),
+        "push: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let digests = remote_docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{range .RepoDigests}}{{println .}}{{end}}",
+        &tag,
+    ]);
+    let repo_name = format!("{}/remote-app", registry.addr);
+    let digest = digests
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{repo_name}@")))
+        .unwrap_or_else(|| panic!("no digest for {tag}: {digests}"))
+        .to_string();
+
+    let stack = stack_name("resshreg");
+    let _guard = RemoteStack(stack.clone());
+    let repo = Repo::new();
+    repo.stack(
+        &stack,
+        &format!("version: \"3.8\"\nservices:\n  web:\n    image: {tag}\n    command: [\"sleep\", \"3600\"]\n"),
+    );
+    let key = SshKey::new("");
+    let mut env = key.env();
+    env.push(("DOCKER_CONFIG".into(), config.path().display().to_string()));
+    let repo_dir = repo.path().to_str().unwrap();
+    let o = shoal_with(
+        &[
+            "apply",
+            "--repo",
+            repo_dir,
+            "--stack",
+            &stack,
+            "--auto-approve",
+            "--with-registry-auth",
+            "--resolve-image",
+            "always",
+        ],
+        &env,
+    );
+    assert_code(&o, 0);
+    let spec = remote_docker(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+        &format!("{stack}_web"),
+    ]);
+    assert_eq!(spec, format!("{tag}@{digest}"));
+    let o = shoal_with(
+        &[
+            "plan",
+            "--repo",
+            repo_dir,
+            "--stack",
+            &stack,
+            "--detailed-exitcode",
+            "--resolve-image",
+            "always",
+        ],
+        &env,
+    );
+    assert_code(&o, 0);
+
+    // Without the login the remote engine's registry refuses the lookup,
+    // and the plan says so for that image.
+    let empty = tempfile::tempdir().unwrap();
+    let mut env = key.env();
+    env.push(("DOCKER_CONFIG".into(), empty.path().display().to_string()));
+    let o = shoal_with(
+        &[
+            "plan",
+            "--repo",
+            repo_dir,
+            "--stack",
+            &stack,
+            "--resolve-image",
+            "always",
+        ],
+        &env,
+    );
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        all.contains(&tag) && all.contains("could not be accessed"),
+        "{all}"
+    );
+}
