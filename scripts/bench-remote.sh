@@ -16,6 +16,7 @@ work=$(mktemp -d)
 sock=unix://$RUN/docker.sock
 cleanup() {
   docker -H "$sock" stack rm br >/dev/null 2>&1 || true
+  [ -S "$work/mux-"* ] 2>/dev/null && ssh -o ControlPath="$(echo "$work"/mux-*)" -O exit "root@$IP" >/dev/null 2>&1 || true
   grep -v "shoal-bench-remote" "$RUN/ssh/authorized_keys" >"$work/keys" 2>/dev/null && cat "$work/keys" >"$RUN/ssh/authorized_keys"
   rm -rf "$work"
 }
@@ -62,11 +63,15 @@ elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
 
 DOCKER_HOST=$sock "$shoal" apply --resolve-image never --repo "$work/repo" --stack br --auto-approve --no-wait >/dev/null
 printf '%-10s %s\n' "transport" "plan of $n services, unchanged (s, $runs runs)"
-for t in unix tls ssh; do
+# ssh-mux: the same with OpenSSH connection sharing (what `ControlMaster
+# auto` + `ControlPersist` in ~/.ssh/config give): one login for all runs.
+for t in unix tls ssh ssh-mux; do
   case $t in
     unix) e=(DOCKER_HOST="$sock") ;;
     tls) e=(DOCKER_HOST="tcp://$IP:2376" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="$certs") ;;
     ssh) e=(DOCKER_HOST="ssh://root@$IP") ;;
+    ssh-mux) e=(DOCKER_HOST="ssh://root@$IP"
+      SHOAL_SSH_COMMAND="$SHOAL_SSH_COMMAND -o ControlMaster=auto -o ControlPath=$work/mux-%C -o ControlPersist=60") ;;
   esac
   times=()
   for _ in $(seq 1 "$runs"); do

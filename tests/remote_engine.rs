@@ -373,6 +373,10 @@ fn tls_wrong_ca_missing_client_cert_and_unverified_tls_are_clear_errors() {
     assert_code(&shoal_with(&refs(&args), &unverified), 2);
 }
 
+/// Tests run in parallel: one edit of authorized_keys at a time, so a
+/// revocation never drops a key another test just added.
+static AUTHORIZED_KEYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A key for ssh, authorized on the remote sshd (optionally with key
 /// options); removed from authorized_keys when dropped.
 struct SshKey {
@@ -419,6 +423,7 @@ impl SshKey {
 
     fn authorize(&self, options: &str) {
         use std::io::Write;
+        let _one_at_a_time = AUTHORIZED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
         let public = std::fs::read_to_string(self.dir.path().join("id.pub")).unwrap();
         let line = if options.is_empty() {
             public
@@ -434,6 +439,7 @@ impl SshKey {
 
     /// Take the key out of authorized_keys (the server then refuses it).
     fn revoke(&self) {
+        let _one_at_a_time = AUTHORIZED_KEYS.lock().unwrap_or_else(|e| e.into_inner());
         let path = run_dir().join("ssh/authorized_keys");
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;

@@ -124,8 +124,17 @@ pub fn resolve(
             "--host {host} and --context {context}: give one or the other, not both (as for docker)"
         ));
     }
-    if let Some(context) = &selection.context {
-        return from_context(config_dir, context, "--context", insecure);
+    // `--context default` is docker's default context: DOCKER_HOST, else
+    // the socket, never a stored context.
+    match selection.context.as_deref() {
+        Some("default") => {
+            return match env("DOCKER_HOST") {
+                Some(host) => from_host(&host, "DOCKER_HOST", env, config_dir, insecure),
+                None => Ok(Endpoint::Unix(DEFAULT_SOCKET.into())),
+            }
+        }
+        Some(context) => return from_context(config_dir, context, "--context", insecure),
+        None => {}
     }
     if let Some(host) = &selection.host {
         return from_host(host, "--host", env, config_dir, insecure);
@@ -422,6 +431,11 @@ mod tests {
             ..none()
         };
         assert_eq!(resolve(&flag, &both, d).unwrap(), unix("/run/prod.sock"));
+        let flag = EngineSelection {
+            context: Some("default".into()),
+            ..none()
+        };
+        assert_eq!(resolve(&flag, &both, d).unwrap(), unix("/x.sock"));
         let flag = EngineSelection {
             host: Some("unix:///h.sock".into()),
             ..none()

@@ -88,10 +88,14 @@ impl Engine {
             reason,
         };
         // Unversioned, so even a too-old daemon answers with its version.
-        let version = raw
-            .request("GET", "/version", None)
-            .await
-            .map_err(unreachable)?;
+        let version = raw.request("GET", "/version", None);
+        let version = match raw.remote() {
+            // Over ssh every new connection is a login: open the few a plan
+            // uses at once, side by side, instead of one after the other.
+            Some(remote) => remote.warm_up(version).await,
+            None => version.await,
+        }
+        .map_err(unreachable)?;
         let version = version.json().map_err(unreachable)?;
         let found = version
             .get("ApiVersion")

@@ -22,6 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 const IDLE: Duration = Duration::from_secs(30);
 /// Idle connections kept per engine.
 const MAX_IDLE: usize = 8;
+/// ssh connections opened beside the first request (a plan reads the
+/// swarm three requests at a time).
+const WARM_CONNECTIONS: usize = 2;
 /// The authority of request URIs; the engine ignores it.
 const BASE: &str = "http://docker.remote";
 
@@ -199,6 +202,19 @@ impl Remote {
             .to_bytes()
             .to_vec();
         Ok(Response { status, body })
+    }
+
+    /// Run `first` (the first request) while, for ssh, opening
+    /// [`WARM_CONNECTIONS`] more connections beside it (`/_ping`), so the
+    /// parallel reads of a plan find them in the pool. Their failures do
+    /// not matter: `first` reports the same.
+    pub async fn warm_up<T>(&self, first: impl Future<Output = T>) -> T {
+        if !matches!(self.endpoint, Endpoint::Ssh(_)) {
+            return first.await;
+        }
+        let pings = (0..WARM_CONNECTIONS).map(|_| self.request("GET", "/_ping", Vec::new(), &[]));
+        let (answer, _) = tokio::join!(first, futures_util::future::join_all(pings));
+        answer
     }
 
     /// A bollard client whose requests go through this engine's connector,
