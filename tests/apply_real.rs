@@ -3,7 +3,7 @@
 //! nothing, a service that cannot run fails by name, deletes clean up.
 mod common;
 
-use common::{docker, exists, Cleanup};
+use common::{docker, exists, StackGuard};
 use serde_json::{json, Value};
 use shoal::apply::{apply, ApplyError, ApplyOptions};
 use shoal::engine::Engine;
@@ -96,7 +96,7 @@ fn opts(timeout: u64) -> ApplyOptions {
 #[tokio::test]
 async fn create_update_noop_delete_lifecycle() {
     let stack = "engine_ap1";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let labels = json!({ NS: stack });
 
@@ -298,7 +298,7 @@ async fn create_update_noop_delete_lifecycle() {
 #[tokio::test]
 async fn stale_version_with_a_real_difference_is_retried() {
     let stack = "engine_ap2";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let spec = |env: &str| {
         json!({"Name": "engine_ap2_web", "Labels": {NS: stack},
@@ -361,7 +361,7 @@ async fn stale_version_with_a_real_difference_is_retried() {
 #[tokio::test]
 async fn a_service_that_cannot_run_fails_by_name() {
     let stack = "engine_ap3";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let ok = json!({"Name": "engine_ap3_ok", "Labels": {NS: stack},
         "TaskTemplate": {"ContainerSpec": {"Image": "busybox:1.36"}},
@@ -413,7 +413,7 @@ async fn a_service_that_cannot_run_fails_by_name() {
 #[tokio::test]
 async fn network_update_is_refused_before_any_write() {
     let stack = "engine_ap4";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let mut net = change(
         Action::Update,
@@ -444,7 +444,7 @@ async fn network_update_is_refused_before_any_write() {
 #[tokio::test]
 async fn an_update_that_rolls_back_fails_by_name() {
     let stack = "engine_ap5";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let spec = |command: Option<&str>| {
         let mut s = json!({"Name": "engine_ap5_web", "Labels": {NS: stack},

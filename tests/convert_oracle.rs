@@ -76,16 +76,6 @@ fn docker_json(args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("docker {args:?}: bad JSON: {e}"))
 }
 
-/// Names of objects of one kind carrying the stack's namespace label.
-fn labelled(kind: &str, stack: &str) -> Vec<String> {
-    let filter = format!("label=com.docker.stack.namespace={stack}");
-    let out = docker(&[kind, "ls", "--filter", &filter, "--format", "{{.Name}}"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut names: Vec<String> = out.lines().map(str::to_string).collect();
-    names.sort();
-    names
-}
-
 /// Removes the stack (and the test's own extra objects) when dropped,
 /// waiting until docker reports them gone.
 struct Deployed {
@@ -93,27 +83,9 @@ struct Deployed {
     networks: Vec<String>,
 }
 
-/// `docker stack rm` and wait (with a deadline) until nothing labelled
-/// with the stack is left.
-fn remove_stack(stack: &str) {
-    let _ = docker(&["stack", "rm", stack]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        let left: usize = ["service", "network", "config", "secret"]
-            .iter()
-            .map(|k| labelled(k, stack).len())
-            .sum();
-        if left == 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("stack {stack} still not removed after 90s");
-}
-
 impl Drop for Deployed {
     fn drop(&mut self) {
-        remove_stack(&self.stack);
+        common::remove_stack(&self.stack);
         for net in &self.networks {
             let deadline = Instant::now() + Duration::from_secs(30);
             while docker(&["network", "rm", net]).is_err() && Instant::now() < deadline {
@@ -334,7 +306,7 @@ fn check(fixture: &str, stack: &str, extra_networks: &[&str]) {
 fn check_then(fixture: &str, stack: &str, extra_networks: &[&str], after: impl FnOnce()) {
     let want = desired(fixture, stack);
     assert_same_specs(&want, &desired_via_loader(fixture, stack));
-    remove_stack(stack);
+    common::remove_stack(stack);
     for net in extra_networks {
         let _ = docker(&["network", "create", "-d", "overlay", net]);
     }
@@ -362,17 +334,25 @@ fn check_then(fixture: &str, stack: &str, extra_networks: &[&str], after: impl F
         n
     };
     assert_eq!(
-        labelled("service", stack),
+        common::names("service", stack),
         names(&want.services),
         "services"
     );
     assert_eq!(
-        labelled("network", stack),
+        common::names("network", stack),
         names(&want.networks),
         "networks"
     );
-    assert_eq!(labelled("config", stack), names(&want.configs), "configs");
-    assert_eq!(labelled("secret", stack), names(&want.secrets), "secrets");
+    assert_eq!(
+        common::names("config", stack),
+        names(&want.configs),
+        "configs"
+    );
+    assert_eq!(
+        common::names("secret", stack),
+        names(&want.secrets),
+        "secrets"
+    );
 
     for svc in &want.services {
         // docker sorts config/secret references by name only (an unstable

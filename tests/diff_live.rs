@@ -152,68 +152,9 @@ fn desired(stack: &str, port: u16) -> DesiredStack {
     }
 }
 
-const COMPOSE: &str = r#"version: "3.8"
-services:
-  web:
-    image: nginx:1.27
-    command: ["sleep", "3600"]
-    environment:
-      FOO: bar
-      DB_PASSWORD: hunter2
-      ALPHA: "1"
-    ports:
-      - "PORT:80"
-    volumes:
-      - data:/data
-      - /tmp:/hosttmp:ro
-      - type: tmpfs
-        target: /cache
-    configs:
-      - source: app_conf
-        target: /etc/app.conf
-    secrets:
-      - db_pass
-    healthcheck:
-      test: ["CMD", "true"]
-      interval: 10s
-      timeout: 5s
-      retries: 3
-      start_period: 30s
-    deploy:
-      replicas: 2
-      labels:
-        traefik.http.routers.web.rule: "Host(`x.example`)"
-      update_config:
-        parallelism: 1
-        delay: 10s
-        order: start-first
-      resources:
-        limits:
-          cpus: "0.5"
-          memory: 128M
-      restart_policy:
-        condition: on-failure
-    networks:
-      - front
-  worker:
-    image: busybox:1.36
-    command: sleep 3600
-    deploy:
-      mode: global
-networks:
-  front:
-    driver: overlay
-    labels:
-      a: b
-volumes:
-  data:
-configs:
-  app_conf:
-    file: ./app.conf
-secrets:
-  db_pass:
-    file: ./db_pass
-"#;
+/// The stack both diff oracles deploy with docker and plan with shoal
+/// (`PORT` is replaced by a free port).
+const COMPOSE: &str = include_str!("fixtures/diff/stack.yml");
 
 #[test]
 fn docker_deployed_stack_plans_as_no_change_and_scale_shows() {

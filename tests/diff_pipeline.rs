@@ -13,62 +13,9 @@ use shoal::source::{DirTree, StackEntry};
 use shoal::state::Kind;
 use std::path::Path;
 
-const COMPOSE: &str = r#"version: "3.8"
-services:
-  web:
-    image: nginx:1.27
-    command: ["sleep", "3600"]
-    environment:
-      FOO: bar
-      DB_PASSWORD: hunter2
-    ports:
-      - "PORT:80"
-    volumes:
-      - data:/data
-      - type: tmpfs
-        target: /cache
-    configs:
-      - source: app_conf
-        target: /etc/app.conf
-    secrets:
-      - db_pass
-    healthcheck:
-      test: ["CMD", "true"]
-      interval: 10s
-      retries: 3
-    deploy:
-      replicas: 2
-      update_config:
-        parallelism: 1
-        delay: 10s
-        order: start-first
-      resources:
-        limits:
-          cpus: "0.5"
-          memory: 128M
-      restart_policy:
-        condition: on-failure
-    networks:
-      - front
-  worker:
-    image: busybox:1.36
-    command: sleep 3600
-    cap_add: [NET_ADMIN]
-    deploy:
-      mode: global
-networks:
-  front:
-    labels:
-      a: b
-volumes:
-  data:
-configs:
-  app_conf:
-    file: ./app.conf
-secrets:
-  db_pass:
-    file: ./db_pass
-"#;
+/// The stack both diff oracles deploy with docker and plan with shoal
+/// (`PORT` is replaced by a free port).
+const COMPOSE: &str = include_str!("fixtures/diff/stack.yml");
 
 async fn plan(root: &Path, stack: &str) -> Plan {
     let tree = DirTree::new(root);

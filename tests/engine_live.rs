@@ -3,7 +3,7 @@
 //! detected.
 mod common;
 
-use common::{docker, exists, wait_until, Cleanup};
+use common::{docker, exists, wait_until, StackGuard};
 use serde_json::json;
 use shoal::engine::{Engine, EngineError};
 use shoal::state::Kind;
@@ -14,7 +14,7 @@ const NS: &str = "com.docker.stack.namespace";
 #[tokio::test]
 async fn live_stacks_group_objects_and_keep_raw_specs() {
     let stack = "engine_ls";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let label = format!("{NS}={stack}");
     docker(&[
         "network",
@@ -70,7 +70,7 @@ async fn live_stacks_group_objects_and_keep_raw_specs() {
     ]);
     // A second stack's object must land in its own group.
     let other = "engine_ls2";
-    let _cleanup2 = Cleanup(other.into());
+    let _cleanup2 = StackGuard::new(&[other]);
     docker(&[
         "config",
         "create",
@@ -151,7 +151,7 @@ async fn cluster_facts_describe_this_node() {
 #[tokio::test]
 async fn writes_pass_specs_through_and_detect_stale_versions() {
     let stack = "engine_wr";
-    let _cleanup = Cleanup(stack.into());
+    let _cleanup = StackGuard::new(&[stack]);
     let engine = Engine::connect().await.expect("connect");
     let labels = json!({ NS: stack });
 

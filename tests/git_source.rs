@@ -107,14 +107,6 @@ fn read_string(tree: &dyn Tree, path: &str) -> String {
     String::from_utf8(tree.read(path).unwrap()).unwrap()
 }
 
-fn have(binary: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {binary}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -361,15 +353,23 @@ impl Drop for Sshd {
 }
 
 impl Sshd {
-    /// `None` (with the reason printed) when openssh-server is missing.
+    /// `None` (with the reason printed) when openssh-server is missing;
+    /// under SHOAL_REQUIRE_TOOLS=1 (CI) that is a failure instead.
     fn start(dir: &Path) -> Option<Sshd> {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
             .find(|p| Path::new(p).exists());
-        let Some(sshd) = sshd.filter(|_| have("ssh-keygen")) else {
-            eprintln!(
-                "SKIP: sshd or ssh-keygen not installed (apt-get install openssh-server openssh-client, or scripts/git-servers.sh install)"
+        let hint =
+            "apt-get install openssh-server openssh-client, or scripts/git-servers.sh install";
+        if !common::tools_available(&["ssh-keygen"], hint) {
+            return None;
+        }
+        let Some(sshd) = sshd else {
+            assert!(
+                std::env::var("SHOAL_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "SHOAL_REQUIRE_TOOLS=1 and sshd is not installed: {hint}"
             );
+            eprintln!("skipping: sshd is not installed: {hint}");
             return None;
         };
         let dir = dir.join("sshd");
@@ -567,8 +567,7 @@ fn ssh_agent_key_is_used_without_a_key_file() {
     let Some(sshd) = Sshd::start(f.root()) else {
         return;
     };
-    if !have("ssh-agent") || !have("ssh-add") {
-        eprintln!("SKIP: ssh-agent/ssh-add not installed (apt-get install openssh-client)");
+    if !common::tools_available(&["ssh-agent", "ssh-add"], "apt-get install openssh-client") {
         return;
     }
     let sock = sshd.dir.join("agent.sock");

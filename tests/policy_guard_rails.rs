@@ -69,8 +69,7 @@ fn another_stacks_secret_is_denied_until_allowed_by_name() {
     let secret = format!("{owner}_git_ssh_key");
     let _guard = StackGuard::new(&[&thief, &owner]);
     // Created outside any stack, like the agent's own secrets; labelled
-    // with the owner's namespace so the cleanup guard removes it.
-    let _secret = Cleanup(owner.clone());
+    // with the owner's namespace so the guard above removes it.
     let created = std::process::Command::new("docker")
         .args([
             "secret",

@@ -31,40 +31,6 @@ pub fn docker_quiet(args: &[&str]) {
     let _ = Command::new("docker").args(args).output();
 }
 
-/// Removes everything of a stack namespace when dropped (services first,
-/// then configs, secrets, networks), so a failed test leaves nothing.
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        remove_namespace(&self.0);
-    }
-}
-
-pub fn remove_namespace(ns: &str) {
-    let filter = format!("label=com.docker.stack.namespace={ns}");
-    for kind in ["service", "config", "secret", "network"] {
-        let out = Command::new("docker")
-            .args([kind, "ls", "-q", "--filter", &filter])
-            .output();
-        let Ok(out) = out else { continue };
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if kind == "network" {
-                // Tasks of just-removed services may still hold it.
-                wait_until(Duration::from_secs(30), || {
-                    Command::new("docker")
-                        .args(["network", "rm", id])
-                        .output()
-                        .map(|o| o.status.success())
-                        .unwrap_or(true)
-                });
-            } else {
-                docker_quiet(&[kind, "rm", id]);
-            }
-        }
-    }
-}
-
 /// Poll `f` until it is true or `timeout` passes; returns the last result.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -269,61 +235,91 @@ impl StackGuard {
 impl Drop for StackGuard {
     fn drop(&mut self) {
         for stack in &self.0 {
-            let _ = Command::new("docker").args(["stack", "rm", stack]).output();
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for stack in &self.0 {
-            let filter = format!("label=com.docker.stack.namespace={stack}");
-            while Instant::now() < deadline {
-                let o = Command::new("docker")
-                    .args(["network", "ls", "-q", "--filter", &filter])
-                    .output();
-                let empty = o
-                    .map(|o| o.stdout.iter().all(u8::is_ascii_whitespace))
-                    .unwrap_or(true);
-                if empty {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            // Stack volumes (labelled by docker's convert and shoal's)
-            // outlive `docker stack rm`; they go once no container holds
-            // them.
-            while Instant::now() < deadline {
-                let o = Command::new("docker")
-                    .args(["volume", "ls", "-q", "--filter", &filter])
-                    .output();
-                let volumes: Vec<String> = o
-                    .map(|o| {
-                        String::from_utf8_lossy(&o.stdout)
-                            .split_whitespace()
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if volumes.is_empty() {
-                    break;
-                }
-                let _ = Command::new("docker")
-                    .args(["volume", "rm"])
-                    .args(&volumes)
-                    .output();
-                std::thread::sleep(Duration::from_millis(300));
+            if let Err(e) = try_remove_stack(stack, Duration::from_secs(60)) {
+                eprintln!("cleanup: {e}");
             }
         }
     }
 }
 
+/// `docker stack rm` and wait (with a deadline) until nothing labelled
+/// with the stack is left (services, networks, configs, secrets), then
+/// remove its volumes; panics when the stack is still there after 90 s.
+pub fn remove_stack(stack: &str) {
+    try_remove_stack(stack, Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn try_remove_stack(stack: &str, timeout: Duration) -> Result<(), String> {
+    let _ = Command::new("docker").args(["stack", "rm", stack]).output();
+    let deadline = Instant::now() + timeout;
+    let left = || -> Vec<String> {
+        ["service", "network", "config", "secret"]
+            .iter()
+            .flat_map(|kind| ls_labelled(kind, stack))
+            .collect()
+    };
+    loop {
+        let objects = left();
+        if objects.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "stack {stack} still has {} after {timeout:?}",
+                objects.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // Stack volumes (labelled by docker's convert and shoal's) outlive
+    // `docker stack rm`; they go once no container holds them.
+    loop {
+        let volumes = ls_labelled("volume", stack);
+        if volumes.is_empty() {
+            return Ok(());
+        }
+        let _ = Command::new("docker")
+            .args(["volume", "rm"])
+            .args(&volumes)
+            .output();
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "stack {stack} still has volumes {}",
+                volumes.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Names of the objects of `kind` labelled with the stack's namespace;
+/// empty when docker fails (cleanup).
+fn ls_labelled(kind: &str, stack: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={stack}");
+    Command::new("docker")
+        .args([kind, "ls", "--filter", &filter, "--format", "{{.Name}}"])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `tool` is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 /// Whether the programs `tools` are on PATH. Without them a test skips,
 /// unless SHOAL_REQUIRE_TOOLS=1 (CI) makes that a failure naming `hint`.
 pub fn tools_available(tools: &[&str], hint: &str) -> bool {
-    let have = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !have(t)).collect();
     if missing.is_empty() {
         return true;
