@@ -352,6 +352,15 @@ fn tls_wrong_ca_missing_client_cert_and_unverified_tls_are_clear_errors() {
     assert!(err.contains(&tls_host()), "{err}");
     assert!(err.contains("asks for a client certificate"), "{err}");
 
+    // Plain HTTP to the TLS port.
+    let o = shoal_with(&refs(&plan), &[("DOCKER_HOST".to_string(), tls_host())]);
+    assert_code(&o, 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("it speaks TLS: set DOCKER_TLS_VERIFY=1"),
+        "{err}"
+    );
+
     // DOCKER_TLS without DOCKER_TLS_VERIFY (SkipTLSVerify) is refused...
     let good = cert_dir(true, false);
     let unverified = vec![

@@ -96,6 +96,11 @@ impl Engine {
             None => version.await,
         }
         .map_err(unreachable)?;
+        if version.status == 400 && version.error_message().contains("HTTPS server") {
+            return Err(unreachable(
+                "it speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use a docker context with TLS".into(),
+            ));
+        }
         let version = version.json().map_err(unreachable)?;
         let found = version
             .get("ApiVersion")
