@@ -65,7 +65,7 @@ pub async fn dial(target: &SshEndpoint) -> io::Result<SshStream> {
         .spawn()
         .map_err(|e| {
             io::Error::other(format!(
-                "{target}: cannot run {:?} (the OpenSSH client): {e}",
+                "cannot run {:?} (the OpenSSH client) for {target}: {e}",
                 args[0]
             ))
         })?;
@@ -73,7 +73,7 @@ pub async fn dial(target: &SshEndpoint) -> io::Result<SshStream> {
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err(io::Error::other(format!(
-            "{target}: ssh started without its pipes"
+            "ssh for {target} started without its pipes"
         )));
     };
     let (stop, stopped) = oneshot::channel();
@@ -112,7 +112,8 @@ async fn watch(
     explain(&target, &String::from_utf8_lossy(&text), status)
 }
 
-/// One sentence for why ssh ended, naming the host.
+/// One sentence for why ssh ended, naming the host (the caller names the
+/// endpoint).
 pub fn explain(target: &SshEndpoint, stderr: &str, status: Option<ExitStatus>) -> String {
     let said: Vec<&str> = stderr
         .lines()
@@ -125,11 +126,11 @@ pub fn explain(target: &SshEndpoint, stderr: &str, status: Option<ExitStatus>) -
     let has = |needle: &str| stderr.contains(needle);
     if has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
         format!(
-            "{target}: ssh refused the host key of {host}: it is not the key known_hosts has for it, or known_hosts has none (ssh: {tail}); check the host's key, then known_hosts (UserKnownHostsFile)"
+            "ssh refused the host key of {host}: it is not the key known_hosts has for it, or known_hosts has none (ssh: {tail}); check the host's key, then known_hosts (UserKnownHostsFile)"
         )
     } else if has("Permission denied") || has("Too many authentication failures") {
         format!(
-            "{target}: {host} refused the login (ssh: {tail}); check the user, the key (ssh-agent, ~/.ssh/config, {SSH_COMMAND_ENV}) and authorized_keys on {host}"
+            "{host} refused the login (ssh: {tail}); check the user, the key (ssh-agent, ~/.ssh/config, {SSH_COMMAND_ENV}) and authorized_keys on {host}"
         )
     } else if has("docker: command not found")
         || has("docker: not found")
@@ -137,17 +138,17 @@ pub fn explain(target: &SshEndpoint, stderr: &str, status: Option<ExitStatus>) -
         || (has("docker") && has("No such file or directory"))
     {
         format!(
-            "{target}: there is no `docker` command on {host} (ssh: {tail}); shoal runs `docker system dial-stdio` there, as the docker CLI does: install the docker CLI on {host} or put it on the login PATH"
+            "there is no `docker` command on {host} (ssh: {tail}); shoal runs `docker system dial-stdio` there, as the docker CLI does: install the docker CLI on {host} or put it on the login PATH"
         )
     } else if has("unknown command") || has("is not a docker command") {
         format!(
-            "{target}: the docker CLI on {host} has no `docker system dial-stdio` (ssh: {tail}); it needs Docker 18.09 or newer"
+            "the docker CLI on {host} has no `docker system dial-stdio` (ssh: {tail}); it needs Docker 18.09 or newer"
         )
     } else if has("Cannot connect to the Docker daemon")
         || has("permission denied while trying to connect")
     {
         format!(
-            "{target}: the docker CLI on {host} cannot reach its engine (ssh: {tail}); is dockerd running there, and may this user use its socket?"
+            "the docker CLI on {host} cannot reach its engine (ssh: {tail}); is dockerd running there, and may this user use its socket?"
         )
     } else if has("Could not resolve hostname")
         || has("Connection refused")
@@ -156,16 +157,16 @@ pub fn explain(target: &SshEndpoint, stderr: &str, status: Option<ExitStatus>) -
         || has("Network is unreachable")
         || has("Connection closed by")
     {
-        format!("{target}: cannot connect to {host} (ssh: {tail})")
+        format!("ssh cannot connect to {host} (ssh: {tail})")
     } else {
         let status = match status {
-            Some(s) => format!("ssh ended with {s}"),
-            None => "ssh ended".to_string(),
+            Some(s) => format!("ssh to {target} ended with {s}"),
+            None => format!("ssh to {target} ended"),
         };
         if tail.is_empty() {
-            format!("{target}: {status} before the engine answered")
+            format!("{status} before the engine answered")
         } else {
-            format!("{target}: {status} before the engine answered (ssh: {tail})")
+            format!("{status} before the engine answered (ssh: {tail})")
         }
     }
 }
@@ -307,13 +308,16 @@ mod tests {
         for (stderr, expected) in cases {
             let m = explain(&t, stderr, None);
             assert!(m.contains(expected), "{stderr:?} -> {m}");
-            assert!(m.starts_with("ssh://deploy@manager.example:2222: "), "{m}");
+            assert!(m.contains("manager.example"), "{m}");
         }
         let m = explain(
             &t,
             "Warning: Permanently added 'x' (ED25519) to the list of known hosts.\n",
             None,
         );
-        assert!(m.ends_with("ssh ended before the engine answered"), "{m}");
+        assert_eq!(
+            m,
+            "ssh to ssh://deploy@manager.example:2222 ended before the engine answered"
+        );
     }
 }
