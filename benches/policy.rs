@@ -4,9 +4,9 @@
 //! `cargo bench --bench policy` prints the timings; it exits non-zero when
 //! the median evaluation is over budget.
 use serde_json::{json, Value};
+use shoal::model::{ClusterFacts, DesiredObject, DesiredStack};
 use shoal::policy::PolicySet;
 use shoal::source::DirTree;
-use shoal::state::{ClusterFacts, DesiredObject, DesiredStack, NodeFacts};
 use std::time::{Duration, Instant};
 
 const SERVICES: usize = 200;
@@ -48,7 +48,7 @@ fn realistic(i: usize) -> DesiredObject {
             json!([{"Type": "volume", "Source": format!("bench_db{i}"), "Target": "/data/db",
                     "VolumeOptions": {"Labels": {"com.docker.stack.namespace": "bench"}}}]),
             json!({"Args": ["--replSet", "rs0", "--bind_ip_all"],
-                   "Placement": {"Constraints": ["node.hostname==node2"]}}),
+                   "Placement": {"Constraints": ["node.hostname==node-2"]}}),
         ),
         9 => (
             "busybox:1.36",
@@ -155,19 +155,7 @@ fn build(
 }
 
 fn facts() -> ClusterFacts {
-    ClusterFacts {
-        nodes: (1..=3)
-            .map(|i| NodeFacts {
-                id: format!("n{i}"),
-                hostname: format!("node{i}"),
-                role: if i == 1 { "manager" } else { "worker" }.into(),
-                availability: "active".into(),
-                state: "ready".into(),
-                labels: Default::default(),
-                engine_version: "20.10.24".into(),
-            })
-            .collect(),
-    }
+    ClusterFacts::synthetic(3, 1)
 }
 
 /// Time `RUNS` evaluations of `stack`: (median wall, mean CPU, violations).

@@ -1,8 +1,10 @@
 //! shoal: a declarative GitOps reconciler for Docker Swarm.
 //!
-//! Pipeline: source -> compose load -> convert -> desired state;
-//! live read -> live state; diff(desired, live) -> plan;
-//! policy(desired, facts) -> verdict; render; apply.
+//! Data flows one way; each module imports only modules listed before it
+//! (`scripts/import-graph.py` checks): model (shared values), docker_cli,
+//! source, image, secrets, compose, convert, diff, policy, engine,
+//! pipeline (load + plan), render, apply, agent. The command line
+//! (`src/cli/`) is the binary's, not the library's.
 pub mod agent;
 pub mod apply;
 pub mod compose;
@@ -10,17 +12,10 @@ pub mod convert;
 pub mod diff;
 pub mod docker_cli;
 pub mod engine;
-pub mod healthcheck;
-pub mod images;
-pub mod nesting;
+pub mod image;
+pub mod model;
 pub mod pipeline;
-pub mod plan;
-pub mod planning;
 pub mod policy;
-pub mod reconcile;
-pub mod registry_auth;
 pub mod render;
-pub mod saved_plan;
 pub mod secrets;
 pub mod source;
-pub mod state;

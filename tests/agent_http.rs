@@ -5,9 +5,10 @@ mod common;
 
 use shoal::agent::lease::HOLDER_LABEL;
 use shoal::agent::{
-    record, serve, swarm_config, webhook, AgentOptions, Planned, Reconciler, Snapshot, StackPlan,
+    record, serve, webhook, AgentOptions, Planned, ReconcileError, Reconciler, Snapshot, StackPlan,
 };
-use shoal::plan::Plan;
+use shoal::engine::swarm_config;
+use shoal::model::Plan;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,16 +23,18 @@ struct Fake {
 }
 
 impl Reconciler for Fake {
-    async fn snapshot(&self) -> Result<Snapshot, String> {
+    async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
         let mut r = self.release.clone();
-        r.wait_for(|v| *v).await.map_err(|e| e.to_string())?;
+        r.wait_for(|v| *v)
+            .await
+            .map_err(|e| ReconcileError::Source(e.to_string()))?;
         self.snapshots.fetch_add(1, Ordering::SeqCst);
         Ok(Snapshot {
             id: "c1".into(),
             subject: None,
         })
     }
-    async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, String> {
+    async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, ReconcileError> {
         Ok(vec![StackPlan {
             stack: self.stack.clone(),
             result: Ok(Planned {
@@ -40,8 +43,11 @@ impl Reconciler for Fake {
             }),
         }])
     }
-    async fn apply(&self, _: &str, _: &Plan) -> Result<(), String> {
-        Err("the fake never has changes to apply".into())
+    async fn apply(&self, stack: &str, _: &Plan) -> Result<(), ReconcileError> {
+        Err(ReconcileError::Apply {
+            stack: stack.into(),
+            message: "the fake never has changes to apply".into(),
+        })
     }
 }
 

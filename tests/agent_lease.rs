@@ -6,7 +6,7 @@ use common::bollard as docker;
 use shoal::agent::lease::{Lease, EXPIRES_LABEL, HOLDER_LABEL};
 use shoal::agent::record::{self, StackRecord};
 use shoal::agent::status::Outcome;
-use shoal::agent::swarm_config;
+use shoal::engine::swarm_config;
 use std::time::{Duration, Instant};
 
 fn unique(prefix: &str) -> String {

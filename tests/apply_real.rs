@@ -7,8 +7,8 @@ use common::{docker, exists, StackGuard};
 use serde_json::{json, Value};
 use shoal::apply::{apply, ApplyError, ApplyOptions};
 use shoal::engine::Engine;
-use shoal::plan::{Action, Change, Plan};
-use shoal::state::{Kind, LiveStack};
+use shoal::model::{Action, Change, Plan};
+use shoal::model::{Kind, LiveStack};
 use std::sync::Mutex;
 use std::time::Duration;
 

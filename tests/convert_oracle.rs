@@ -9,8 +9,8 @@
 use serde_json::Value;
 use shoal::compose::{load, model::Config, Loaded, Vars};
 use shoal::convert::convert;
+use shoal::model::{DesiredStack, Kind};
 use shoal::source::{DirTree, StackEntry};
-use shoal::state::{DesiredStack, Kind};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -328,7 +328,7 @@ fn check_then(fixture: &str, stack: &str, extra_networks: &[&str], after: impl F
     .unwrap_or_else(|e| panic!("{e}"));
 
     // Docker created exactly the objects shoal wants.
-    let names = |objs: &[shoal::state::DesiredObject]| {
+    let names = |objs: &[shoal::model::DesiredObject]| {
         let mut n: Vec<String> = objs.iter().map(|o| o.name.clone()).collect();
         n.sort();
         n

@@ -7,8 +7,8 @@ mod common;
 use common::{docker, StackGuard};
 use serde_json::{json, Value};
 use shoal::diff::plan_stack;
-use shoal::plan::Action;
-use shoal::state::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
+use shoal::model::Action;
+use shoal::model::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
 
 /// Objects of one kind in the stack, as `docker <kind> inspect` prints them.
 fn inspect(kind: &str, stack: &str) -> Vec<Value> {

@@ -8,9 +8,9 @@ mod common;
 use common::{docker, StackGuard};
 use shoal::compose::{load, Vars};
 use shoal::diff::{plan_stack_with, DiffOptions};
-use shoal::plan::{Action, Plan};
+use shoal::model::Kind;
+use shoal::model::{Action, Plan};
 use shoal::source::{DirTree, StackEntry};
-use shoal::state::Kind;
 use std::path::Path;
 
 /// The stack both diff oracles deploy with docker and plan with shoal

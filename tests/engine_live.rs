@@ -5,8 +5,9 @@ mod common;
 
 use common::{docker, exists, wait_until, StackGuard};
 use serde_json::json;
+use shoal::engine::swarm_config;
 use shoal::engine::{Engine, EngineError};
-use shoal::state::Kind;
+use shoal::model::Kind;
 use std::time::Duration;
 
 const NS: &str = "com.docker.stack.namespace";
@@ -84,7 +85,7 @@ async fn live_stacks_group_objects_and_keep_raw_specs() {
     let stacks = engine.live_stacks().await.expect("live stacks");
     let s = stacks.get(stack).expect("stack engine_ls listed");
     let names =
-        |objs: &[shoal::state::LiveObject]| objs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
+        |objs: &[shoal::model::LiveObject]| objs.iter().map(|o| o.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&s.services), ["engine_ls_web"]);
     assert_eq!(names(&s.networks), ["engine_ls_net"]);
     assert_eq!(names(&s.configs), ["engine_ls_conf"]);
@@ -218,7 +219,13 @@ async fn writes_pass_specs_through_and_detect_stale_versions() {
         (NS.to_string(), stack.to_string()),
     ]
     .into();
-    engine.set_config_labels(&conf_id, &records).await.unwrap();
+    let conf = swarm_config::get(&engine.docker, "engine_wr_conf")
+        .await
+        .unwrap()
+        .unwrap();
+    swarm_config::update_labels(&engine.docker, &conf, &records)
+        .await
+        .unwrap();
     let conf = engine.inspect_config("engine_wr_conf").await.unwrap();
     assert_eq!(conf.spec["Labels"]["engine.shoal/commit"], "abc");
     assert_eq!(conf.spec["Data"], "aGk=");

@@ -9,7 +9,7 @@
 //! wall clocks are compared, so managers whose clocks disagree never both
 //! apply: the holder stops applying one TTL after its last renewal began,
 //! and nobody takes over before a TTL without renewals has passed.
-use super::swarm_config::{self, LabeledConfig, WriteError};
+use crate::engine::swarm_config::{self, LabeledConfig, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};

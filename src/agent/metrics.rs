@@ -129,7 +129,7 @@ fn unix_seconds(t: SystemTime) -> f64 {
 mod tests {
     use super::*;
     use crate::agent::status::{Outcome, StackStatus};
-    use crate::plan::Summary;
+    use crate::model::Summary;
     use std::time::Duration;
 
     fn stack(outcome: Outcome) -> StackStatus {

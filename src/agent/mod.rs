@@ -8,6 +8,8 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod decide;
+pub mod healthcheck;
 pub mod http;
 pub mod lease;
 pub mod mask;
@@ -17,15 +19,19 @@ pub mod options;
 pub mod reconcile_loop;
 pub mod reconciler;
 pub mod record;
+pub mod repo_reconciler;
 pub mod status;
-pub mod swarm_config;
 pub mod trigger;
 pub mod watch;
 pub mod webhook;
 
 pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
-pub use reconciler::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+pub use reconciler::{
+    split_by_stack, Planned, ReconcileError, Reconciler, Snapshot, StackPlan, StackProblem,
+};
+pub use repo_reconciler::{Pipeline, SourceSpec};
 
+use crate::engine::Engine;
 use anyhow::Context as _;
 use lease::Lease;
 use reconcile_loop::{LeaseGate, ReconcileLoop};
@@ -42,14 +48,15 @@ const LEASE_ERROR: &str = "lease (docker engine): ";
 /// Longest wait for the lease release and the HTTP server at shutdown.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
 
-/// Run the agent until SIGTERM or SIGINT: connect to the Docker Engine the
-/// way the docker CLI does, bind `opts.listen`, serve.
-pub async fn run<R: Reconciler>(opts: AgentOptions, reconciler: Arc<R>) -> anyhow::Result<()> {
-    let docker = crate::engine::bollard_client()
-        .context("connecting to the Docker Engine (DOCKER_HOST, the docker context, or /var/run/docker.sock)")?
-        .negotiate_version()
-        .await
-        .context("asking the Docker Engine for its API version")?;
+/// Run the agent until SIGTERM or SIGINT: bind `opts.listen`, serve. The
+/// lease, state records and event stream use `engine`'s client, the one
+/// the pipeline plans and applies through.
+pub async fn run<R: Reconciler>(
+    opts: AgentOptions,
+    reconciler: Arc<R>,
+    engine: &Engine,
+) -> anyhow::Result<()> {
+    let docker = engine.docker.clone();
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("--listen {}: cannot bind", opts.listen))?;
@@ -109,27 +116,7 @@ pub async fn serve<R: Reconciler>(
     // answering until the loop is done, then drains.
     let triggers_stop = shutdown.child_token();
     let http_stop = CancellationToken::new();
-    // The agent's own secrets are masked wherever errors are shown.
-    for secret in [&opts.webhook_secret, &opts.status_token]
-        .into_iter()
-        .flatten()
-    {
-        opts.redactor.register_bytes(secret);
-    }
-    let app = http::router(http::HttpState {
-        status: status.clone(),
-        trigger: trigger.clone(),
-        webhook_secret: opts.webhook_secret.clone().map(Arc::new),
-        status_token: opts.status_token.clone().map(Arc::new),
-        redactor: opts.redactor.clone(),
-        limits: opts.http,
-    });
-    let mut http_task = AbortOnDrop(tokio::spawn(http::serve(
-        listener,
-        app,
-        opts.http,
-        http_stop.clone(),
-    )));
+    let mut http_task = start_http(&opts, listener, &status, &trigger, &http_stop);
 
     let lease = Lease::new(
         docker.clone(),
@@ -137,7 +124,7 @@ pub async fn serve<R: Reconciler>(
         &opts.identity,
         opts.lease_ttl,
     );
-    let mut lease_task = AbortOnDrop(tokio::spawn(keep_lease(
+    let lease_task = AbortOnDrop(tokio::spawn(keep_lease(
         lease,
         gate.clone(),
         status.clone(),
@@ -145,23 +132,7 @@ pub async fn serve<R: Reconciler>(
         triggers_stop.clone(),
     )));
 
-    let mut watchers = Vec::new();
-    if opts.docker_events {
-        watchers.push(AbortOnDrop(tokio::spawn(watch::docker_events(
-            docker.clone(),
-            status.clone(),
-            trigger.clone(),
-            triggers_stop.clone(),
-        ))));
-    }
-    if let Some(dir) = opts.watch_dir.clone() {
-        let (t, stop) = (trigger.clone(), triggers_stop.clone());
-        watchers.push(AbortOnDrop(tokio::spawn(async move {
-            if let Err(e) = watch::file_changes(dir, t, stop).await {
-                tracing::warn!(error = %e, "not watching files; the poll interval still applies");
-            }
-        })));
-    }
+    let watchers = watch_triggers(&opts, &docker, &status, &trigger, &triggers_stop);
 
     let mut looper = ReconcileLoop::new(
         reconciler,
@@ -181,6 +152,21 @@ pub async fn serve<R: Reconciler>(
     // The loop only returns once shutdown was asked.
     triggers_stop.cancel();
     drop(watchers);
+    release_lease(lease_task, &gate).await;
+    http_stop.cancel();
+    if tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP server did not drain in time");
+    }
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// Once the loop stopped writing: stop renewing the lease and release it,
+/// each step bounded (a lease not released expires after its TTL).
+async fn release_lease(mut lease_task: AbortOnDrop<Lease>, gate: &LeaseGate) {
     match tokio::time::timeout(SHUTDOWN_STEP, &mut lease_task.0).await {
         Ok(Ok(mut lease)) => {
             gate.set(None);
@@ -194,15 +180,66 @@ pub async fn serve<R: Reconciler>(
         }
         _ => tracing::warn!("lease task did not stop in time; the lease expires after its TTL"),
     }
-    http_stop.cancel();
-    if tokio::time::timeout(SHUTDOWN_STEP, &mut http_task.0)
-        .await
-        .is_err()
+}
+
+/// Serve `/healthz`, `/metrics`, `/status` and the webhook on `listener`
+/// until `stop`; the agent's own secrets are masked wherever errors show.
+fn start_http(
+    opts: &AgentOptions,
+    listener: TcpListener,
+    status: &Arc<Mutex<AgentStatus>>,
+    trigger: &Arc<Trigger>,
+    stop: &CancellationToken,
+) -> AbortOnDrop<()> {
+    for secret in [&opts.webhook_secret, &opts.status_token]
+        .into_iter()
+        .flatten()
     {
-        tracing::warn!("HTTP server did not drain in time");
+        opts.redactor.register_bytes(secret);
     }
-    tracing::info!("agent stopped");
-    Ok(())
+    let app = http::router(http::HttpState {
+        status: status.clone(),
+        trigger: trigger.clone(),
+        webhook_secret: opts.webhook_secret.clone().map(Arc::new),
+        status_token: opts.status_token.clone().map(Arc::new),
+        redactor: opts.redactor.clone(),
+        limits: opts.http,
+    });
+    AbortOnDrop(tokio::spawn(http::serve(
+        listener,
+        app,
+        opts.http,
+        stop.clone(),
+    )))
+}
+
+/// The triggers besides the poll interval: Docker events and, for a
+/// directory source, file changes. They stop with `stop`.
+fn watch_triggers(
+    opts: &AgentOptions,
+    docker: &bollard::Docker,
+    status: &Arc<Mutex<AgentStatus>>,
+    trigger: &Arc<Trigger>,
+    stop: &CancellationToken,
+) -> Vec<AbortOnDrop<()>> {
+    let mut watchers = Vec::new();
+    if opts.docker_events {
+        watchers.push(AbortOnDrop(tokio::spawn(watch::docker_events(
+            docker.clone(),
+            status.clone(),
+            trigger.clone(),
+            stop.clone(),
+        ))));
+    }
+    if let Some(dir) = opts.watch_dir.clone() {
+        let (t, stop) = (trigger.clone(), stop.clone());
+        watchers.push(AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = watch::file_changes(dir, t, stop).await {
+                tracing::warn!(error = %e, "not watching files; the poll interval still applies");
+            }
+        })));
+    }
+    watchers
 }
 
 /// A spawned task that is aborted when `serve` is dropped (its caller

@@ -1,5 +1,5 @@
 //! The agent's settings: the command-line flags (`shoal agent ...`, flattened
-//! into the CLI by main.rs) and the resolved [`AgentOptions`].
+//! into the CLI by `cli/args.rs`) and the resolved [`AgentOptions`].
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;

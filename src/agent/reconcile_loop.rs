@@ -3,11 +3,14 @@
 //! per stack -> apply). Passes never overlap; kicks during a pass cause
 //! exactly one more.
 use super::backoff::Backoff;
+use super::decide::{decide, Decision};
 use super::notify::{self, CommitState, Event, EventKind, Notifier, NotifyState, Revision};
-use super::reconciler::{Reconciler, Snapshot, StackPlan, StackProblem};
+use super::reconciler::{Planned, Reconciler, Snapshot, StackPlan};
 use super::record::{self, StackRecord};
 use super::status::{AgentStatus, Outcome, Role, SnapshotStatus, StackStatus};
 use super::trigger::{Reason, Trigger};
+use crate::diff::synced_images;
+use crate::model::{Plan, Summary};
 use bollard::Docker;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -172,13 +175,8 @@ impl<R: Reconciler> ReconcileLoop<R> {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the source");
-                let mut s = self.status();
-                s.counters.git_fetch_errors += 1;
-                *s.counters
-                    .reconciles
-                    .entry(super::status::SOURCE_ERROR)
-                    .or_default() += 1;
-                s.last_error = Some(format!("source: {e}"));
+                self.status().counters.git_fetch_errors += 1;
+                self.source_failed(format!("source: {e}"));
                 return;
             }
         };
@@ -193,12 +191,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 // Nothing is known about any stack: change nothing, keep
                 // every record and status, report, retry next pass.
                 tracing::error!(error = %e, "nothing planned");
-                let mut s = self.status();
-                *s.counters
-                    .reconciles
-                    .entry(super::status::SOURCE_ERROR)
-                    .or_default() += 1;
-                s.last_error = Some(e);
+                self.source_failed(e.to_string());
                 return;
             }
         };
@@ -216,21 +209,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
         }
         if !self.shutdown.is_cancelled() {
-            // Stacks no longer in the source (or pruned) are no longer
-            // reported, and their records leave the swarm.
-            let gone: Vec<String> = self
-                .status()
-                .stacks
-                .keys()
-                .filter(|k| !seen.contains(k))
-                .cloned()
-                .collect();
-            for stack in gone {
-                self.forget_record(&stack).await;
-                self.notify_state.forget(&stack);
-            }
-            self.backoffs.retain(|k, _| seen.contains(k));
-            self.status().stacks.retain(|k, _| seen.contains(k));
+            self.forget_all_but(&seen).await;
         }
         self.send_pass_events();
         let mut s = self.status();
@@ -242,6 +221,35 @@ impl<R: Reconciler> ReconcileLoop<R> {
         tracing::info!(snapshot = %snapshot.id, stacks = seen.len(), all_synced, "reconcile finished");
     }
 
+    /// A pass that learnt nothing about any stack: counted and reported;
+    /// records and statuses stay as they are.
+    fn source_failed(&self, error: String) {
+        let mut s = self.status();
+        *s.counters
+            .reconciles
+            .entry(super::status::SOURCE_ERROR)
+            .or_default() += 1;
+        s.last_error = Some(error);
+    }
+
+    /// Stacks no longer in the source (or pruned) are no longer reported,
+    /// and their records leave the swarm.
+    async fn forget_all_but(&mut self, seen: &[String]) {
+        let gone: Vec<String> = self
+            .status()
+            .stacks
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .cloned()
+            .collect();
+        for stack in gone {
+            self.forget_record(&stack).await;
+            self.notify_state.forget(&stack);
+        }
+        self.backoffs.retain(|k, _| seen.contains(k));
+        self.status().stacks.retain(|k, _| seen.contains(k));
+    }
+
     /// Decide what to tell about one stack's outcome: events for the end of
     /// the pass, and the commit's status at once.
     fn tell(
@@ -251,7 +259,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
         outcome: Outcome,
         error: Option<&str>,
         drift: bool,
-        summary: &crate::plan::Summary,
+        summary: &Summary,
     ) {
         let Some(notifier) = &self.notifier else {
             return;
@@ -343,94 +351,40 @@ impl<R: Reconciler> ReconcileLoop<R> {
             .and_then(|r| r.get(&name))
             .cloned()
             .unwrap_or_default();
-        let mut drift = false;
-        let (outcome, error) = match sp.result {
-            Err(StackProblem::Load(e)) => {
-                tracing::error!(error = %e, outcome = "load-error", "stack left as it is");
-                (Outcome::LoadError, Some(e))
+        let decision = decide(sp.result, &rec, &snapshot.id, self.self_heal);
+        let drift = decision.drift();
+        let changes = summary.create + summary.update + summary.delete;
+        let (outcome, error) = match decision {
+            Decision::LeaveAlone { outcome, error } => {
+                tracing::error!(error = %error, outcome = outcome.as_str(), "stack left as it is");
+                (outcome, Some(error))
             }
-            Err(StackProblem::PolicyDenied(e)) => {
-                tracing::error!(error = %e, outcome = "policy-denied", "stack left as it is");
-                (Outcome::PolicyDenied, Some(e))
-            }
-            Ok(planned) if !planned.plan.has_changes() => {
+            Decision::InSync { plan } => {
                 tracing::debug!(outcome = "no-change", "in sync");
-                rec.images = synced_images(&planned.plan);
-                self.backoffs.remove(&name);
-                rec.commit = Some(snapshot.id.clone());
+                self.synced(&name, snapshot, &plan, &mut rec);
                 (Outcome::NoChange, None)
             }
-            Ok(planned) => {
-                // The same revision applied before, yet changes: someone
-                // changed the swarm by hand. A tag whose registry digest
-                // moved since the last sync is the registry's change, not
-                // drift; a digest set on the swarm by hand (a rollback) is.
-                drift = rec.commit.as_deref() == Some(snapshot.id.as_str())
-                    && !(planned.plan.only_digest_moves()
-                        && registry_moved(&rec.images, &planned.plan));
-                let changes = summary.create + summary.update + summary.delete;
-                if drift && !self.self_heal {
-                    tracing::warn!(
-                        outcome = "drift",
-                        changes,
-                        "drift: the swarm differs from the applied revision; not healed (--no-self-heal)\n{}",
-                        planned.text
-                    );
-                    (Outcome::Drift, None)
-                } else {
-                    let backoff = self.backoffs.entry(name.clone()).or_default();
-                    if !backoff.ready(&snapshot.id, Instant::now()) {
-                        tracing::debug!("apply failed before; waiting for the retry time");
-                        return None;
+            Decision::ReportDrift { planned } => {
+                tracing::warn!(
+                    outcome = "drift",
+                    changes,
+                    "drift: the swarm differs from the applied revision; not healed (--no-self-heal)\n{}",
+                    planned.text
+                );
+                (Outcome::Drift, None)
+            }
+            Decision::Apply { planned, drift } => {
+                let result = self
+                    .apply_stack(snapshot, &name, &planned, drift, &summary)
+                    .await?;
+                match result {
+                    Ok(()) => {
+                        self.synced(&name, snapshot, &planned.plan, &mut rec);
+                        rec.applied_at =
+                            Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+                        (Outcome::Applied, None)
                     }
-                    if !self.gate.is_open() {
-                        tracing::warn!("lease lost; not applying");
-                        return None;
-                    }
-                    if drift {
-                        tracing::warn!(
-                            changes,
-                            "drift: the swarm differs from the applied revision; healing\n{}",
-                            planned.text
-                        );
-                    } else {
-                        tracing::info!(changes, "applying\n{}", planned.text);
-                        if let Some(n) = &self.notifier {
-                            n.commit_status(
-                                &snapshot.id,
-                                &name,
-                                CommitState::Pending,
-                                &format!("applying: {}", summary_text(&summary)),
-                            );
-                        }
-                    }
-                    match self.reconciler.apply(&name, &planned.plan).await {
-                        Ok(()) => {
-                            tracing::info!(outcome = "ok", changes, drift, "applied");
-                            rec.images = synced_images(&planned.plan);
-                            self.backoffs.remove(&name);
-                            let mut s = self.status();
-                            s.counters.changes_applied += changes as u64;
-                            if drift {
-                                s.counters.drift_corrections += 1;
-                            }
-                            drop(s);
-                            rec.commit = Some(snapshot.id.clone());
-                            rec.applied_at = Some(
-                                humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-                            );
-                            (Outcome::Applied, None)
-                        }
-                        Err(e) => {
-                            let delay = self
-                                .backoffs
-                                .entry(name.clone())
-                                .or_default()
-                                .fail(&snapshot.id, Instant::now());
-                            tracing::error!(outcome = "apply-failed", error = %e, retry_in = ?delay, "apply failed");
-                            (Outcome::ApplyFailed, Some(e))
-                        }
-                    }
+                    Err(e) => (Outcome::ApplyFailed, Some(e)),
                 }
             }
         };
@@ -458,6 +412,73 @@ impl<R: Reconciler> ReconcileLoop<R> {
             },
         );
         Some(outcome)
+    }
+
+    /// The stack is in sync at `snapshot` with `plan` applied (or nothing
+    /// to apply): record it, and forget past failures.
+    fn synced(&mut self, stack: &str, snapshot: &Snapshot, plan: &Plan, rec: &mut StackRecord) {
+        rec.images = synced_images(plan);
+        self.backoffs.remove(stack);
+        rec.commit = Some(snapshot.id.clone());
+    }
+
+    /// Apply one stack's plan when its retry is due and the lease is held
+    /// (`None`: not now). A failure is counted by the stack's backoff.
+    async fn apply_stack(
+        &mut self,
+        snapshot: &Snapshot,
+        name: &str,
+        planned: &Planned,
+        drift: bool,
+        summary: &Summary,
+    ) -> Option<Result<(), String>> {
+        let changes = summary.create + summary.update + summary.delete;
+        let backoff = self.backoffs.entry(name.to_string()).or_default();
+        if !backoff.ready(&snapshot.id, Instant::now()) {
+            tracing::debug!("apply failed before; waiting for the retry time");
+            return None;
+        }
+        if !self.gate.is_open() {
+            tracing::warn!("lease lost; not applying");
+            return None;
+        }
+        if drift {
+            tracing::warn!(
+                changes,
+                "drift: the swarm differs from the applied revision; healing\n{}",
+                planned.text
+            );
+        } else {
+            tracing::info!(changes, "applying\n{}", planned.text);
+            if let Some(n) = &self.notifier {
+                n.commit_status(
+                    &snapshot.id,
+                    name,
+                    CommitState::Pending,
+                    &format!("applying: {}", summary_text(summary)),
+                );
+            }
+        }
+        let result = self.reconciler.apply(name, &planned.plan).await;
+        match &result {
+            Ok(()) => {
+                tracing::info!(outcome = "ok", changes, drift, "applied");
+                let mut s = self.status();
+                s.counters.changes_applied += changes as u64;
+                if drift {
+                    s.counters.drift_corrections += 1;
+                }
+            }
+            Err(e) => {
+                let delay = self
+                    .backoffs
+                    .entry(name.to_string())
+                    .or_default()
+                    .fail(&snapshot.id, Instant::now());
+                tracing::error!(outcome = "apply-failed", error = %e, retry_in = ?delay, "apply failed");
+            }
+        }
+        Some(result.map_err(|e| e.to_string()))
     }
 
     /// Remove the record of a stack this agent no longer manages.
@@ -490,49 +511,19 @@ impl<R: Reconciler> ReconcileLoop<R> {
     }
 }
 
-/// Whether every image change of `plan` goes to a digest other than the
-/// one its service was last synced at (`synced`, from the stack record; a
-/// service without one is taken to have had its digest moved).
 /// `1 to create, 2 to update, 0 to delete`
-fn summary_text(s: &crate::plan::Summary) -> String {
+fn summary_text(s: &Summary) -> String {
     format!(
         "{} to create, {} to update, {} to delete",
         s.create, s.update, s.delete
     )
 }
 
-fn registry_moved(synced: &BTreeMap<String, String>, plan: &crate::plan::Plan) -> bool {
-    plan.changes
-        .iter()
-        .filter(|c| c.action != crate::plan::Action::Noop)
-        .all(|c| match (synced.get(&c.name), desired_image(c)) {
-            (Some(synced), Some(wanted)) => synced != wanted,
-            _ => true,
-        })
-}
-
-/// Service -> the image a stack is in sync at once `plan` is applied.
-fn synced_images(plan: &crate::plan::Plan) -> BTreeMap<String, String> {
-    plan.changes
-        .iter()
-        .filter_map(|c| desired_image(c).map(|i| (c.name.clone(), i.to_string())))
-        .collect()
-}
-
-/// The image a service change writes (or keeps, for a no-op).
-fn desired_image(c: &crate::plan::Change) -> Option<&str> {
-    (c.kind == crate::state::Kind::Service)
-        .then_some(c.desired.as_ref())
-        .flatten()
-        .and_then(crate::images::image_of)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::reconciler::Planned;
-    use crate::plan::{Action, Change, Plan};
-    use crate::state::Kind;
+    use crate::agent::reconciler::{ReconcileError, StackProblem};
+    use crate::model::{Action, Change, Kind};
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -551,7 +542,7 @@ mod tests {
     }
 
     impl Reconciler for Fake {
-        async fn snapshot(&self) -> Result<Snapshot, String> {
+        async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             Ok(Snapshot {
@@ -559,20 +550,23 @@ mod tests {
                 id: self.snapshot_id.lock().unwrap().clone(),
             })
         }
-        async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, String> {
+        async fn plan(&self, _: &Snapshot) -> Result<Vec<StackPlan>, ReconcileError> {
             let delay = *self.plan_delay.lock().unwrap();
             tokio::time::sleep(delay).await;
             self.passes.fetch_add(1, Ordering::SeqCst);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             if let Some(e) = self.plan_error.lock().unwrap().clone() {
-                return Err(e);
+                return Err(ReconcileError::Source(e));
             }
             Ok(self.plans.lock().unwrap().clone())
         }
-        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), String> {
+        async fn apply(&self, stack: &str, _: &Plan) -> Result<(), ReconcileError> {
             self.applied.lock().unwrap().push(stack.to_string());
             if self.failing.lock().unwrap().contains(stack) {
-                return Err(format!("{stack}_app: update out of sequence"));
+                return Err(ReconcileError::Apply {
+                    stack: stack.to_string(),
+                    message: format!("{stack}_app: update out of sequence"),
+                });
             }
             Ok(())
         }
@@ -790,7 +784,7 @@ mod tests {
         l.pass(&[Reason::Startup]).await;
         let mut moved = changed("web");
         if let Ok(p) = &mut moved.result {
-            p.plan.changes[0].diff = vec![crate::plan::FieldChange {
+            p.plan.changes[0].diff = vec![crate::model::FieldChange {
                 path: "TaskTemplate.ContainerSpec.Image".into(),
                 before: serde_json::json!("app:3.0@sha256:aa"),
                 after: serde_json::json!("app:3.0@sha256:bb"),
@@ -817,7 +811,7 @@ mod tests {
             diff: if same {
                 vec![]
             } else {
-                vec![crate::plan::FieldChange {
+                vec![crate::model::FieldChange {
                     path: "TaskTemplate.ContainerSpec.Image".into(),
                     before: serde_json::json!(before),
                     after: serde_json::json!(after),

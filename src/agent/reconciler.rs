@@ -1,7 +1,7 @@
 //! The narrow seam between the agent and the pipeline. The agent decides
 //! *when* and *whether* to write (triggers, lease, drift, backoff); the
 //! [`Reconciler`] knows *how* to read the source, plan a stack and apply it.
-use crate::plan::{Plan, Summary};
+use crate::model::{Plan, Summary};
 use std::future::Future;
 
 /// One resolved state of the source: everything a pass plans from.
@@ -53,6 +53,18 @@ impl StackPlan {
     }
 }
 
+/// Why a [`Reconciler`] call failed; messages are masked already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    /// The source, or the repository as a whole, could not be read: the
+    /// pass changes nothing.
+    #[error("{0}")]
+    Source(String),
+    /// Applying one stack failed; the agent retries it with backoff.
+    #[error("{message}")]
+    Apply { stack: String, message: String },
+}
+
 /// The pipeline as the agent drives it. Implemented by the real pipeline
 /// (source -> compose -> convert -> diff -> policy, apply) and by fakes in
 /// tests. Methods take `&self`; the agent never calls two at once.
@@ -60,7 +72,7 @@ pub trait Reconciler: Send + Sync + 'static {
     /// Resolve the source: a git fetch (only if the remote moved) or a
     /// directory read. An error here is counted as a source (git fetch)
     /// error and the pass ends without touching any stack.
-    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, String>> + Send;
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, ReconcileError>> + Send;
 
     /// Load, plan and check every stack of the snapshot against the live
     /// swarm. One entry per stack; a stack that fails to load or is denied
@@ -70,11 +82,15 @@ pub trait Reconciler: Send + Sync + 'static {
     fn plan(
         &self,
         snapshot: &Snapshot,
-    ) -> impl Future<Output = Result<Vec<StackPlan>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<StackPlan>, ReconcileError>> + Send;
 
     /// Apply one stack's plan (ordered writes, convergence wait). The error
     /// says what failed; the agent retries with backoff.
-    fn apply(&self, stack: &str, plan: &Plan) -> impl Future<Output = Result<(), String>> + Send;
+    fn apply(
+        &self,
+        stack: &str,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<(), ReconcileError>> + Send;
 }
 
 /// Split one plan covering many stacks into one plan per stack, keeping
@@ -102,8 +118,8 @@ pub fn split_by_stack<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Change};
-    use crate::state::Kind;
+    use crate::model::Kind;
+    use crate::model::{Action, Change};
 
     fn change(stack: &str, name: &str) -> Change {
         Change {

@@ -3,7 +3,7 @@
 //! applied and the last outcome. The data is a fixed string; records carry
 //! no stack namespace label, so they are never part of a stack's diff.
 use super::status::Outcome;
-use super::swarm_config::{self, WriteError};
+use crate::engine::swarm_config::{self, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
 
@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(back.outcome, r.outcome);
         assert_eq!(back.attempted, r.attempted);
         assert_eq!(back.images, r.images);
-        assert!(!labels.contains_key(crate::state::NAMESPACE_LABEL));
+        assert!(!labels.contains_key(crate::model::NAMESPACE_LABEL));
     }
 
     #[test]

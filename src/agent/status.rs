@@ -1,6 +1,6 @@
 //! What the agent knows about itself and each stack: one value, shared
 //! behind a mutex, rendered as `/status` JSON and as `/metrics`.
-use crate::plan::Summary;
+use crate::model::Summary;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -4,7 +4,7 @@
 //! only through an alias or a merge key has no entry; lookups then fall back
 //! to the nearest enclosing path that has one. Building it is also where a
 //! stack file's nesting depth is checked (before yaml_serde parses it).
-use crate::nesting::{TooDeep, MAX_DEPTH};
+use crate::source::nesting::{TooDeep, MAX_DEPTH};
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -153,7 +153,7 @@ impl LineIndex {
                 Ok((Event::StreamEnd, _)) => break,
                 Ok(event) => event,
                 Err(e) => {
-                    crate::nesting::flow_limit(&e, MAX_DEPTH)?;
+                    crate::source::nesting::flow_limit(&e, MAX_DEPTH)?;
                     return Ok(LineIndex::default());
                 }
             };
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_on_the_agent_stack() {
-        use crate::nesting::tests::{deep_block_yaml, on_agent_stack};
+        use crate::source::nesting::tests::{deep_block_yaml, on_agent_stack};
         let err = on_agent_stack(|| LineIndex::build(&deep_block_yaml()).map(|_| ())).unwrap_err();
         assert_eq!(err.limit, MAX_DEPTH);
         assert_eq!(err.line, 2);

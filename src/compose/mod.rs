@@ -23,10 +23,10 @@ pub mod duration;
 pub mod envfile;
 pub mod interpolate;
 mod lines;
+mod loader;
+mod long_syntax;
 pub mod model;
-mod normalize;
 pub mod ports;
-mod rules;
 mod service;
 pub mod units;
 pub mod volumes;
@@ -35,10 +35,10 @@ use crate::source::{StackEntry, Tree};
 use indexmap::IndexMap;
 use std::collections::BTreeMap;
 
-/// Variables for interpolation: the process environment (as far as an
-/// [`EnvPolicy`] lets stacks read it), then the stack's own variables
-/// files (which the process environment overrides), as documented in the
-/// README.
+/// Variables for interpolation: the stack's own variables files, then the
+/// process environment (as far as an [`EnvPolicy`] lets stacks read it).
+/// The environment wins over the files, as docker compose lets it override
+/// `.env` and as the README documents.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     pub map: IndexMap<String, String>,
@@ -191,7 +191,7 @@ pub fn load(tree: &dyn Tree, entry: &StackEntry, vars: &Vars) -> Result<Loaded, 
         line: None,
         message: format!("not UTF-8 text: {e}"),
     })?;
-    let (config, warnings) = rules::load_text(&text, tree, entry, vars)?;
+    let (config, warnings) = loader::load_text(&text, tree, entry, vars)?;
     Ok(Loaded {
         stack: entry.name.clone(),
         file: file.to_string(),

@@ -2,7 +2,7 @@
 //! env files and environment, healthcheck, deploy, ports, volumes,
 //! config/secret references, networks, extra_hosts.
 use super::envfile::parse_env_file;
-use super::normalize::{
+use super::long_syntax::{
     at, bytes, cpus, describe, duration, expected, fail, field, file_mode, key_string,
     list_or_dict, section, string_or_list, tree_path, Env, Fail, R,
 };

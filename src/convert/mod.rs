@@ -17,8 +17,8 @@ mod values;
 
 use crate::compose::model::External;
 use crate::compose::Loaded;
+use crate::model::{DesiredObject, DesiredStack, NAMESPACE_LABEL};
 use crate::source::Tree;
-use crate::state::{DesiredObject, DesiredStack, NAMESPACE_LABEL};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -189,7 +189,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::MemTree;
     use super::*;
-    use crate::state::Kind;
+    use crate::model::Kind;
     use serde_json::json;
 
     fn loaded(yaml: &str) -> Loaded {

@@ -92,6 +92,73 @@ fn incompatible(field: &str, options: &str, kind: &str) -> FieldError {
     )
 }
 
+/// The mount types docker knows.
+const KINDS: &str = "volume, bind, tmpfs, npipe, cluster, image";
+
+/// Which option blocks each type refuses, in the order docker checks them.
+fn refused_options(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "volume" => &["tmpfs", "bind", "cluster"],
+        "bind" => &["volume", "tmpfs", "cluster"],
+        "npipe" => &["volume", "tmpfs"],
+        "tmpfs" => &["bind", "volume", "cluster"],
+        _ => &[],
+    }
+}
+
+fn has_options(v: &ServiceVolumeConfig, block: &str) -> bool {
+    match block {
+        "volume" => v.volume.is_some(),
+        "bind" => v.bind.is_some(),
+        "tmpfs" => v.tmpfs.is_some(),
+        "cluster" => v.cluster.is_some(),
+        _ => false,
+    }
+}
+
+/// docker's checks of one mount, before anything is built: a known type, a
+/// source where the type needs one (and none for tmpfs), no option block
+/// of another type.
+fn check(kind: &str, source: &str, v: &ServiceVolumeConfig, field: &str) -> Result<(), FieldError> {
+    let source_field = || format!("{field}.source");
+    match kind {
+        "volume" => {}
+        "tmpfs" if !source.is_empty() => {
+            return Err(FieldError::new(
+                source_field(),
+                "invalid tmpfs source, source must be empty",
+            ))
+        }
+        "tmpfs" => {}
+        "bind" | "npipe" | "cluster" | "image" if source.is_empty() => {
+            return Err(FieldError::new(
+                source_field(),
+                format!("invalid {kind} source, source cannot be empty"),
+            ));
+        }
+        "bind" | "npipe" | "image" => {}
+        "cluster" => {
+            if v.tmpfs.is_some() || v.bind.is_some() || v.volume.is_some() {
+                return Err(FieldError::new(
+                    field,
+                    "tmpfs, bind and volume options are incompatible with type cluster",
+                ));
+            }
+        }
+        other => {
+            return Err(FieldError::new(
+                format!("{field}.type"),
+                format!("unknown mount type {other:?} (valid: {KINDS})"),
+            ))
+        }
+    }
+    match refused_options(kind).iter().find(|b| has_options(v, b)) {
+        Some(block) => Err(incompatible(field, block, kind)),
+        None => Ok(()),
+    }
+}
+
+/// One service volume as a Swarm mount: checked, then built per type.
 fn mount(
     ns: Namespace,
     v: &ServiceVolumeConfig,
@@ -101,164 +168,37 @@ fn mount(
 ) -> Result<Map<String, Value>, FieldError> {
     let kind = if v.kind.is_empty() { "volume" } else { &v.kind };
     let source = v.source.clone().unwrap_or_default();
+    check(kind, &source, v, field)?;
     let mut m = Map::new();
     m.insert("Type".into(), kind.into());
-    let mut options = Map::new();
-    let mut options_key = None;
-    match kind {
-        "volume" => {
-            if v.tmpfs.is_some() {
-                return Err(incompatible(field, "tmpfs", kind));
-            }
-            if v.bind.is_some() {
-                return Err(incompatible(field, "bind", kind));
-            }
-            if v.cluster.is_some() {
-                return Err(incompatible(field, "cluster", kind));
-            }
+    // The mount's source as the daemon takes it, and its options block.
+    let (source, options) = match kind {
+        "volume" if source.is_empty() => {
             // Anonymous volumes take no options at all, not even nocopy.
-            if !source.is_empty() {
-                let stack_volume = config.volumes.get(&source).ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}.source"),
-                        format!("undefined volume {source:?}: declare it under the top-level `volumes:`"),
-                    )
-                })?;
-                options_key = Some("VolumeOptions");
-                if let Some(opts) = &v.volume {
-                    put(&mut options, "NoCopy", opts.nocopy.unwrap_or(false));
-                    put(
-                        &mut options,
-                        "Subpath",
-                        opts.subpath.clone().unwrap_or_default(),
-                    );
-                }
-                let external = stack_volume.external.as_ref();
-                let name = ns.object_name(&source, stack_volume.name.as_ref(), external);
-                put(&mut m, "Source", name);
-                if !is_external(external) {
-                    options.insert(
-                        "Labels".into(),
-                        Value::Object(ns.labels(&stack_volume.labels)),
-                    );
-                    if stack_volume.driver.is_some() || !stack_volume.driver_opts.is_empty() {
-                        let mut driver = Map::new();
-                        put(
-                            &mut driver,
-                            "Name",
-                            stack_volume.driver.clone().unwrap_or_default(),
-                        );
-                        put(
-                            &mut driver,
-                            "Options",
-                            string_map(&stack_volume.driver_opts),
-                        );
-                        options.insert("DriverConfig".into(), Value::Object(driver));
-                    }
-                }
-            }
+            (String::new(), None)
         }
-        "bind" | "npipe" => {
-            if source.is_empty() {
-                return Err(FieldError::new(
-                    format!("{field}.source"),
-                    format!("invalid {kind} source, source cannot be empty"),
-                ));
-            }
-            if v.volume.is_some() {
-                return Err(incompatible(field, "volume", kind));
-            }
-            if v.tmpfs.is_some() {
-                return Err(incompatible(field, "tmpfs", kind));
-            }
-            if v.cluster.is_some() && kind == "bind" {
-                return Err(incompatible(field, "cluster", kind));
-            }
-            let source = if kind == "bind" {
-                bind_base.resolve(&source, &format!("{field}.source"))?
-            } else {
-                source
-            };
-            put(&mut m, "Source", source);
-            if let Some(bind) = &v.bind {
-                options_key = Some("BindOptions");
-                put(
-                    &mut options,
-                    "Propagation",
-                    bind.propagation.clone().unwrap_or_default(),
-                );
-            }
+        "volume" => volume(ns, v, config, &source, field)?,
+        "bind" => {
+            let source = bind_base.resolve(&source, &format!("{field}.source"))?;
+            (source, bind_options(v))
         }
-        "tmpfs" => {
-            if !source.is_empty() {
-                return Err(FieldError::new(
-                    format!("{field}.source"),
-                    "invalid tmpfs source, source must be empty",
-                ));
-            }
-            if v.bind.is_some() {
-                return Err(incompatible(field, "bind", kind));
-            }
-            if v.volume.is_some() {
-                return Err(incompatible(field, "volume", kind));
-            }
-            if v.cluster.is_some() {
-                return Err(incompatible(field, "cluster", kind));
-            }
-            // docker (v28) passes the size only; `tmpfs.mode` is not sent.
-            if let Some(tmpfs) = &v.tmpfs {
-                options_key = Some("TmpfsOptions");
-                put(&mut options, "SizeBytes", tmpfs.size.unwrap_or(0));
-            }
-        }
-        "cluster" => {
-            if source.is_empty() {
-                return Err(FieldError::new(
-                    format!("{field}.source"),
-                    "invalid cluster source, source cannot be empty",
-                ));
-            }
-            if v.tmpfs.is_some() || v.bind.is_some() || v.volume.is_some() {
-                return Err(FieldError::new(
-                    field,
-                    "tmpfs, bind and volume options are incompatible with type cluster",
-                ));
-            }
-            options_key = Some("ClusterOptions");
-            let name = if source.starts_with("group:") {
-                source
-            } else {
-                let vol = config.volumes.get(&source).ok_or_else(|| {
-                    FieldError::new(
-                        format!("{field}.source"),
-                        format!("undefined volume {source:?}: declare it under the top-level `volumes:`"),
-                    )
-                })?;
-                match vol.name.as_ref().filter(|n| !n.is_empty()) {
-                    Some(name) => name.clone(),
-                    None => ns.scope(&source),
-                }
-            };
-            put(&mut m, "Source", name);
-        }
-        "image" => {
-            if source.is_empty() {
-                return Err(FieldError::new(
-                    format!("{field}.source"),
-                    "invalid image source, source cannot be empty",
-                ));
-            }
-            put(&mut m, "Source", source);
-        }
-        other => {
-            return Err(FieldError::new(
-                format!("{field}.type"),
-                format!(
-                "unknown mount type {other:?} (valid: volume, bind, tmpfs, npipe, cluster, image)"
-            ),
-            ))
-        }
-    }
+        "npipe" => (source, bind_options(v)),
+        // docker (v28) passes the size only; `tmpfs.mode` is not sent.
+        "tmpfs" => (
+            source,
+            v.tmpfs.as_ref().map(|t| {
+                let mut options = Map::new();
+                put(&mut options, "SizeBytes", t.size.unwrap_or(0));
+                ("TmpfsOptions", options)
+            }),
+        ),
+        "cluster" => (
+            cluster_source(ns, config, source, field)?,
+            Some(("ClusterOptions", Map::new())),
+        ),
+        _ => (source, None),
+    };
+    put(&mut m, "Source", source);
     put(&mut m, "Target", v.target.clone().unwrap_or_default());
     put(&mut m, "ReadOnly", v.read_only.unwrap_or(false));
     put(
@@ -266,14 +206,101 @@ fn mount(
         "Consistency",
         v.consistency.clone().unwrap_or_default(),
     );
-    if let Some(key) = options_key {
+    if let Some((key, options)) = options {
         m.insert(key.into(), Value::Object(options));
     }
     Ok(order_mount(m))
 }
 
-/// Keys in the order of docker's `mount.Mount` (cosmetic, for readable
-/// specs and stable snapshots).
+type Options = Option<(&'static str, Map<String, Value>)>;
+
+fn undefined_volume(field: &str, source: &str) -> FieldError {
+    FieldError::new(
+        format!("{field}.source"),
+        format!("undefined volume {source:?}: declare it under the top-level `volumes:`"),
+    )
+}
+
+/// A named volume: its namespaced (or external) name, and its options:
+/// nocopy and subpath, then the stack volume's labels and driver.
+fn volume(
+    ns: Namespace,
+    v: &ServiceVolumeConfig,
+    config: &Config,
+    source: &str,
+    field: &str,
+) -> Result<(String, Options), FieldError> {
+    let stack_volume = config
+        .volumes
+        .get(source)
+        .ok_or_else(|| undefined_volume(field, source))?;
+    let mut options = Map::new();
+    if let Some(opts) = &v.volume {
+        put(&mut options, "NoCopy", opts.nocopy.unwrap_or(false));
+        put(
+            &mut options,
+            "Subpath",
+            opts.subpath.clone().unwrap_or_default(),
+        );
+    }
+    let external = stack_volume.external.as_ref();
+    let name = ns.object_name(source, stack_volume.name.as_ref(), external);
+    if !is_external(external) {
+        options.insert(
+            "Labels".into(),
+            Value::Object(ns.labels(&stack_volume.labels)),
+        );
+        if stack_volume.driver.is_some() || !stack_volume.driver_opts.is_empty() {
+            let mut driver = Map::new();
+            put(
+                &mut driver,
+                "Name",
+                stack_volume.driver.clone().unwrap_or_default(),
+            );
+            put(
+                &mut driver,
+                "Options",
+                string_map(&stack_volume.driver_opts),
+            );
+            options.insert("DriverConfig".into(), Value::Object(driver));
+        }
+    }
+    Ok((name, Some(("VolumeOptions", options))))
+}
+
+fn bind_options(v: &ServiceVolumeConfig) -> Options {
+    v.bind.as_ref().map(|bind| {
+        let mut options = Map::new();
+        put(
+            &mut options,
+            "Propagation",
+            bind.propagation.clone().unwrap_or_default(),
+        );
+        ("BindOptions", options)
+    })
+}
+
+/// A cluster volume's source: a `group:` as is, else the stack volume's
+/// `name:` or its namespaced name.
+fn cluster_source(
+    ns: Namespace,
+    config: &Config,
+    source: String,
+    field: &str,
+) -> Result<String, FieldError> {
+    if source.starts_with("group:") {
+        return Ok(source);
+    }
+    let vol = config
+        .volumes
+        .get(&source)
+        .ok_or_else(|| undefined_volume(field, &source))?;
+    Ok(match vol.name.as_ref().filter(|n| !n.is_empty()) {
+        Some(name) => name.clone(),
+        None => ns.scope(&source),
+    })
+}
+
 fn order_mount(mut m: Map<String, Value>) -> Map<String, Value> {
     const ORDER: [&str; 9] = [
         "Type",

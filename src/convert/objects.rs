@@ -4,8 +4,8 @@
 use super::values::{put, string_map};
 use super::{is_external, FieldError, Namespace};
 use crate::compose::model::{Config, FileObjectConfig, NetworkConfig};
+use crate::model::{DesiredObject, Kind};
 use crate::source::{too_large, SourceError, Tree, MAX_OBJECT_BYTES};
-use crate::state::{DesiredObject, Kind};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;

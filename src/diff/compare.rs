@@ -3,7 +3,7 @@
 //! `Mode.Replicated.Replicas`, `TaskTemplate.ContainerSpec.Env[FOO]`,
 //! `EndpointSpec.Ports[8080/tcp].TargetPort`, `Args[1]`.
 use super::normalize::KEYED_FIELDS;
-use crate::plan::FieldChange;
+use crate::model::FieldChange;
 use serde_json::{Map, Value};
 
 /// One step of a path.

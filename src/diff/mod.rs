@@ -3,14 +3,16 @@
 //! (`compare`) and rotating immutable configs/secrets by content
 //! (`rotation`). Pure: no daemon, no clock.
 mod compare;
+mod drift;
 pub mod normalize;
 pub mod rotation;
 
 pub use compare::is_secret_name;
+pub use drift::{only_digest_moves, registry_moved, synced_images};
 pub use normalize::{NormContext, DIGEST_LABEL};
 
-use crate::plan::{Action, Change, FieldChange, REPLACE_REQUIRED};
-use crate::state::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
+use crate::model::{Action, Change, FieldChange, REPLACE_REQUIRED};
+use crate::model::{DesiredObject, DesiredStack, Kind, LiveObject, LiveStack};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,17 +46,11 @@ impl DiffOptions {
         }
         self
     }
-}
 
-impl NormContext {
-    /// A context resolving network ids from a name -> id map (see
-    /// [`DiffOptions::with_network_ids`]), for [`diff_spec_with`].
-    pub fn with_network_ids(by_name: &BTreeMap<String, String>) -> Self {
+    /// The normalization context these options give [`diff_spec_with`].
+    pub fn context(&self) -> NormContext {
         NormContext {
-            network_names: by_name
-                .iter()
-                .map(|(n, i)| (i.clone(), n.clone()))
-                .collect(),
+            network_names: self.network_names.clone(),
         }
     }
 }
@@ -82,9 +78,7 @@ pub fn plan_stack_with(
     let no_desired = DesiredStack::default();
     let desired = desired.unwrap_or(&no_desired);
 
-    let mut ctx = NormContext {
-        network_names: opts.network_names.clone(),
-    };
+    let mut ctx = opts.context();
     for n in &live.networks {
         ctx.network_names.insert(n.id.clone(), n.name.clone());
     }

@@ -8,7 +8,7 @@
 //! The canonical form also turns keyed lists into JSON objects (env by
 //! name, mounts by target, ports by `published/protocol`, ...) so the diff
 //! compares them by key and names them by key in paths.
-use crate::state::Kind;
+use crate::model::Kind;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

@@ -18,8 +18,8 @@
 //! docker-deployed stack on shoal's first run. Rename the secret in the
 //! repository to force a new version.
 use super::normalize::{data_bytes, data_text, NormContext, DIGEST_LABEL};
-use crate::plan::{Action, Change, FieldChange};
-use crate::state::{DesiredObject, Kind, LiveObject};
+use crate::model::{Action, Change, FieldChange};
+use crate::model::{DesiredObject, Kind, LiveObject};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};

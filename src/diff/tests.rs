@@ -2,7 +2,7 @@
 //! Live fixtures in `testdata/` were captured from Engine 20.10 after
 //! `docker stack deploy` (raw API and `docker service inspect` shapes).
 use super::*;
-use crate::plan::REPLACE_REQUIRED;
+use crate::model::REPLACE_REQUIRED;
 use base64::Engine as _;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! Reads: live stacks (one list call per kind), cluster facts, service
 //! inspect and tasks for the convergence wait.
 use super::{label_filter, raw::query_escape, Engine, EngineError};
-use crate::state::{ClusterFacts, Kind, LiveObject, LiveStack, NodeFacts, NAMESPACE_LABEL};
+use crate::model::{ClusterFacts, Kind, LiveObject, LiveStack, NodeFacts, NAMESPACE_LABEL};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 

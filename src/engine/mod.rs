@@ -1,5 +1,6 @@
-//! The Docker Engine adapter: live reads and writes. Thin: no decisions
-//! here, only API calls.
+//! The Docker Engine API and nothing else: live reads, writes, registry
+//! digest lookups, and the labelled configs the agent keeps its lease and
+//! records in. One client per process; no decisions here, only API calls.
 //!
 //! Specs travel as raw JSON in both directions (see `raw.rs` for why), so
 //! every field the daemon knows passes through unchanged. `docker` (bollard)
@@ -10,11 +11,11 @@ mod live;
 pub mod raw;
 mod refs;
 pub mod ssh;
+pub mod swarm_config;
 pub mod tls;
 pub mod transport;
 mod write;
 
-pub use distribution::RegistryHeaders;
 pub use live::{network_spec, stack_of};
 pub use refs::{resolve_references, ReferenceIds};
 
@@ -196,23 +197,9 @@ impl Engine {
     }
 }
 
-/// A bollard client for the endpoint [`Engine::connect`] would use (for
-/// typed calls such as events, without the swarm checks).
-pub fn bollard_client() -> Result<bollard::Docker, EngineError> {
-    let endpoint = endpoint::current().map_err(EngineError::Config)?;
-    let raw =
-        RawClient::new(endpoint.clone(), Duration::from_secs(60)).map_err(EngineError::Config)?;
-    connect_bollard(&raw).map_err(|e| EngineError::Unreachable {
-        endpoint: endpoint.to_string(),
-        reason: e.to_string(),
-    })
-}
-
+/// A bollard client for a local engine (unix socket, plain tcp); remote
+/// engines get theirs from their transport in [`Engine::connect_to`].
 fn connect_bollard(raw: &RawClient) -> Result<bollard::Docker, bollard::errors::Error> {
-    if let Some(remote) = raw.remote() {
-        // The caller negotiates the version (as for the local kinds).
-        return remote.bollard(120, MIN_API_VERSION);
-    }
     match &raw.endpoint {
         Endpoint::Unix(p) => bollard::Docker::connect_with_unix(
             &p.to_string_lossy(),

@@ -2,9 +2,8 @@
 //! raw JSON specs, so every field (e.g. `Healthcheck`) reaches the daemon
 //! unchanged.
 use super::{live::collection, raw::query_escape, Engine, EngineError};
-use crate::state::Kind;
+use crate::model::Kind;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 impl Engine {
     /// Create an object from its spec (ServiceSpec, NetworkCreate request,
@@ -94,21 +93,6 @@ impl Engine {
         let what = format!("remove {kind} {name}");
         let path = format!("/{}/{}", collection(kind), query_escape(id));
         self.call(&what, "DELETE", &path, None).await.map(|_| ())
-    }
-
-    /// Replace the labels of a config (its data is immutable), e.g. for
-    /// state records. Reads the current version and spec first.
-    pub async fn set_config_labels(
-        &self,
-        id_or_name: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<(), EngineError> {
-        let live = self.inspect_config(id_or_name).await?;
-        let mut spec = live.spec;
-        spec["Labels"] = serde_json::to_value(labels).unwrap_or_default();
-        self.update(Kind::Config, &live.id, live.version, &spec)
-            .await
-            .map(|_| ())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Config and secret payloads (`spec.Data`) never enter it: policies get
 //! names and labels only, so a policy (or its test output) cannot leak them.
-use crate::state::{ClusterFacts, DesiredObject, DesiredStack};
+use crate::model::{ClusterFacts, DesiredObject, DesiredStack};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -128,7 +128,7 @@ struct External<'a> {
 
 #[derive(Serialize)]
 struct Cluster<'a> {
-    nodes: &'a [crate::state::NodeFacts],
+    nodes: &'a [crate::model::NodeFacts],
     node_count: usize,
     manager_count: usize,
     engine_versions: Vec<&'a str>,
@@ -137,7 +137,7 @@ struct Cluster<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Kind, NodeFacts};
+    use crate::model::{Kind, NodeFacts};
 
     fn node(id: &str, role: &str, version: &str) -> NodeFacts {
         NodeFacts {

@@ -18,7 +18,6 @@
 mod error;
 mod input;
 mod modules;
-mod report;
 mod results;
 pub mod sandbox;
 mod testing;
@@ -26,12 +25,11 @@ mod testing;
 pub use error::{Diagnostic, Location, PolicyError};
 pub use input::input_document;
 pub use modules::POLICY_DIR;
-pub use report::violations_text;
 pub use results::SKIP_LABEL;
 pub use testing::{run_tests, TestCase, TestOutcome, TestReport};
 
+use crate::model::{ClusterFacts, DesiredStack};
 use crate::source::Tree;
-use crate::state::{ClusterFacts, DesiredStack};
 use error::EngineMessage;
 use results::ResultRule;
 use serde::{Deserialize, Serialize};

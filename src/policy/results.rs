@@ -2,7 +2,7 @@
 //! `shoal.policy.skip` label.
 use super::error::{Location, PolicyError};
 use super::{Level, Violation};
-use crate::state::{DesiredObject, DesiredStack};
+use crate::model::{DesiredObject, DesiredStack};
 use serde_json::Value;
 use std::collections::BTreeSet;
 

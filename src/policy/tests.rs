@@ -2,8 +2,8 @@
 //! file:line, the test runner, and the shipped policies (run through
 //! `run_tests`, and evaluated over the seed's Steedos cluster stack).
 use super::*;
+use crate::model::DesiredObject;
 use crate::source::DirTree;
-use crate::state::{DesiredObject, NodeFacts};
 use serde_json::{json, Value};
 
 /// A repository holding `files` (path, text).
@@ -19,19 +19,7 @@ fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, DirTree) {
 }
 
 fn facts(nodes: usize) -> ClusterFacts {
-    ClusterFacts {
-        nodes: (1..=nodes)
-            .map(|i| NodeFacts {
-                id: format!("n{i}"),
-                hostname: format!("node{i}"),
-                role: if i == 1 { "manager" } else { "worker" }.into(),
-                availability: "active".into(),
-                state: "ready".into(),
-                labels: Default::default(),
-                engine_version: "20.10.24".into(),
-            })
-            .collect(),
-    }
+    ClusterFacts::synthetic(nodes, 1)
 }
 
 fn service(name: &str, spec: Value, source: Value) -> DesiredObject {
@@ -540,7 +528,7 @@ fn shipped_policies_accept_the_fixed_seed_stack() {
         .unwrap()
         .replace("localhost:27017", "mongodb:27017");
     mongo["TaskTemplate"]["ContainerSpec"]["Args"][2] = json!(script);
-    mongo["TaskTemplate"]["Placement"] = json!({"Constraints": ["node.hostname==node1"]});
+    mongo["TaskTemplate"]["Placement"] = json!({"Constraints": ["node.hostname==node-1"]});
     let v = set_of_shipped().evaluate(&st, &facts(2)).unwrap();
     assert_eq!(v, vec![]);
     // Without sticky cookies the two Steedos replicas are denied.

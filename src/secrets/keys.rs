@@ -152,7 +152,7 @@ pub fn register_own_credentials(redactor: &Redactor, files: &[&Path]) {
             register_key_text(redactor, &text);
         }
     }
-    if let Ok(credentials) = crate::registry_auth::Credentials::from_env() {
+    if let Ok(credentials) = crate::image::Credentials::from_env() {
         for value in credentials.secret_values() {
             redactor.register(&value);
         }

@@ -92,7 +92,7 @@ impl Redactor {
     /// Marks every field of `plan` sensitive whose value (or a string in
     /// it) is exactly a registered value, so a short secret too is shown
     /// as `(sensitive)` where it stands on its own.
-    pub fn mark_sensitive(&self, plan: &mut crate::plan::Plan) {
+    pub fn mark_sensitive(&self, plan: &mut crate::model::Plan) {
         fn holds(r: &Redactor, v: &serde_json::Value) -> bool {
             use serde_json::Value as J;
             match v {
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn short_values_are_masked_as_whole_field_values_only() {
-        use crate::plan::{Action, Change, FieldChange, Plan};
+        use crate::model::{Action, Change, FieldChange, Plan};
         use serde_json::json;
         let r = Redactor::new();
         r.register("ab");
@@ -323,7 +323,7 @@ mod tests {
         let mut plan = Plan::default();
         plan.changes.push(Change {
             action: Action::Create,
-            kind: crate::state::Kind::Service,
+            kind: crate::model::Kind::Service,
             name: "s_app".into(),
             stack: "s".into(),
             diff: vec![

@@ -1,8 +1,14 @@
-//! Where stacks come from: a directory or a git commit, read through [`Tree`].
+//! Where stacks come from: a directory or a git commit ([`open`] tells a
+//! `--repo` apart), read through [`Tree`] within size and depth bounds.
+pub use digest::dir_digest;
+pub use open::{is_git_url, open, Location, OpenError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod digest;
 pub mod git;
+pub mod nesting;
+mod open;
 
 /// The stack file names a stack folder may hold (exactly one of them).
 pub const STACK_FILE_NAMES: [&str; 5] = [

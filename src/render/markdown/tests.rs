@@ -1,6 +1,6 @@
 use super::*;
-use crate::plan::{FieldChange, REPLACE_REQUIRED};
-use crate::state::Kind;
+use crate::model::Kind;
+use crate::model::{FieldChange, REPLACE_REQUIRED};
 use serde_json::{json, Value};
 
 fn change(action: Action, kind: Kind, stack: &str, name: &str, diff: Vec<FieldChange>) -> Change {

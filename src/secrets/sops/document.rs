@@ -371,7 +371,7 @@ pub fn emit_dotenv(entries: &[(String, Node)]) -> Vec<u8> {
 }
 
 /// SOPS' un-flattening of dotenv metadata keys (`age__list_0__map_enc`).
-/// A key may nest at most [`crate::nesting::MAX_DEPTH`] levels (SOPS'
+/// A key may nest at most [`crate::source::nesting::MAX_DEPTH`] levels (SOPS'
 /// own deepest is 5, `key_groups__list_0__map_age__list_0__map_enc`): the
 /// tree built here is converted and dropped recursively, and a 70 KB
 /// `stack.sops.env` could otherwise nest ten thousand deep.
@@ -442,12 +442,12 @@ pub fn unflatten(entries: Vec<(String, Node)>) -> Result<Node, String> {
     for (key, value) in entries {
         let mut slot = &mut root;
         let tokens = tokens(&key);
-        if tokens.len() > crate::nesting::MAX_DEPTH {
+        if tokens.len() > crate::source::nesting::MAX_DEPTH {
             return Err(format!(
                 "metadata key sops_{}… nests {} levels, deeper than the limit of {}",
                 key.chars().take(40).collect::<String>(),
                 tokens.len(),
-                crate::nesting::MAX_DEPTH
+                crate::source::nesting::MAX_DEPTH
             ));
         }
         for token in tokens {
@@ -497,7 +497,7 @@ mod tests {
 
     #[test]
     fn deeply_nested_metadata_keys_are_refused_on_the_agent_stack() {
-        use crate::nesting::tests::on_agent_stack;
+        use crate::source::nesting::tests::on_agent_stack;
         let key = format!("x{}", "__map_x".repeat(10_000));
         let err = on_agent_stack(move || unflatten(vec![(key, Node::Str("1".into()))]).map(|_| ()))
             .unwrap_err();

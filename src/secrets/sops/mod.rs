@@ -124,11 +124,12 @@ impl SopsDocument {
             return Self::from_dotenv(path, text).map(Some);
         }
         // Before any recursive parser or tree walk (see crate::nesting).
-        let too_deep = |e: crate::nesting::TooDeep| {
+        let too_deep = |e: crate::source::nesting::TooDeep| {
             SecretsError::invalid(path, format!("line {}: {e}", e.line))
         };
         if text.trim_start().starts_with('{') {
-            crate::nesting::check_json(text, crate::nesting::MAX_DEPTH).map_err(too_deep)?;
+            crate::source::nesting::check_json(text, crate::source::nesting::MAX_DEPTH)
+                .map_err(too_deep)?;
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
                 let Some((root, meta)) = split_off_metadata(document::from_json(json)) else {
                     return Ok(None);
@@ -147,7 +148,8 @@ impl SopsDocument {
                 }));
             }
         }
-        crate::nesting::check_yaml(text, crate::nesting::MAX_DEPTH).map_err(too_deep)?;
+        crate::source::nesting::check_yaml(text, crate::source::nesting::MAX_DEPTH)
+            .map_err(too_deep)?;
         Self::from_yaml(path, text)
     }
 
@@ -396,7 +398,7 @@ fn emit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nesting::tests::on_agent_stack;
+    use crate::source::nesting::tests::on_agent_stack;
 
     const MARKERS: &str = "sops:\n  mac: ENC[AES256_GCM,x]\n  version: 3.9.0\n";
 

@@ -3,8 +3,8 @@
 //! references to undefined networks/volumes/configs/secrets.
 use super::interpolate::interpolate_value;
 use super::lines::LineIndex;
+use super::long_syntax::{at, describe, fail, normalize_config, Env, Fail};
 use super::model::Config;
-use super::normalize::{at, describe, fail, normalize_config, Env, Fail};
 use super::{LoadError, Vars};
 use crate::source::{StackEntry, Tree};
 use serde_yaml::{Mapping, Value};

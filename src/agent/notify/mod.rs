@@ -8,7 +8,7 @@
 //! retries and backoff, so a target that is down never slows a pass (what
 //! does not fit the queue is dropped and counted in `/metrics`).
 use super::status::Outcome;
-use crate::plan::Summary;
+use crate::model::Summary;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;

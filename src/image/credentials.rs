@@ -5,10 +5,20 @@
 //! helpers is `docker_credential`'s work; this adapter adds the file's
 //! path to every message and encodes the `X-Registry-Auth` header the
 //! Engine expects.
-use crate::images::Reference;
+use crate::image::Reference;
 use base64::Engine as _;
 use docker_credential::{CredentialRetrievalError, DockerCredential};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The docker config file exists but cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: cannot read: {error}", path.display())]
+pub struct ConfigError {
+    pub path: PathBuf,
+    // Part of the message, not a cause: the CLI prints causes again.
+    pub error: std::io::Error,
+}
 
 /// The docker config file of this process, read once.
 #[derive(Debug, Clone)]
@@ -26,16 +36,21 @@ impl Credentials {
     }
 
     /// Read the docker config file where the docker CLI would.
-    pub fn from_env() -> Result<Credentials, String> {
+    pub fn from_env() -> Result<Credentials, ConfigError> {
         Credentials::load(&Self::default_path())
     }
 
     /// Read a docker config file; a missing file means no credentials.
-    pub fn load(path: &Path) -> Result<Credentials, String> {
+    pub fn load(path: &Path) -> Result<Credentials, ConfigError> {
         let config = match std::fs::read(path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+            Err(error) => {
+                return Err(ConfigError {
+                    path: path.to_path_buf(),
+                    error,
+                })
+            }
         };
         Ok(Credentials {
             path: path.to_path_buf(),
@@ -190,6 +205,62 @@ fn encode(credential: &DockerCredential, server: &str) -> String {
         }),
     };
     base64::engine::general_purpose::URL_SAFE.encode(doc.to_string())
+}
+
+/// Longest wait for the credential helpers of one plan.
+const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `X-Registry-Auth` values by registry key, read once per registry for a
+/// set of images: digest lookups and service writes (with
+/// `--with-registry-auth`) ask the docker config, and its helper programs,
+/// once per registry, not once per image or service.
+#[derive(Debug, Default)]
+pub struct RegistryHeaders(BTreeMap<String, Result<Option<String>, String>>);
+
+impl RegistryHeaders {
+    /// Read the credentials of every registry `images` come from. Helpers
+    /// run off the async threads, and one that waits on a keyring or a PIN
+    /// prompt must not hold the plan: its registries get an error.
+    pub async fn read<'a>(
+        images: impl IntoIterator<Item = &'a str>,
+        creds: &Credentials,
+    ) -> RegistryHeaders {
+        let mut keys: BTreeMap<String, String> = BTreeMap::new();
+        for image in images {
+            let key = Reference::parse(image).auth_key().to_string();
+            keys.entry(key).or_insert_with(|| image.to_string());
+        }
+        let all: Vec<String> = keys.keys().cloned().collect();
+        let creds = creds.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            keys.into_iter()
+                .map(|(key, image)| {
+                    let header = creds.header_for(&image);
+                    (key, header)
+                })
+                .collect()
+        });
+        let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
+        RegistryHeaders(match tokio::time::timeout(HELPER_TIMEOUT, read).await {
+            Ok(Ok(headers)) => headers,
+            Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
+            Err(_) => failed(format!(
+                "a docker credential helper gave no answer within {}s",
+                HELPER_TIMEOUT.as_secs()
+            )),
+        })
+    }
+
+    /// The header for `image`'s registry: `Ok(None)` when the config has
+    /// no credentials for it (or it was not read), `Err` when reading them
+    /// failed.
+    pub fn for_image(&self, image: &str) -> Result<Option<&str>, &str> {
+        match self.0.get(Reference::parse(image).auth_key()) {
+            Some(Ok(h)) => Ok(h.as_deref()),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,14 +5,16 @@
 //! trusted for *what* to write; apply decides only *how* and *when*.
 mod converge;
 
-use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds, RegistryHeaders};
-use crate::images::image_of;
-use crate::plan::{Action, Change, Plan};
-use crate::registry_auth::Credentials;
-use crate::state::Kind;
+use crate::diff::{self, DiffOptions};
+use crate::engine::{resolve_references, Engine, EngineError, ReferenceIds};
+use crate::image::image_of;
+use crate::image::{Credentials, RegistryHeaders};
+use crate::model::Kind;
+use crate::model::{Action, Change, Plan};
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -124,113 +126,154 @@ pub async fn apply(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<ApplyReport, ApplyError> {
     validate(plan)?;
+    let order = WriteOrder::of(plan);
     let mut report = ApplyReport::default();
-    let of = |kind: Kind, actions: &[Action]| -> Vec<&Change> {
-        plan.changes
-            .iter()
-            .filter(|c| c.kind == kind && actions.contains(&c.action))
-            .collect()
-    };
-    let upserts = [Action::Create, Action::Update];
-
     // 1. What services use must exist first.
-    for kind in [Kind::Network, Kind::Config, Kind::Secret] {
-        for change in of(kind, &upserts) {
-            match write_support(engine, change).await {
-                Ok(()) => record(&mut report, change, 1, progress),
-                Err(e) => return Err(write_failed(vec![e], report)),
-            }
+    for change in order.support {
+        match write_support(engine, change).await {
+            Ok(()) => record(&mut report, change, 1, progress),
+            Err(e) => return Err(write_failed(vec![e], report)),
         }
     }
-
-    // 2. Services, in parallel.
-    let services = of(Kind::Service, &upserts);
-    let mut written = Vec::new();
-    if !services.is_empty() {
-        let ids = engine.reference_ids().await?;
-        // Boxed as `dyn Future + Send`: an unboxed closure-made future here
-        // trips rustc's higher-ranked lifetime inference when the caller
-        // needs the whole apply future to be Send (the agent does).
-        type Pending<'a> = std::pin::Pin<
-            Box<
-                dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
-                    + Send
-                    + 'a,
-            >,
-        >;
-        let ids = &ids;
-        // Credentials once per registry, not once per service.
-        let headers = match &opts.registry_auth {
-            Some(creds) => Some(
-                RegistryHeaders::read(services.iter().filter_map(|c| image_of(desired(c))), creds)
-                    .await,
-            ),
-            None => None,
-        };
-        let registry = headers.as_ref();
-        let pending: Vec<Pending<'_>> = services
-            .iter()
-            .map(|&c| -> Pending<'_> {
-                Box::pin(
-                    async move { (c, write_service(engine, c, ids, registry, progress).await) },
-                )
-            })
-            .collect();
-        let outcomes: Vec<_> = stream::iter(pending)
-            .buffered(opts.parallelism.max(1))
-            .collect()
-            .await;
-        let mut failures = Vec::new();
-        for (change, outcome) in outcomes {
-            match outcome {
-                Ok(ServiceWrite { writes, id }) => {
-                    report.writes += writes;
-                    if writes > 0 {
-                        record(&mut report, change, 0, progress);
-                    }
-                    written.push((change.name.clone(), id));
-                }
-                Err(e) => failures.push(e),
-            }
-        }
-        if !failures.is_empty() {
-            return Err(write_failed(failures, report));
-        }
-    }
-
-    // 3. Convergence.
+    // 2. Services, in parallel; 3. their convergence.
+    let written = write_services(engine, &order.services, opts, progress, &mut report).await?;
     if opts.wait && !written.is_empty() {
-        let deadline = Instant::now() + opts.timeout;
-        let waits = written
-            .iter()
-            .map(|(name, id)| converge::wait_service(engine, name, id, deadline, progress));
-        let results = futures_util::future::join_all(waits).await;
-        let reasons: Vec<(String, String)> = written
-            .iter()
-            .zip(results)
-            .filter_map(|((name, _), r)| r.err().map(|why| (name.clone(), why)))
-            .collect();
-        if !reasons.is_empty() {
-            report.not_converged = reasons.iter().map(|(n, _)| n.clone()).collect();
-            return Err(ApplyError::NotConverged {
-                reasons,
-                report: Box::new(report),
-            });
-        }
+        converge_all(engine, &written, opts.timeout, progress, &mut report).await?;
     }
-
     // 4. Deletes, users before what they use.
     let release_deadline = Instant::now() + opts.timeout.min(Duration::from_secs(120));
-    for kind in [Kind::Service, Kind::Config, Kind::Secret, Kind::Network] {
-        for change in of(kind, &[Action::Delete]) {
-            match delete(engine, change, release_deadline).await {
-                Ok(true) => record(&mut report, change, 1, progress),
-                Ok(false) => progress(&format!("{} {}: already gone", change.kind, change.name)),
-                Err(e) => return Err(write_failed(vec![e], report)),
-            }
+    for change in order.deletes {
+        match delete(engine, change, release_deadline).await {
+            Ok(true) => record(&mut report, change, 1, progress),
+            Ok(false) => progress(&format!("{} {}: already gone", change.kind, change.name)),
+            Err(e) => return Err(write_failed(vec![e], report)),
         }
     }
     Ok(report)
+}
+
+/// The writes of a plan in the order they must happen: what services use
+/// (networks, configs, secrets) first, then the services, then deletes,
+/// users before what they use.
+struct WriteOrder<'a> {
+    support: Vec<&'a Change>,
+    services: Vec<&'a Change>,
+    deletes: Vec<&'a Change>,
+}
+
+impl<'a> WriteOrder<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        let of = |kinds: &[Kind], actions: &[Action]| -> Vec<&'a Change> {
+            kinds
+                .iter()
+                .flat_map(|&kind| {
+                    plan.changes
+                        .iter()
+                        .filter(move |c| c.kind == kind && actions.contains(&c.action))
+                })
+                .collect()
+        };
+        let upserts = [Action::Create, Action::Update];
+        WriteOrder {
+            support: of(&[Kind::Network, Kind::Config, Kind::Secret], &upserts),
+            services: of(&[Kind::Service], &upserts),
+            deletes: of(
+                &[Kind::Service, Kind::Config, Kind::Secret, Kind::Network],
+                &[Action::Delete],
+            ),
+        }
+    }
+}
+
+/// Create or update `services`, `opts.parallelism` at a time; the
+/// services written, as (name, id), for the convergence wait.
+async fn write_services(
+    engine: &Engine,
+    services: &[&Change],
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+    report: &mut ApplyReport,
+) -> Result<Vec<(String, String)>, ApplyError> {
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = engine.reference_ids().await?;
+    // Boxed as `dyn Future + Send`: an unboxed closure-made future here
+    // trips rustc's higher-ranked lifetime inference when the caller
+    // needs the whole apply future to be Send (the agent does).
+    type Pending<'a> = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = (&'a Change, Result<ServiceWrite, EngineError>)>
+                + Send
+                + 'a,
+        >,
+    >;
+    let ids = &ids;
+    // Credentials once per registry, not once per service.
+    let headers = match &opts.registry_auth {
+        Some(creds) => Some(
+            RegistryHeaders::read(services.iter().filter_map(|c| image_of(desired(c))), creds)
+                .await,
+        ),
+        None => None,
+    };
+    let registry = headers.as_ref();
+    let pending: Vec<Pending<'_>> = services
+        .iter()
+        .map(|&c| -> Pending<'_> {
+            Box::pin(async move { (c, write_service(engine, c, ids, registry, progress).await) })
+        })
+        .collect();
+    let outcomes: Vec<_> = stream::iter(pending)
+        .buffered(opts.parallelism.max(1))
+        .collect()
+        .await;
+    let mut written = Vec::new();
+    let mut failures = Vec::new();
+    for (change, outcome) in outcomes {
+        match outcome {
+            Ok(ServiceWrite { writes, id }) => {
+                report.writes += writes;
+                if writes > 0 {
+                    record(report, change, 0, progress);
+                }
+                written.push((change.name.clone(), id));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(write_failed(failures, std::mem::take(report)));
+    }
+    Ok(written)
+}
+
+/// Wait until every written service converged, or `timeout` passed.
+async fn converge_all(
+    engine: &Engine,
+    written: &[(String, String)],
+    timeout: Duration,
+    progress: &(dyn Fn(&str) + Sync),
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
+    let deadline = Instant::now() + timeout;
+    let waits = written
+        .iter()
+        .map(|(name, id)| converge::wait_service(engine, name, id, deadline, progress));
+    let results = futures_util::future::join_all(waits).await;
+    let reasons: Vec<(String, String)> = written
+        .iter()
+        .zip(results)
+        .filter_map(|((name, _), r)| r.err().map(|why| (name.clone(), why)))
+        .collect();
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    report.not_converged = reasons.iter().map(|(n, _)| n.clone()).collect();
+    Err(ApplyError::NotConverged {
+        reasons,
+        report: Box::new(std::mem::take(report)),
+    })
 }
 
 /// Refuse plans apply cannot carry out, before any write.
@@ -378,7 +421,7 @@ async fn write_service(
                 let service = engine.inspect_service(id).await?;
                 version = service["Version"]["Index"].as_u64().unwrap_or(version);
                 let networks = engine.network_ids().await?;
-                if spec_matches(&with_network_ids(&spec, &networks), &service["Spec"]) {
+                if still_matches(change, &service["Spec"], &networks) {
                     progress(&format!(
                         "{}: changed on the swarm meanwhile and now matches the desired spec; not written",
                         change.name
@@ -404,52 +447,11 @@ async fn write_service(
     })
 }
 
-/// Whether the live spec already is the desired one.
-// TODO(diff): use `crate::diff::diff_spec(Kind::Service, desired, live)
-// .is_empty()` once it lands on main; this fallback only checks that every
-// field the desired spec sets has the same value live (daemon defaults the
-// desired spec leaves out are accepted).
-fn spec_matches(desired: &Value, live: &Value) -> bool {
-    match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, dv)| match l.get(k) {
-            Some(lv) => spec_matches(dv, lv),
-            None => is_empty(dv),
-        }),
-        (Value::Array(d), Value::Array(l)) => {
-            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| spec_matches(a, b))
-        }
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (d, Value::Null) => is_empty(d),
-        (d, l) => d == l,
-    }
-}
-
-/// `spec` with `TaskTemplate.Networks[].Target` names replaced by ids, as
-/// the daemon stores them, so it compares with a live spec.
-fn with_network_ids(spec: &Value, ids: &std::collections::BTreeMap<String, String>) -> Value {
-    let mut spec = spec.clone();
-    if let Some(nets) = spec
-        .pointer_mut("/TaskTemplate/Networks")
-        .and_then(Value::as_array_mut)
-    {
-        for net in nets {
-            if let Some(id) = net["Target"].as_str().and_then(|t| ids.get(t)) {
-                net["Target"] = Value::String(id.clone());
-            }
-        }
-    }
-    spec
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-    }
+/// Whether a service re-read after a concurrent change already is the
+/// desired one, by the same diff the plan made (`networks`: name -> id).
+fn still_matches(change: &Change, live_spec: &Value, networks: &BTreeMap<String, String>) -> bool {
+    let opts = DiffOptions::default().with_network_ids(networks);
+    diff::diff_spec_with(Kind::Service, desired(change), live_spec, &opts.context()).is_empty()
 }
 
 /// Remove one object, waiting (until `deadline`) while it is still in use
@@ -519,15 +521,19 @@ mod tests {
     }
 
     #[test]
-    fn fallback_match_accepts_daemon_defaults_only() {
-        let desired = json!({"Name": "s_web", "Labels": {}, "TaskTemplate": {
-            "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"]}}});
+    fn a_concurrent_change_to_the_desired_spec_is_a_match() {
+        let mut c = change(Kind::Service, Action::Update, "s_web");
+        c.desired = Some(json!({"Name": "s_web", "Labels": {}, "TaskTemplate": {
+            "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"]},
+            "Networks": [{"Target": "s_net"}]}}));
         let live = json!({"Name": "s_web", "TaskTemplate": {
             "ContainerSpec": {"Image": "busybox:1.36", "Env": ["A=1"], "Isolation": "default"},
+            "Networks": [{"Target": "id1"}],
             "ForceUpdate": 0}, "Mode": {"Replicated": {"Replicas": 1}}});
-        assert!(spec_matches(&desired, &live));
+        let networks = BTreeMap::from([("s_net".to_string(), "id1".to_string())]);
+        assert!(still_matches(&c, &live, &networks));
         let mut other = live.clone();
         other["TaskTemplate"]["ContainerSpec"]["Env"] = json!(["A=2"]);
-        assert!(!spec_matches(&desired, &other));
+        assert!(!still_matches(&c, &other, &networks));
     }
 }

@@ -12,10 +12,10 @@
 //! taken after the redactor masked every decrypted value, and a secret's
 //! data is left out (the pinned source revision binds it: apply re-reads
 //! the same commit or the same directory content, and decrypts it again).
-use crate::plan::{Action, Plan};
+use crate::model::Kind;
+use crate::model::{Action, Plan};
 use crate::secrets::Redactor;
 use crate::source::git::{mask_userinfo, RemoteUrl};
-use crate::state::Kind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -214,7 +214,7 @@ pub fn repo_without_credentials(repo: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Change;
+    use crate::model::Change;
     use serde_json::json;
 
     fn change(

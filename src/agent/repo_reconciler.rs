@@ -1,21 +1,21 @@
 //! The real [`Reconciler`] behind `shoal agent`: the same source -> load ->
 //! convert -> diff -> policy path as `shoal plan`, and the same applier as
 //! `shoal apply`, one stack at a time.
-use crate::agent::{split_by_stack, Planned, Reconciler, Snapshot, StackPlan, StackProblem};
+use crate::agent::{
+    split_by_stack, Planned, ReconcileError, Reconciler, Snapshot, StackPlan, StackProblem,
+};
 use crate::apply::{self, ApplyOptions};
 use crate::compose::Vars;
 use crate::engine::Engine;
-use crate::images::{DigestCache, ResolveMode};
-use crate::plan::Plan;
-use crate::planning;
-use crate::policy::violations_text;
-use crate::reconcile::{self, RepoTree, Scope};
-use crate::registry_auth::Credentials;
+use crate::image::Credentials;
+use crate::image::{DigestCache, ResolveMode};
+use crate::model::Plan;
+use crate::pipeline::{self, RepoTree, Scope};
 use crate::render;
+use crate::render::violations_text;
 use crate::secrets::{DecryptingTree, Redactor};
 use crate::source::git::GitRepo;
 use crate::source::{DirTree, Tree};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,7 +57,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Log the loader's and the image resolver's warnings of a pass, each
     /// once while it lasts (an unreachable registry warns on every pass).
-    fn log_new_warnings(&self, desired: &reconcile::Desired) {
+    fn log_new_warnings(&self, desired: &crate::model::Desired) {
         let now: BTreeSet<String> = desired
             .stacks
             .iter()
@@ -105,7 +105,7 @@ impl Pipeline {
         match &self.source {
             SourceSpec::Dir(path) => {
                 let path = path.clone();
-                let id = tokio::task::spawn_blocking(move || dir_digest(&path))
+                let id = tokio::task::spawn_blocking(move || crate::source::dir_digest(&path))
                     .await
                     .map_err(|e| e.to_string())??;
                 Ok(Snapshot { id, subject: None })
@@ -127,103 +127,33 @@ impl Pipeline {
     }
 }
 
-/// A digest of every entry under `stacks/` and `policies/` of a directory
-/// (paths and contents), so an edit gives a new snapshot id. Links are not
-/// followed: a link contributes its target's text (so re-pointing it is an
-/// edit), and a fifo or device only its kind, as loading refuses all three
-/// with an error anyway. Files are hashed as a stream, so a huge one costs
-/// time once per pass, never memory.
-pub fn dir_digest(root: &std::path::Path) -> Result<String, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    enum Entry {
-        File(PathBuf),
-        Link(PathBuf),
-        Other(PathBuf),
-    }
-    fn walk(dir: &std::path::Path, out: &mut Vec<Entry>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in rd.flatten() {
-            let path = entry.path();
-            // The entry's own type (`lstat`), never its link target's.
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => walk(&path, out),
-                Ok(t) if t.is_symlink() => out.push(Entry::Link(path)),
-                Ok(t) if t.is_file() => out.push(Entry::File(path)),
-                _ => out.push(Entry::Other(path)),
-            }
-        }
-    }
-    fn path_of(e: &Entry) -> &std::path::Path {
-        match e {
-            Entry::File(p) | Entry::Link(p) | Entry::Other(p) => p,
-        }
-    }
-    let mut entries = Vec::new();
-    for sub in ["stacks", "policies"] {
-        walk(&root.join(sub), &mut entries);
-    }
-    entries.sort_by(|a, b| path_of(a).cmp(path_of(b)));
-    let mut hash = Sha256::new();
-    for e in &entries {
-        let f = path_of(e);
-        hash.update(
-            f.strip_prefix(root)
-                .unwrap_or(f)
-                .to_string_lossy()
-                .as_bytes(),
-        );
-        hash.update([0]);
-        match e {
-            Entry::File(f) => {
-                // Not through a link, and no waiting on a file swapped for a fifo.
-                let mut file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                    .open(f)
-                    .map_err(|e| format!("{}: {e}", f.display()))?;
-                hash.update(b"file:");
-                std::io::copy(&mut file, &mut hash).map_err(|e| format!("{}: {e}", f.display()))?;
-            }
-            Entry::Link(f) => {
-                let target = std::fs::read_link(f).map_err(|e| format!("{}: {e}", f.display()))?;
-                hash.update(b"link:");
-                hash.update(target.as_os_str().as_encoded_bytes());
-            }
-            Entry::Other(_) => hash.update(b"special"),
-        }
-        hash.update([0]);
-    }
-    Ok(format!("dir:{}", &hex::encode(hash.finalize())[..12]))
-}
-
 impl Reconciler for Pipeline {
     /// Resolve the source, then make sure the repository as a whole reads
     /// (its `stacks/` folders can be listed): a repository-wide problem is
     /// a source error, reported without touching any stack.
-    async fn snapshot(&self) -> Result<Snapshot, String> {
-        let snapshot = self.resolve().await?;
-        let (tree, redactor) = self.tree(&snapshot).await?;
-        crate::source::discover(&tree).map_err(|e| redactor.redact(&e.to_string()))?;
+    async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
+        let snapshot = self.resolve().await.map_err(ReconcileError::Source)?;
+        let (tree, redactor) = self.tree(&snapshot).await.map_err(ReconcileError::Source)?;
+        crate::source::discover(&tree)
+            .map_err(|e| ReconcileError::Source(redactor.redact(&e.to_string())))?;
         Ok(snapshot)
     }
 
-    async fn plan(&self, snapshot: &Snapshot) -> Result<Vec<StackPlan>, String> {
+    async fn plan(&self, snapshot: &Snapshot) -> Result<Vec<StackPlan>, ReconcileError> {
         // `snapshot` checked that the repository reads; failing now means
         // it changed under us: plan nothing, the next pass retries.
         let (tree, redactor) = self
             .tree(snapshot)
             .await
-            .map_err(|e| format!("cannot read the snapshot: {e}"))?;
-        let desired = reconcile::load(&tree, &self.scope, &self.env).map_err(|e| {
-            format!(
+            .map_err(|e| ReconcileError::Source(format!("cannot read the snapshot: {e}")))?;
+        let desired = pipeline::load(&tree, &self.scope, &self.env).map_err(|e| {
+            ReconcileError::Source(format!(
                 "cannot read the repository: {}",
                 redactor.redact(&e.to_string())
-            )
+            ))
         })?;
         let names: Vec<String> = desired.all_names().map(str::to_string).collect();
-        let mut pass = match planning::plan(
+        let mut pass = match pipeline::plan(
             &tree,
             desired,
             &self.engine,
@@ -293,49 +223,26 @@ impl Reconciler for Pipeline {
         Ok(out)
     }
 
-    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), String> {
+    async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), ReconcileError> {
+        let failed = |message: String| ReconcileError::Apply {
+            stack: stack.to_string(),
+            message,
+        };
         let stack_name = stack.to_string();
         let progress = move |line: &str| tracing::info!(stack = %stack_name, "{line}");
         let mut opts = self.apply.clone();
         if self.with_registry_auth {
-            opts.registry_auth = Some(Credentials::from_env()?);
+            opts.registry_auth = Some(Credentials::from_env().map_err(|e| failed(e.to_string()))?);
         }
         let report = apply::apply(&self.engine, plan, &opts, &progress)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
         if !report.not_converged.is_empty() {
-            return Err(format!(
+            return Err(failed(format!(
                 "did not converge: {}",
                 report.not_converged.join(", ")
-            ));
+            )));
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dir_digest;
-
-    #[test]
-    fn dir_digest_hashes_links_without_following_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("stacks/a")).unwrap();
-        std::fs::write(root.join("stacks/a/stack.yml"), "services: {}\n").unwrap();
-        let outside = root.join("outside");
-        std::fs::write(&outside, "one").unwrap();
-        std::os::unix::fs::symlink(&outside, root.join("stacks/a/cfg")).unwrap();
-        // Links that would loop or stream forever when followed.
-        std::os::unix::fs::symlink(root, root.join("stacks/a/loop")).unwrap();
-        std::os::unix::fs::symlink("/dev/zero", root.join("stacks/a/zero")).unwrap();
-        let first = dir_digest(root).unwrap();
-        // The target's content is not part of the digest...
-        std::fs::write(&outside, "two").unwrap();
-        assert_eq!(dir_digest(root).unwrap(), first);
-        // ...where the link points is.
-        std::fs::remove_file(root.join("stacks/a/cfg")).unwrap();
-        std::os::unix::fs::symlink("/etc/hostname", root.join("stacks/a/cfg")).unwrap();
-        assert_ne!(dir_digest(root).unwrap(), first);
     }
 }

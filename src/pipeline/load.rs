@@ -6,12 +6,9 @@
 //! treated as "empty, so delete everything".
 use crate::compose::{self, Vars};
 use crate::convert;
-use crate::diff;
-use crate::plan::Plan;
+use crate::model::{Desired, DesiredStack, StackError};
 use crate::secrets::DecryptingTree;
 use crate::source::{self, SourceError, Tree};
-use crate::state::{DesiredStack, LiveStack};
-use std::collections::BTreeMap;
 
 /// Optional per-stack variables file, next to the stack file (plain, or a
 /// SOPS-encrypted dotenv file).
@@ -43,40 +40,8 @@ impl Default for Scope {
 }
 
 impl Scope {
-    fn includes(&self, stack: &str) -> bool {
+    pub(crate) fn includes(&self, stack: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|s| s == stack)
-    }
-}
-
-/// A stack whose files could not be loaded or converted.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct StackError {
-    pub stack: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for StackError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stack {}: {}", self.stack, self.message)
-    }
-}
-
-/// What the repository wants, as far as it could be loaded.
-#[derive(Debug, Clone, Default)]
-pub struct Desired {
-    pub stacks: Vec<DesiredStack>,
-    /// Stacks that failed to load: reported, and left as they are.
-    pub errors: Vec<StackError>,
-}
-
-impl Desired {
-    /// Names of every stack the repository holds (loaded or not), so a
-    /// broken stack is never mistaken for a removed one.
-    pub fn all_names(&self) -> impl Iterator<Item = &str> {
-        self.stacks
-            .iter()
-            .map(|s| s.name.as_str())
-            .chain(self.errors.iter().map(|e| e.stack.as_str()))
     }
 }
 
@@ -160,50 +125,4 @@ pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String
     }
     vars.withheld = env.withheld.clone();
     Ok(vars)
-}
-
-/// Live stacks the plan may not touch or delete: stacks present on the
-/// swarm but absent from the repository, when pruning is off.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlanNotes {
-    /// On the swarm, not in the repository, kept because `--prune` is off.
-    pub unmanaged: Vec<String>,
-}
-
-/// diff(desired, live) for every stack in scope.
-///
-/// `network_names` maps network ids to names for the whole swarm: live
-/// services name their networks by id.
-pub fn plan(
-    desired: &Desired,
-    live: &BTreeMap<String, LiveStack>,
-    network_names: &BTreeMap<String, String>,
-    scope: &Scope,
-) -> (Plan, PlanNotes) {
-    let mut plan = Plan::default();
-    let mut notes = PlanNotes::default();
-    let opts = diff::DiffOptions {
-        keep_versions: scope.keep_versions,
-        network_names: network_names.clone(),
-    };
-    for stack in &desired.stacks {
-        plan.changes.extend(diff::plan_stack_with(
-            Some(stack),
-            live.get(&stack.name),
-            &opts,
-        ));
-    }
-    let in_repo: Vec<&str> = desired.all_names().collect();
-    for (name, stack) in live {
-        if in_repo.contains(&name.as_str()) || !scope.includes(name) {
-            continue;
-        }
-        if scope.prune {
-            plan.changes
-                .extend(diff::plan_stack_with(None, Some(stack), &opts));
-        } else {
-            notes.unmanaged.push(name.clone());
-        }
-    }
-    (plan, notes)
 }

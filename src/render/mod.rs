@@ -1,12 +1,15 @@
 //! Rendering a plan for people (text) and machines (JSON). Both come from
 //! the same [`Plan`]; sensitive values never leave here unmasked.
 use crate::compose::duration::format_duration;
-use crate::images::split_digest;
-use crate::plan::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
+use crate::image::split_digest;
+use crate::model::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
 pub mod markdown;
+mod policy;
+
+pub use policy::violations_text;
 
 /// How to render text.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,8 +55,12 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const BOLD_RED: &str = "\x1b[31;1m";
 const RESET: &str = "\x1b[0m";
 
+/// ANSI colour when `on`, plain text otherwise: the one place escape codes
+/// are written.
 struct Paint {
     on: bool,
 }
@@ -315,7 +322,7 @@ pub fn json(plan: &Plan, extra: Map<String, Value>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Kind;
+    use crate::model::Kind;
 
     fn change(action: Action, kind: Kind, name: &str, diff: Vec<FieldChange>) -> Change {
         Change {

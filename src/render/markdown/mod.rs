@@ -8,7 +8,7 @@
 //! from the same renderer); the caller still passes the whole document
 //! through the redactor, as it does for text.
 use super::plain_blocks;
-use crate::plan::{Action, Change, Plan, Summary};
+use crate::model::{Action, Change, Plan, Summary};
 use crate::policy::{Level, Violation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -1,24 +1,19 @@
 //! Violations as people read them, under the plan.
-use super::{Level, Violation};
+use super::{Paint, BOLD_RED, DIM, YELLOW};
+use crate::policy::{Level, Violation};
 
 /// The block printed under a plan: denials, warnings, skipped rules and
 /// policy errors. Empty when there is nothing to say.
 pub fn violations_text(violations: &[Violation], errors: &[String], color: bool) -> String {
-    let paint = |code: &str, s: &str| {
-        if color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    };
+    let paint = |code: &str, s: &str| Paint { on: color }.wrap(code, s);
     let mut out = String::new();
     if !violations.is_empty() {
         out.push_str("Policy checks:\n");
         for v in violations {
             let tag = match (v.skipped, v.level) {
-                (true, _) => paint("2", "skipped"),
-                (false, Level::Deny) => paint("31;1", "deny"),
-                (false, Level::Warn) => paint("33", "warn"),
+                (true, _) => paint(DIM, "skipped"),
+                (false, Level::Deny) => paint(BOLD_RED, "deny"),
+                (false, Level::Warn) => paint(YELLOW, "warn"),
             };
             out.push_str(&format!(
                 "  {tag} [{}] {}: {}",
@@ -33,7 +28,7 @@ pub fn violations_text(violations: &[Violation], errors: &[String], color: bool)
     if !errors.is_empty() {
         out.push_str("Policy errors (apply is blocked until they are fixed):\n");
         for e in errors {
-            out.push_str(&format!("  {} {e}\n", paint("31;1", "error")));
+            out.push_str(&format!("  {} {e}\n", paint(BOLD_RED, "error")));
         }
     }
     let denies = violations.iter().filter(|v| v.blocks()).count();

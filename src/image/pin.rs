@@ -10,8 +10,10 @@
 //! digests for, the engine adapter looks them up
 //! (`Engine::lookup_digests`), and [`pin`] writes the answers into the
 //! desired services before the diff.
-use crate::reconcile::{Desired, StackError};
-use crate::state::{LiveStack, IMAGE_LABEL};
+use super::credentials::Credentials;
+use super::reference::{has_digest, image_of, with_digest};
+use crate::model::{Desired, StackError};
+use crate::model::{LiveStack, IMAGE_LABEL};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -116,11 +118,6 @@ impl DigestCache {
     }
 }
 
-/// Whether a reference already names a digest (`name@sha256:…`).
-pub fn has_digest(image: &str) -> bool {
-    image.contains('@')
-}
-
 /// The images of `desired` whose digest this plan needs, by `mode`.
 pub fn to_look_up(
     desired: &Desired,
@@ -169,12 +166,6 @@ fn needs_lookup(
                 != Some(written)
         }
     }
-}
-
-/// The image of a service spec (`TaskTemplate.ContainerSpec.Image`).
-pub fn image_of(spec: &Value) -> Option<&str> {
-    spec.pointer("/TaskTemplate/ContainerSpec/Image")
-        .and_then(Value::as_str)
 }
 
 /// Write the looked-up digests into the desired services: the image
@@ -239,206 +230,46 @@ fn pin_service(spec: &mut Value, image: &str, resolved: &Resolved) {
     }
 }
 
-/// A parsed image reference: `domain/path:tag@digest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// Registry host (with port), `docker.io` for Docker Hub.
-    pub domain: String,
-    /// Repository path, `library/` added for official Hub images.
-    pub path: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-/// Docker Hub's canonical domain and the key its credentials use.
-pub const HUB_DOMAIN: &str = "docker.io";
-pub const HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
-
-impl Reference {
-    /// Parse as docker normalizes names: the first component is a registry
-    /// when it has a `.` or `:` or is `localhost`; otherwise the image is
-    /// on Docker Hub (and a one-component name is under `library/`).
-    pub fn parse(image: &str) -> Reference {
-        let (rest, digest) = match image.split_once('@') {
-            Some((r, d)) => (r, Some(d.to_string())),
-            None => (image, None),
-        };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
-            _ => (rest, None),
-        };
-        let (domain, path) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            _ => (HUB_DOMAIN.to_string(), name.to_string()),
-        };
-        let domain = if domain == "index.docker.io" {
-            HUB_DOMAIN.to_string()
-        } else {
-            domain
-        };
-        let path = if domain == HUB_DOMAIN && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        Reference {
-            domain,
-            path,
-            tag,
-            digest,
-        }
+/// A refused or missing login is an error for people to fix; anything else
+/// (unreachable registry, unknown tag) is docker's "could not be accessed"
+/// warning.
+pub fn classify_lookup_failure(
+    status: u16,
+    message: &str,
+    registry: &str,
+    sent_credentials: bool,
+    creds: &Credentials,
+) -> LookupError {
+    let lower = message.to_lowercase();
+    let refused = status == 401
+        || lower.contains("unauthorized")
+        || lower.contains("authentication required");
+    // The registry asked for a login and none was sent.
+    let wants_login = lower.contains("no basic auth credentials");
+    // Without credentials a refusal is ambiguous: Docker Hub answers 401
+    // for a repository that does not exist (an image built locally and
+    // never pushed). docker warns then; so does shoal.
+    if !(wants_login || (refused && sent_credentials)) {
+        return LookupError::Unavailable(message.to_string());
     }
-
-    /// The name as docker prints it: no `docker.io/` or `library/`.
-    pub fn familiar_name(&self) -> String {
-        if self.domain == HUB_DOMAIN {
-            self.path
-                .strip_prefix("library/")
-                .filter(|p| !p.contains('/'))
-                .unwrap_or(&self.path)
-                .to_string()
-        } else {
-            format!("{}/{}", self.domain, self.path)
-        }
-    }
-
-    /// The key of this registry in a docker config file.
-    pub fn auth_key(&self) -> &str {
-        if self.domain == HUB_DOMAIN {
-            HUB_AUTH_KEY
-        } else {
-            &self.domain
-        }
-    }
-}
-
-/// `image` pinned to `digest` in docker's familiar form:
-/// `app:3.0` -> `app:3.0@sha256:…`, `docker.io/library/redis` ->
-/// `redis@sha256:…`. A reference that already has a digest is unchanged.
-pub fn with_digest(image: &str, digest: &str) -> String {
-    let r = Reference::parse(image);
-    if r.digest.is_some() {
-        return image.to_string();
-    }
-    match &r.tag {
-        Some(tag) => format!("{}:{tag}@{digest}", r.familiar_name()),
-        None => format!("{}@{digest}", r.familiar_name()),
-    }
-}
-
-/// The image as the docker client sends it to the daemon
-/// (`imageWithTagString`): the familiar name, `:latest` when neither a tag
-/// nor a digest is given. `redis` -> `redis:latest`,
-/// `docker.io/library/nginx:1` -> `nginx:1`. What docker could not parse
-/// (upper case, spaces) is left as written, as docker leaves it.
-pub fn as_docker_sends(image: &str) -> String {
-    let valid = !image.is_empty()
-        && !image.contains(char::is_whitespace)
-        && image
-            .split_once('/')
-            .map_or(image, |(_, rest)| rest)
-            .chars()
-            .all(|c| !c.is_ascii_uppercase());
-    if !valid {
-        return image.to_string();
-    }
-    let r = Reference::parse(image);
-    let mut out = r.familiar_name();
-    match (&r.tag, &r.digest) {
-        (None, None) => out.push_str(":latest"),
-        (Some(tag), _) => {
-            out.push(':');
-            out.push_str(tag);
-        }
-        (None, Some(_)) => {}
-    }
-    if let Some(d) = &r.digest {
-        out.push('@');
-        out.push_str(d);
-    }
-    out
-}
-
-/// Split a reference into `(name:tag, digest)`; no digest when unpinned.
-pub fn split_digest(image: &str) -> (&str, Option<&str>) {
-    match image.split_once('@') {
-        Some((name, digest)) => (name, Some(digest)),
-        None => (image, None),
-    }
+    let config = creds.path().display();
+    LookupError::Auth(if sent_credentials {
+        format!(
+            "registry {registry} refused the credentials in {config} ({message}); update them with `docker login {registry}`"
+        )
+    } else {
+        format!(
+            "registry {registry} requires credentials and {config} has none for it ({message}); run `docker login {registry}` as the user shoal runs as, or point DOCKER_CONFIG at a config that has them"
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{DesiredObject, DesiredStack, LiveObject};
+    use crate::model::{DesiredObject, DesiredStack, LiveObject};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-
-    #[test]
-    fn references_normalize_as_docker_does() {
-        let r = Reference::parse("busybox");
-        assert_eq!(
-            (r.domain.as_str(), r.path.as_str(), r.tag, r.digest),
-            ("docker.io", "library/busybox", None, None)
-        );
-        let r = Reference::parse("127.0.0.1:5000/team/app:3.0");
-        assert_eq!(r.domain, "127.0.0.1:5000");
-        assert_eq!(r.path, "team/app");
-        assert_eq!(r.tag.as_deref(), Some("3.0"));
-        assert_eq!(r.auth_key(), "127.0.0.1:5000");
-        let r = Reference::parse("localhost/app");
-        assert_eq!((r.domain.as_str(), r.tag), ("localhost", None));
-        let r = Reference::parse("steedos/steedos-enterprise:2.7");
-        assert_eq!(r.domain, "docker.io");
-        assert_eq!(r.path, "steedos/steedos-enterprise");
-        assert_eq!(r.auth_key(), HUB_AUTH_KEY);
-        let r = Reference::parse("index.docker.io/library/redis:7");
-        assert_eq!(r.familiar_name(), "redis");
-    }
-
-    #[test]
-    fn images_are_sent_as_docker_sends_them() {
-        assert_eq!(as_docker_sends("redis"), "redis:latest");
-        assert_eq!(as_docker_sends("docker.io/library/nginx:1"), "nginx:1");
-        assert_eq!(
-            as_docker_sends("index.docker.io/team/app"),
-            "team/app:latest"
-        );
-        assert_eq!(
-            as_docker_sends("127.0.0.1:5000/app"),
-            "127.0.0.1:5000/app:latest"
-        );
-        assert_eq!(as_docker_sends("app@sha256:ab"), "app@sha256:ab");
-        assert_eq!(as_docker_sends("app:1@sha256:ab"), "app:1@sha256:ab");
-        // Not a reference docker can parse: left alone.
-        assert_eq!(as_docker_sends("team/App"), "team/App");
-    }
-
-    #[test]
-    fn pinning_keeps_the_familiar_name_and_the_tag() {
-        assert_eq!(with_digest("app:3.0", D1), format!("app:3.0@{D1}"));
-        assert_eq!(
-            with_digest("docker.io/library/redis:7", D1),
-            format!("redis:7@{D1}")
-        );
-        // docker pins what it sends: the tag it added included.
-        assert_eq!(
-            with_digest(&as_docker_sends("redis"), D1),
-            format!("redis:latest@{D1}")
-        );
-        assert_eq!(
-            with_digest("127.0.0.1:5000/app:3.0", D1),
-            format!("127.0.0.1:5000/app:3.0@{D1}")
-        );
-        let already = "app:3.0@sha256:2222";
-        assert_eq!(with_digest(already, D1), already);
-    }
 
     fn service(name: &str, image: &str, label: &str) -> Value {
         json!({"Name": name, "Labels": {IMAGE_LABEL: label},
@@ -598,5 +429,48 @@ mod tests {
         assert!(d.errors[0].message.contains("s_web"));
         assert!(d.errors[0].message.contains("app:3.0"));
         assert!(d.errors[0].message.contains("unauthorized"));
+    }
+
+    fn no_creds() -> Credentials {
+        Credentials::load(std::path::Path::new("/nonexistent/shoal/config.json")).unwrap()
+    }
+
+    #[test]
+    fn refused_logins_are_errors_and_the_rest_warnings() {
+        let c = no_creds();
+        // What Engine 20.10 answers for a wrong password on distribution 2.8.
+        let e = classify_lookup_failure(
+            401,
+            "unauthorized: authentication required",
+            "r:5000",
+            true,
+            &c,
+        );
+        let LookupError::Auth(m) = e else {
+            panic!("{e:?}")
+        };
+        assert!(m.contains("refused the credentials in /nonexistent/shoal/config.json"));
+        assert!(m.contains("docker login r:5000"));
+        // No credentials sent to a registry that wants them.
+        let e = classify_lookup_failure(
+            500,
+            "Head \"http://r:5000/v2/app/manifests/1\": no basic auth credentials",
+            "r:5000",
+            false,
+            &c,
+        );
+        assert!(matches!(e, LookupError::Auth(m) if m.contains("has none for it")));
+        // Unreachable registry, unknown tag, and Docker Hub's answer for a
+        // repository it does not have (no credentials sent): warnings.
+        for (status, message) in [
+            (500, "dial tcp 127.0.0.1:5999: connect: connection refused"),
+            (404, "manifest unknown: manifest unknown"),
+            (401, "unauthorized: authentication required"),
+        ] {
+            assert!(matches!(
+                classify_lookup_failure(status, message, "r", false, &c),
+                LookupError::Unavailable(_)
+            ));
+        }
     }
 }

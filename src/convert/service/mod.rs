@@ -12,7 +12,7 @@ use crate::compose::model::{
     Config, DeployConfig, FileObjectConfig, HealthCheckConfig, ServiceConfig,
     ServiceFileObjectConfig, UpdateConfig,
 };
-use crate::state::IMAGE_LABEL;
+use crate::model::IMAGE_LABEL;
 use indexmap::IndexMap;
 use serde_json::{json, Map, Value};
 
@@ -51,7 +51,7 @@ pub(crate) fn service(
     let mut c = Map::new();
     // The docker client sends the image with its tag made explicit
     // (`redis` -> `redis:latest`); the label keeps it as written.
-    put(&mut c, "Image", crate::images::as_docker_sends(&svc.image));
+    put(&mut c, "Image", crate::image::as_docker_sends(&svc.image));
     c.insert("Labels".into(), Value::Object(ns.labels(&svc.labels)));
     put(&mut c, "Command", strings(svc.entrypoint.iter().flatten()));
     put(&mut c, "Args", strings(svc.command.iter().flatten()));

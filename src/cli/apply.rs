@@ -1,0 +1,117 @@
+//! `shoal apply`: plan, show, ask (or take a saved plan as the approval),
+//! then write and wait for convergence.
+use super::args::{ApplyArgs, RepoArgs};
+use super::plan::{plan_run, print_text, Planned};
+use super::settings;
+use super::ExitStatus;
+use anyhow::{bail, Result};
+use shoal::apply::{self, ApplyOptions};
+use shoal::engine::Engine;
+use shoal::image::{Credentials, ResolveMode};
+use shoal::pipeline::saved_plan::{self, SavedPlan};
+use std::io::IsTerminal;
+
+/// Take the source and scope of a saved plan into `args`.
+fn restore_saved(file: &std::path::Path, args: &mut ApplyArgs) -> Result<SavedPlan> {
+    let saved = SavedPlan::read(file)?;
+    args.repo.repo = saved.source.repo.clone();
+    args.repo.git_ref = saved.source.git_ref.clone();
+    args.repo.stacks = saved.stacks.clone();
+    args.repo.keep_versions = saved.keep_versions;
+    args.prune.prune = saved.prune;
+    args.images.resolve_image =
+        <ResolveMode as clap::ValueEnum>::from_str(&saved.resolve_image, true)
+            .map_err(|e| anyhow::anyhow!("{}: resolve_image: {e}", file.display()))?;
+    Ok(saved)
+}
+
+/// Why a saved plan no longer holds: the source moved, or objects did.
+fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<Vec<String>> {
+    let now = p.source.revision(&args.repo)?;
+    if now != saved.source.revision {
+        let short = |r: &str| r.chars().take(12).collect::<String>();
+        return Ok(vec![format!(
+            "the source moved: {} is at {}, the plan was made at {}",
+            saved.source.repo,
+            short(&now),
+            short(&saved.source.revision)
+        )]);
+    }
+    Ok(saved_plan::staleness(
+        &saved.objects,
+        &saved_plan::fingerprint(&p.plan, &p.source.redactor),
+    ))
+}
+
+pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
+    let saved = match args.plan_file.clone() {
+        Some(file) => Some((restore_saved(&file, &mut args)?, file)),
+        None => None,
+    };
+    let p = plan_run(&args.repo, args.prune.prune, &args.images).await?;
+    if let Some((saved, file)) = &saved {
+        let moves = saved_plan_moves(saved, &args.repo, &p)?;
+        if !moves.is_empty() {
+            eprintln!(
+                "error: {} no longer holds; nothing was changed. Plan again to review what changed:",
+                file.display()
+            );
+            for m in moves {
+                eprintln!("  {}", p.source.redactor.redact(&m));
+            }
+            return Ok(ExitStatus::Error);
+        }
+    }
+    print_text(&p, settings::color(&args.repo));
+    if p.denied() {
+        eprintln!("\nerror: policies deny this plan; nothing was changed.");
+        return Ok(ExitStatus::Denied);
+    }
+    if !p.desired.errors.is_empty() {
+        eprintln!(
+            "\nerror: some stacks failed to load; nothing was changed. Fix them, or limit the run with --stack."
+        );
+        return Ok(ExitStatus::Error);
+    }
+    if !p.plan.has_changes() {
+        return Ok(ExitStatus::Ok);
+    }
+    // A saved plan was reviewed already: applying it is the approval.
+    if !args.auto_approve && saved.is_none() {
+        if !std::io::stdin().is_terminal() {
+            bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
+        }
+        print!("\nApply these changes? Only 'yes' is accepted: ");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            println!("Apply cancelled; nothing was changed.");
+            return Ok(ExitStatus::Error);
+        }
+    }
+    let engine = Engine::connect().await?;
+    let registry_auth = if args.registry.with_registry_auth {
+        Some(Credentials::from_env()?)
+    } else {
+        None
+    };
+    let opts = ApplyOptions {
+        wait: !args.no_wait,
+        timeout: args.timeout,
+        registry_auth,
+        ..ApplyOptions::default()
+    };
+    let progress = |line: &str| println!("{line}");
+    let report = apply::apply(&engine, &p.plan, &opts, &progress).await?;
+    if !report.not_converged.is_empty() {
+        eprintln!(
+            "error: these services did not converge: {}",
+            report.not_converged.join(", ")
+        );
+        return Ok(ExitStatus::Error);
+    }
+    println!("Apply complete: {} writes.", report.writes);
+    Ok(ExitStatus::Ok)
+}

@@ -1,0 +1,259 @@
+//! Every command-line type (clap): commands, their flags, and the flag
+//! groups several commands share. Nothing here acts.
+use clap::{Args, Parser, Subcommand};
+use shoal::image::ResolveMode;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SHOAL_GIT_COMMIT"), ")"),
+    about = "Declarative GitOps for Docker Swarm: plan, check and apply stacks from git"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// The Docker Engine, as `docker -H`: unix:///path, tcp://host:port (TLS
+    /// with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), ssh://[user@]host[:port].
+    /// Default: DOCKER_HOST, else the docker context.
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// The docker context to use, as `docker --context` (wins over
+    /// DOCKER_HOST and DOCKER_CONTEXT).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// INSECURE: accept a TLS engine without checking its certificate
+    /// (DOCKER_TLS without DOCKER_TLS_VERIFY, or a context with
+    /// SkipTLSVerify); anyone on the path could pose as the engine.
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what would change on the swarm (reads only).
+    Plan(PlanArgs),
+    /// Apply the plan: write only what differs, then wait for convergence.
+    Apply(ApplyArgs),
+    /// Load, convert and check policies offline (no swarm needed).
+    Validate(ValidateArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Run unattended on a swarm manager, keeping the swarm equal to git.
+    Agent(Box<AgentCmd>),
+    /// Print a shell completion script (e.g. `shoal completions bash > /etc/bash_completion.d/shoal`).
+    Completions(CompletionsArgs),
+    /// GET the agent's /healthz and exit 0 when it answers 2xx (the image's HEALTHCHECK).
+    #[command(hide = true)]
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    /// The agent's health endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9180/healthz")]
+    pub url: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Run the Rego unit tests in policies/*_test.rego.
+    Test(RepoArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct RepoArgs {
+    /// Stacks repository: a directory or a git URL (https://, ssh://, git@host:path, file://).
+    #[arg(long, default_value = ".")]
+    pub repo: String,
+    /// Git branch, tag or commit (default: the remote's HEAD).
+    #[arg(long = "ref")]
+    pub git_ref: Option<String>,
+    /// Where git clones are cached.
+    #[arg(long, env = "SHOAL_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// SSH private key for git (default: the ssh-agent).
+    #[arg(long, env = "SHOAL_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file for SSH host key checks (default: ~/.ssh/known_hosts).
+    #[arg(long, env = "SHOAL_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// File holding an HTTPS token for git (or set SHOAL_GIT_TOKEN).
+    #[arg(long)]
+    pub git_token_file: Option<PathBuf>,
+    /// Send git credentials (token, or user name/password in the URL) over
+    /// plain http:// too; refused by default, as anyone on the path reads them.
+    #[arg(long)]
+    pub allow_insecure_git_http: bool,
+    /// Only these stacks (repeatable).
+    #[arg(long = "stack")]
+    pub stacks: Vec<String>,
+    /// Unused config/secret versions to keep after a rotation.
+    #[arg(long, default_value_t = 1)]
+    pub keep_versions: usize,
+    /// No colour, even on a terminal.
+    #[arg(long)]
+    pub no_color: bool,
+    /// Process variables stacks may read, as name prefixes (repeatable or
+    /// comma-separated; '*' all, '' none). Default: all for plan, apply and
+    /// validate; none for the agent. shoal's own credentials never.
+    #[arg(long = "env-allow", value_name = "PREFIX", value_delimiter = ',')]
+    pub env_allow: Option<Vec<String>>,
+}
+
+/// How images are pinned to registry digests.
+#[derive(Args, Clone)]
+pub struct ImageArgs {
+    /// Pin services to the registry digest of their image tag, as `docker
+    /// stack deploy --resolve-image` does: always (a re-pushed tag is an
+    /// update), changed (only new or changed tags), never.
+    #[arg(long, value_enum, default_value_t = ResolveMode::Always, env = "SHOAL_RESOLVE_IMAGE")]
+    pub resolve_image: ResolveMode,
+}
+
+/// Registry credentials on writes.
+#[derive(Args, Clone)]
+pub struct RegistryAuthArgs {
+    /// Send registry credentials from the docker config file with each
+    /// service, so the nodes can pull private images.
+    #[arg(long)]
+    pub with_registry_auth: bool,
+}
+
+/// `--prune`, for the commands that may delete stacks.
+#[derive(Args, Clone, Copy)]
+pub struct PruneArgs {
+    /// Also delete stacks that are on the swarm but no longer in the repository.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// How `plan` and `validate` print what they found.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people at a terminal.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+    /// GitHub-flavoured markdown, for a pull-request comment.
+    Markdown,
+}
+
+#[derive(Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+impl OutputArgs {
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Also save the plan to FILE, for `shoal apply FILE` to apply exactly
+    /// it (refusing if the swarm or the source moved since).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when nothing changes, 2 when something would, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `shoal plan --out FILE`: apply exactly it, without
+    /// asking, or refuse (exit 1, nothing written) when the swarm or the
+    /// source moved since. The source, stacks, --prune and --resolve-image
+    /// come from the file.
+    #[arg(value_name = "FILE", conflicts_with_all = ["repo", "git_ref", "stacks", "prune", "resolve_image", "keep_versions"])]
+    pub plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub registry: RegistryAuthArgs,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+    /// Do not wait for services to converge.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for convergence.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Assume a swarm of this many nodes (all active and ready).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// How many of those nodes are managers.
+    #[arg(long, default_value_t = 1)]
+    pub managers: usize,
+    /// Cluster facts as JSON (`{"nodes":[{...}]}`), instead of --nodes.
+    #[arg(long)]
+    pub facts: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args)]
+pub struct AgentCmd {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub registry: RegistryAuthArgs,
+    #[command(flatten)]
+    pub agent: shoal::agent::AgentArgs,
+    #[command(flatten)]
+    pub notify: shoal::agent::notify::NotifyArgs,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+    /// How long an apply waits for its services to converge.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    pub converge_timeout: Duration,
+    /// Reuse a tag's registry digest for this long before asking again
+    /// (0s: every pass). Each lookup makes the daemon GET the manifest,
+    /// which Docker Hub counts against its pull rate limit.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub resolve_image_interval: Duration,
+}

@@ -1,0 +1,226 @@
+//! `shoal plan`: one planning pass, printed as text, JSON or markdown, and
+//! optionally saved for `shoal apply FILE`. The output helpers here are
+//! shared by `apply` and `validate`.
+use super::args::{Format, ImageArgs, PlanArgs, RepoArgs};
+use super::settings::{self, Source};
+use super::ExitStatus;
+use anyhow::Result;
+use shoal::compose::EnvPolicy;
+use shoal::engine::Engine;
+use shoal::model::{Desired, Plan};
+use shoal::pipeline::saved_plan::{self, SavedPlan, SavedSource};
+use shoal::pipeline::{self, PlanNotes};
+use shoal::policy::Violation;
+use shoal::render::{self, violations_text};
+use std::collections::BTreeMap;
+
+/// Everything a plan run produces, before rendering.
+pub struct Planned {
+    pub source: Source,
+    pub desired: Desired,
+    pub plan: Plan,
+    pub notes: PlanNotes,
+    pub violations: Vec<Violation>,
+    /// The same violations by stack.
+    pub violations_by_stack: BTreeMap<String, Vec<Violation>>,
+    pub policy_errors: Vec<String>,
+}
+
+impl Planned {
+    pub fn denied(&self) -> bool {
+        !self.policy_errors.is_empty() || self.violations.iter().any(Violation::blocks)
+    }
+}
+
+pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
+    let source = Source::open(args)?;
+    let scope = settings::scope(args, prune);
+    let desired = pipeline::load(
+        &source.tree,
+        &scope,
+        &settings::stack_env(args, EnvPolicy::All),
+    )
+    .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
+    let engine = Engine::connect().await?;
+    let pass = pipeline::plan(
+        &source.tree,
+        desired,
+        &engine,
+        &scope,
+        images.resolve_image,
+        None,
+    )
+    .await?;
+    let (violations, policy_errors) = pass.violations_and_errors();
+    let mut plan = pass.plan;
+    source.redactor.mark_sensitive(&mut plan);
+    Ok(Planned {
+        source,
+        violations_by_stack: by_stack(&pass.verdicts),
+        desired: pass.desired,
+        plan,
+        notes: pass.notes,
+        violations,
+        policy_errors,
+    })
+}
+
+fn commit_line(source: &Source) -> Option<String> {
+    source
+        .commit
+        .as_ref()
+        .map(|c| format!("stacks at {} \"{}\"", c.short, c.summary))
+}
+
+/// Print the plan for people. Everything goes through the redactor: no
+/// decrypted value reaches the terminal.
+pub fn print_text(p: &Planned, color: bool) {
+    let r = &p.source.redactor;
+    if let Some(line) = commit_line(&p.source) {
+        println!("{}\n", r.redact(&line));
+    }
+    print_load_report(p);
+    print!(
+        "{}",
+        r.redact(&render::text(&p.plan, &render::TextOptions { color }))
+    );
+    for name in &p.notes.unmanaged {
+        println!(
+            "note: stack {name} is on the swarm but not in the repository; --prune would delete it"
+        );
+    }
+    let text = violations_text(&p.violations, &p.policy_errors, color);
+    if !text.is_empty() {
+        print!("\n{}", r.redact(&text));
+    }
+}
+
+/// Loader warnings and per-stack load errors, on stderr.
+pub fn print_load_report(p: &Planned) {
+    let r = &p.source.redactor;
+    for stack in &p.desired.stacks {
+        for w in &stack.warnings {
+            eprintln!(
+                "{}",
+                r.redact(&format!("warning: stack {}: {w}", stack.name))
+            );
+        }
+    }
+    for e in &p.desired.errors {
+        eprintln!(
+            "{}\n  (stack {} is left as it is on the swarm)",
+            r.redact(&format!("error: {e}")),
+            e.stack
+        );
+    }
+}
+
+pub fn json_doc(p: &Planned) -> serde_json::Value {
+    let mut extra = serde_json::Map::new();
+    extra.insert(
+        "violations".into(),
+        serde_json::to_value(&p.violations).unwrap_or_default(),
+    );
+    let mut errors: Vec<serde_json::Value> = p
+        .desired
+        .errors
+        .iter()
+        .map(|e| serde_json::json!({"stack": e.stack, "message": e.message}))
+        .collect();
+    errors.extend(
+        p.policy_errors
+            .iter()
+            .map(|e| serde_json::json!({"policy": true, "message": e})),
+    );
+    extra.insert("errors".into(), errors.into());
+    extra.insert(
+        "commit".into(),
+        match &p.source.commit {
+            Some(c) => serde_json::json!({"id": c.id, "short": c.short, "summary": c.summary}),
+            None => serde_json::Value::Null,
+        },
+    );
+    extra.insert(
+        "unmanaged".into(),
+        serde_json::to_value(&p.notes.unmanaged).unwrap_or_default(),
+    );
+    let mut doc = render::json(&p.plan, extra);
+    p.source.redactor.redact_json(&mut doc);
+    doc
+}
+
+/// Violations by stack, from the verdicts of a pass.
+pub fn by_stack(verdicts: &pipeline::Verdicts) -> BTreeMap<String, Vec<Violation>> {
+    verdicts
+        .iter()
+        .filter_map(|(stack, v)| Some((stack.clone(), v.as_ref().ok()?.clone())))
+        .collect()
+}
+
+/// The plan as a pull-request comment, through the redactor like text.
+pub fn markdown_doc(p: &Planned) -> String {
+    let stack_errors: Vec<(String, String)> = p
+        .desired
+        .errors
+        .iter()
+        .map(|e| (e.stack.clone(), e.message.clone()))
+        .collect();
+    let report = render::markdown::Report {
+        plan: &p.plan,
+        commit: p
+            .source
+            .commit
+            .as_ref()
+            .map(|c| (c.short.as_str(), c.summary.as_str())),
+        stack_errors: &stack_errors,
+        policy_errors: &p.policy_errors,
+        violations: &p.violations_by_stack,
+        unmanaged: &p.notes.unmanaged,
+    };
+    p.source
+        .redactor
+        .redact(&render::markdown::markdown(&report))
+}
+
+pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result<()> {
+    let saved = SavedPlan {
+        format: saved_plan::FORMAT.to_string(),
+        source: SavedSource {
+            repo: saved_plan::repo_without_credentials(&args.repo.repo),
+            git_ref: args.repo.git_ref.clone(),
+            revision: p.source.revision(&args.repo.repo)?,
+        },
+        stacks: args.repo.stacks.clone(),
+        prune: args.prune.prune,
+        resolve_image: args.images.resolve_image.to_string(),
+        keep_versions: args.repo.keep_versions,
+        objects: saved_plan::fingerprint(&p.plan, &p.source.redactor),
+        plan: json_doc(p),
+    };
+    saved.write(file)?;
+    Ok(())
+}
+
+pub async fn run(args: PlanArgs) -> Result<ExitStatus> {
+    let p = plan_run(&args.repo, args.prune.prune, &args.images).await?;
+    if let Some(file) = &args.out {
+        save_plan(file, &args, &p)?;
+    }
+    match args.output.format() {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&json_doc(&p))?),
+        Format::Markdown => {
+            print_load_report(&p);
+            print!("{}", markdown_doc(&p));
+        }
+        Format::Text => print_text(&p, settings::color(&args.repo)),
+    }
+    Ok(if p.denied() {
+        ExitStatus::Denied
+    } else if !p.desired.errors.is_empty() {
+        ExitStatus::Error
+    } else if args.detailed_exitcode && p.plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Ok
+    })
+}
