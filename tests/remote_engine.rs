@@ -77,16 +77,15 @@ impl Drop for RemoteStack {
         let _ = Command::new("docker")
             .args(["-H", &sock, "stack", "rm", &self.0])
             .output();
-        // An agent's lease lives in the swarm it manages.
-        let _ = Command::new("docker")
-            .args([
-                "-H",
-                &sock,
-                "config",
-                "rm",
-                &format!("shoal-lease-{}", self.0),
-            ])
-            .output();
+        // An agent's lease and records live in the swarm it manages.
+        for config in [
+            format!("shoal-lease-{}", self.0),
+            format!("shoal-state-{}", self.0),
+        ] {
+            let _ = Command::new("docker")
+                .args(["-H", &sock, "config", "rm", &config])
+                .output();
+        }
     }
 }
 
