@@ -16,6 +16,8 @@ pub enum Reason {
     Retry,
     /// `POST /sync`: retry failed commits on request.
     Sync,
+    /// "Sync now" on the dashboard.
+    Dashboard,
 }
 
 impl Reason {
@@ -29,6 +31,7 @@ impl Reason {
             Reason::LeaseAcquired => "lease-acquired",
             Reason::Retry => "retry",
             Reason::Sync => "sync",
+            Reason::Dashboard => "dashboard",
         }
     }
 }
@@ -43,6 +46,8 @@ pub struct Trigger {
     /// Stacks whose failed commit is to be tried again (`POST /sync`);
     /// `*` for every stack.
     retries: Mutex<BTreeSet<String>>,
+    /// Stacks someone asked to sync now: their retry wait is skipped.
+    stacks: Mutex<BTreeSet<String>>,
 }
 
 impl Trigger {
@@ -82,6 +87,21 @@ impl Trigger {
         std::mem::take(&mut *self.reasons_guard())
             .into_iter()
             .collect()
+    }
+
+    /// Ask for a pass in which `stack` is retried at once, even if a
+    /// failed apply is waiting for its backoff.
+    pub fn sync_stack(&self, stack: &str) {
+        self.stacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.to_string());
+        self.kick(Reason::Dashboard);
+    }
+
+    /// The stacks asked for by [`Trigger::sync_stack`] since the last call.
+    pub fn take_stacks(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.stacks.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn reasons_guard(&self) -> std::sync::MutexGuard<'_, BTreeSet<Reason>> {

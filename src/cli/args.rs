@@ -14,6 +14,20 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The Docker Engine, as `docker -H`: unix:///path, tcp://host:port (TLS
+    /// with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), ssh://[user@]host[:port].
+    /// Default: DOCKER_HOST, else the docker context.
+    #[arg(short = 'H', long = "host", global = true, value_name = "URL")]
+    pub host: Option<String>,
+    /// The docker context to use, as `docker --context` (wins over
+    /// DOCKER_HOST and DOCKER_CONTEXT).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// INSECURE: accept a TLS engine without checking its certificate
+    /// (DOCKER_TLS without DOCKER_TLS_VERIFY, or a context with
+    /// SkipTLSVerify); anyone on the path could pose as the engine.
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 #[derive(Subcommand)]

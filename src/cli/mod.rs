@@ -36,6 +36,12 @@ impl From<ExitStatus> for ExitCode {
 
 /// Run `cli` on a fresh async runtime; an error is printed with its causes.
 pub fn run(cli: Cli) -> ExitStatus {
+    // Every Engine::connect of this process talks to the engine chosen here.
+    shoal::engine::endpoint::select(shoal::engine::endpoint::EngineSelection {
+        host: cli.host.clone(),
+        context: cli.context.clone(),
+        insecure_skip_tls_verify: cli.insecure_skip_tls_verify,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

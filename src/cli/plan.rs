@@ -115,38 +115,36 @@ pub fn print_load_report(p: &Planned) {
     }
 }
 
+/// The plan as its JSON document, through the redactor like text.
 pub fn json_doc(p: &Planned) -> serde_json::Value {
-    let mut extra = serde_json::Map::new();
-    extra.insert(
-        "violations".into(),
-        serde_json::to_value(&p.violations).unwrap_or_default(),
-    );
-    let mut errors: Vec<serde_json::Value> = p
+    with_report(p, |report| {
+        let mut doc = render::json::json(report);
+        p.source.redactor.redact_json(&mut doc);
+        doc
+    })
+}
+
+/// What the run has to say besides the plan, for every output format.
+fn with_report<T>(p: &Planned, f: impl FnOnce(&render::Report) -> T) -> T {
+    let stack_errors: Vec<(String, String)> = p
         .desired
         .errors
         .iter()
-        .map(|e| serde_json::json!({"stack": e.stack, "message": e.message}))
+        .map(|e| (e.stack.clone(), e.message.clone()))
         .collect();
-    errors.extend(
-        p.policy_errors
-            .iter()
-            .map(|e| serde_json::json!({"policy": true, "message": e})),
-    );
-    extra.insert("errors".into(), errors.into());
-    extra.insert(
-        "commit".into(),
-        match &p.source.commit {
-            Some(c) => serde_json::json!({"id": c.id, "short": c.short, "summary": c.summary}),
-            None => serde_json::Value::Null,
-        },
-    );
-    extra.insert(
-        "unmanaged".into(),
-        serde_json::to_value(&p.notes.unmanaged).unwrap_or_default(),
-    );
-    let mut doc = render::json(&p.plan, extra);
-    p.source.redactor.redact_json(&mut doc);
-    doc
+    f(&render::Report {
+        plan: &p.plan,
+        commit: p.source.commit.as_ref().map(|c| render::Commit {
+            id: &c.id,
+            short: &c.short,
+            summary: &c.summary,
+        }),
+        stack_errors: &stack_errors,
+        policy_errors: &p.policy_errors,
+        violations: &p.violations,
+        violations_by_stack: &p.violations_by_stack,
+        unmanaged: &p.notes.unmanaged,
+    })
 }
 
 /// Violations by stack, from the verdicts of a pass.
@@ -159,27 +157,11 @@ pub fn by_stack(verdicts: &pipeline::Verdicts) -> BTreeMap<String, Vec<Violation
 
 /// The plan as a pull-request comment, through the redactor like text.
 pub fn markdown_doc(p: &Planned) -> String {
-    let stack_errors: Vec<(String, String)> = p
-        .desired
-        .errors
-        .iter()
-        .map(|e| (e.stack.clone(), e.message.clone()))
-        .collect();
-    let report = render::markdown::Report {
-        plan: &p.plan,
-        commit: p
-            .source
-            .commit
-            .as_ref()
-            .map(|c| (c.short.as_str(), c.summary.as_str())),
-        stack_errors: &stack_errors,
-        policy_errors: &p.policy_errors,
-        violations: &p.violations_by_stack,
-        unmanaged: &p.notes.unmanaged,
-    };
-    p.source
-        .redactor
-        .redact(&render::markdown::markdown(&report))
+    with_report(p, |report| {
+        p.source
+            .redactor
+            .redact(&render::markdown::markdown(report))
+    })
 }
 
 pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result<()> {

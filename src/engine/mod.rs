@@ -6,10 +6,14 @@
 //! every field the daemon knows passes through unchanged. `docker` (bollard)
 //! is kept for callers that want typed, non-spec calls such as events.
 mod distribution;
+pub mod endpoint;
 mod live;
 pub mod raw;
 mod refs;
+pub mod ssh;
 pub mod swarm_config;
+pub mod tls;
+pub mod transport;
 mod write;
 
 pub use live::{network_spec, stack_of};
@@ -28,7 +32,10 @@ const API_PREFIX: &str = "/v1.41";
 /// What went wrong talking to the Engine; messages name the object.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("cannot reach the docker engine at {endpoint}: {reason} (is dockerd running, and are DOCKER_HOST or the docker context right?)")]
+    #[error(
+        "cannot reach the docker engine at {endpoint}: {reason}{}",
+        unreachable_hint(endpoint)
+    )]
     Unreachable { endpoint: String, reason: String },
     #[error("{0}")]
     Config(String),
@@ -63,48 +70,65 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connect the way the docker CLI does (`DOCKER_HOST` with `unix://` or
-    /// `tcp://`, else the current docker context, else
+    /// Connect the way the docker CLI does (see [`endpoint`]: `-H`,
+    /// `--context`, `DOCKER_HOST` with `unix://`, `tcp://` (TLS with
+    /// `DOCKER_TLS_VERIFY`) or `ssh://`, the docker context, else
     /// `/var/run/docker.sock`), check the API version is at least 1.41 and
     /// that the daemon is a swarm manager.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let host = crate::docker_cli::engine_host().map_err(EngineError::Config)?;
-        let endpoint = Endpoint::parse(&host).map_err(EngineError::Config)?;
+        let endpoint = endpoint::current().map_err(EngineError::Config)?;
         Engine::connect_to(endpoint).await
     }
 
     /// Connect to an explicit endpoint (see [`Engine::connect`]).
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
-        let raw = RawClient {
-            endpoint: endpoint.clone(),
-            timeout: Duration::from_secs(60),
-        };
+        let raw = RawClient::new(endpoint.clone(), Duration::from_secs(60))
+            .map_err(EngineError::Config)?;
         let unreachable = |reason: String| EngineError::Unreachable {
             endpoint: endpoint.to_string(),
             reason,
         };
         // Unversioned, so even a too-old daemon answers with its version.
-        let version = raw
-            .request("GET", "/version", None)
-            .await
-            .map_err(unreachable)?;
+        let version = raw.request("GET", "/version", None);
+        let version = match raw.remote() {
+            // Over ssh every new connection is a login: open the few a plan
+            // uses at once, side by side, instead of one after the other.
+            Some(remote) => remote.warm_up(version).await,
+            None => version.await,
+        }
+        .map_err(unreachable)?;
+        if version.status == 400 && version.error_message().contains("HTTPS server") {
+            return Err(unreachable(
+                "it speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use a docker context with TLS".into(),
+            ));
+        }
         let version = version.json().map_err(unreachable)?;
         let found = version
             .get("ApiVersion")
             .and_then(Value::as_str)
             .unwrap_or("unknown")
             .to_string();
-        if parse_api_version(&found).is_none_or(|v| v < MIN_API_VERSION) {
-            return Err(EngineError::TooOld {
-                endpoint: endpoint.to_string(),
-                found,
-            });
-        }
-        let docker = connect_bollard(&endpoint)
-            .map_err(|e| unreachable(e.to_string()))?
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        let api = match parse_api_version(&found) {
+            Some(v) if v >= MIN_API_VERSION => v,
+            _ => {
+                return Err(EngineError::TooOld {
+                    endpoint: endpoint.to_string(),
+                    found,
+                })
+            }
+        };
+        let docker = match raw.remote() {
+            // The version is known: no second ssh login or TLS handshake
+            // just for bollard to ask it again.
+            Some(remote) => remote
+                .bollard(120, api)
+                .map_err(|e| unreachable(e.to_string()))?,
+            None => connect_bollard(&raw)
+                .map_err(|e| unreachable(e.to_string()))?
+                .negotiate_version()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?,
+        };
         let engine = Engine { docker, raw };
         let info = engine.get("read engine info", "/info").await?;
         let swarm = &info["Swarm"];
@@ -173,8 +197,10 @@ impl Engine {
     }
 }
 
-fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::errors::Error> {
-    match endpoint {
+/// A bollard client for a local engine (unix socket, plain tcp); remote
+/// engines get theirs from their transport in [`Engine::connect_to`].
+fn connect_bollard(raw: &RawClient) -> Result<bollard::Docker, bollard::errors::Error> {
+    match &raw.endpoint {
         Endpoint::Unix(p) => bollard::Docker::connect_with_unix(
             &p.to_string_lossy(),
             120,
@@ -185,6 +211,20 @@ fn connect_bollard(endpoint: &Endpoint) -> Result<bollard::Docker, bollard::erro
             120,
             bollard::API_DEFAULT_VERSION,
         ),
+        // `RawClient::new` made a remote transport for these.
+        Endpoint::Tls(_) | Endpoint::Ssh(_) => Err(bollard::errors::Error::IOError {
+            err: std::io::Error::other(format!("{}: no transport", raw.endpoint)),
+        }),
+    }
+}
+
+/// The usual causes, for local engines; remote failures (TLS, ssh) are
+/// explained where they happen.
+fn unreachable_hint(endpoint: &str) -> &'static str {
+    if endpoint.starts_with("ssh://") || endpoint.ends_with("(TLS)") {
+        ""
+    } else {
+        " (is dockerd running, and are DOCKER_HOST or the docker context right?)"
     }
 }
 

@@ -9,60 +9,12 @@
 //! daemon speaks them. One connection per request (`Connection: close`):
 //! the Engine socket is local and requests are few.
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Where the daemon listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    Unix(PathBuf),
-    /// `host:port`
-    Tcp(String),
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
-            Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
-        }
-    }
-}
-
-/// The default socket, as the docker CLI uses it.
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
-
-impl Endpoint {
-    /// Parse a `DOCKER_HOST` value (`unix:///path`, `tcp://host:port`).
-    pub fn parse(host: &str) -> Result<Endpoint, String> {
-        if let Some(path) = host.strip_prefix("unix://") {
-            if path.is_empty() {
-                return Err(format!("docker host {host:?}: missing socket path"));
-            }
-            return Ok(Endpoint::Unix(PathBuf::from(path)));
-        }
-        if let Some(rest) = host
-            .strip_prefix("tcp://")
-            .or_else(|| host.strip_prefix("http://"))
-        {
-            let addr = rest.trim_end_matches('/');
-            if addr.is_empty() {
-                return Err(format!("docker host {host:?}: missing host"));
-            }
-            // Same default port as the docker CLI for plain tcp.
-            let addr = if addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
-                addr.to_string()
-            } else {
-                format!("{addr}:2375")
-            };
-            return Ok(Endpoint::Tcp(addr));
-        }
-        Err(format!(
-            "docker host {host:?} (from DOCKER_HOST or the docker context) is not supported: use unix:///path/to/docker.sock or tcp://host:port (TLS and ssh are not supported)"
-        ))
-    }
-}
+pub use super::endpoint::{Endpoint, DEFAULT_SOCKET};
+use super::transport::Remote;
+use std::sync::Arc;
 
 /// One answer of the daemon.
 #[derive(Debug)]
@@ -101,9 +53,26 @@ impl Response {
 pub struct RawClient {
     pub endpoint: Endpoint,
     pub timeout: Duration,
+    /// TLS and ssh engines: pooled keep-alive connections (`transport.rs`).
+    remote: Option<Arc<Remote>>,
 }
 
 impl RawClient {
+    /// A client for `endpoint`; for TLS this reads the certificate files.
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<RawClient, String> {
+        let remote = Remote::for_endpoint(&endpoint)?.map(Arc::new);
+        Ok(RawClient {
+            endpoint,
+            timeout,
+            remote,
+        })
+    }
+
+    /// The transport of a TLS or ssh engine.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.as_deref()
+    }
+
     /// Send `method path` (path includes the query and the `/v1.xx` prefix if
     /// wanted) with an optional JSON body.
     pub async fn request(
@@ -127,9 +96,14 @@ impl RawClient {
             Some(v) => serde_json::to_vec(v).map_err(|e| format!("cannot encode request: {e}"))?,
             None => Vec::new(),
         };
+        if let Some(remote) = &self.remote {
+            return tokio::time::timeout(self.timeout, remote.request(method, path, body, headers))
+                .await
+                .map_err(|_| format!("no answer within {:?}", self.timeout))?;
+        }
         let host = match &self.endpoint {
-            Endpoint::Unix(_) => "docker",
             Endpoint::Tcp(a) => a.as_str(),
+            _ => "docker",
         };
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: shoal\r\nConnection: close\r\nAccept: application/json\r\n"
@@ -152,6 +126,11 @@ impl RawClient {
                     let s = tokio::net::TcpStream::connect(a).await?;
                     exchange(s, head.as_bytes(), &body).await
                 }
+                // `new` gave these a remote transport, used above.
+                Endpoint::Tls(_) | Endpoint::Ssh(_) => Err(std::io::Error::other(format!(
+                    "{}: no transport",
+                    self.endpoint
+                ))),
             }
         };
         let raw = tokio::time::timeout(self.timeout, exchange)
@@ -248,25 +227,6 @@ pub fn query_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_docker_host_forms() {
-        assert_eq!(
-            Endpoint::parse("unix:///var/run/docker.sock").unwrap(),
-            Endpoint::Unix("/var/run/docker.sock".into())
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://10.0.0.1:2376").unwrap(),
-            Endpoint::Tcp("10.0.0.1:2376".into())
-        );
-        assert_eq!(
-            Endpoint::parse("tcp://manager").unwrap(),
-            Endpoint::Tcp("manager:2375".into())
-        );
-        assert!(Endpoint::parse("ssh://me@host")
-            .unwrap_err()
-            .contains("not supported"));
-    }
 
     #[test]
     fn reads_content_length_and_chunked_bodies() {

@@ -1,12 +1,16 @@
-//! Rendering a plan for people (text) and machines (JSON). Both come from
-//! the same [`Plan`]; sensitive values never leave here unmasked.
+//! Rendering a plan for people (text, markdown) and machines (JSON). All
+//! come from the same [`Plan`] and [`Report`]; sensitive values never leave
+//! here unmasked.
 use crate::compose::duration::format_duration;
 use crate::image::split_digest;
 use crate::model::{Action, Change, FieldChange, Plan, IMAGE_PATH, REPLACE_REQUIRED};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::fmt::Write as _;
 
+pub mod json;
 pub mod markdown;
+mod report;
+pub use report::{Commit, Report};
 mod policy;
 
 pub use policy::violations_text;
@@ -273,50 +277,6 @@ fn durations_in(v: &Value) -> Value {
         Value::Array(a) => Value::Array(a.iter().map(durations_in).collect()),
         other => other.clone(),
     }
-}
-
-/// The plan as JSON: `{"changes": [{"action","kind","name","stack","diff":
-/// [{"path","before","after"}]}], "summary": {"create","update","delete"}}`
-/// plus the caller's `extra` keys (`violations`, `errors`, `commit`, ...).
-/// Unchanged objects are left out; sensitive values become `"(sensitive)"`.
-pub fn json(plan: &Plan, extra: Map<String, Value>) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Noop)
-        .map(|c| {
-            let diff: Vec<Value> = c
-                .diff
-                .iter()
-                .map(|f| {
-                    let mask = |v: &Value| {
-                        if f.sensitive && !v.is_null() {
-                            json!(MASK)
-                        } else {
-                            v.clone()
-                        }
-                    };
-                    json!({"path": f.path, "before": mask(&f.before), "after": mask(&f.after)})
-                })
-                .collect();
-            json!({
-                "action": c.action,
-                "kind": c.kind,
-                "name": c.name,
-                "stack": c.stack,
-                "diff": diff,
-            })
-        })
-        .collect();
-    let s = plan.summary();
-    let mut doc = Map::new();
-    doc.insert("changes".into(), Value::Array(changes));
-    doc.insert(
-        "summary".into(),
-        json!({"create": s.create, "update": s.update, "delete": s.delete}),
-    );
-    doc.extend(extra);
-    Value::Object(doc)
 }
 
 #[cfg(test)]
@@ -622,26 +582,73 @@ Plan: 1 to create, 1 to update, 1 to delete.
     }
 
     #[test]
-    fn json_masks_and_takes_extra_keys() {
-        let mut extra = Map::new();
-        extra.insert("commit".into(), json!("abc123"));
-        extra.insert("violations".into(), json!([]));
-        let doc = json(&sample(), extra);
+    fn json_document_masks_and_keeps_its_shape() {
+        let plan = sample();
+        let errors = vec![("api".to_string(), "stacks/api/stack.yml: bad".to_string())];
+        let policy_errors = vec!["policies/x.rego: parse error".to_string()];
+        let report = Report {
+            plan: &plan,
+            commit: Some(Commit {
+                id: "abc1234def",
+                short: "abc1234",
+                summary: "Scale web",
+            }),
+            stack_errors: &errors,
+            policy_errors: &policy_errors,
+            violations: &[],
+            violations_by_stack: &Default::default(),
+            unmanaged: &["old".to_string()],
+        };
+        let doc = json::json(&report);
+        let keys: Vec<&str> = doc
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "format_version",
+                "changes",
+                "summary",
+                "violations",
+                "errors",
+                "commit",
+                "unmanaged"
+            ]
+        );
+        assert_eq!(doc["format_version"], json!(json::FORMAT_VERSION));
         assert_eq!(
             doc["summary"],
             json!({"create": 1, "update": 1, "delete": 1})
         );
-        assert_eq!(doc["commit"], json!("abc123"));
-        assert_eq!(doc["violations"], json!([]));
+        assert_eq!(
+            doc["commit"],
+            json!({"id": "abc1234def", "short": "abc1234", "summary": "Scale web"})
+        );
+        assert_eq!(
+            doc["errors"],
+            json!([
+                {"stack": "api", "message": "stacks/api/stack.yml: bad"},
+                {"policy": true, "message": "policies/x.rego: parse error"}
+            ])
+        );
+        assert_eq!(doc["unmanaged"], json!(["old"]));
         let changes = doc["changes"].as_array().unwrap();
         assert_eq!(changes.len(), 3, "noop left out");
         let web = &changes[1];
         assert_eq!(web["action"], json!("update"));
         assert_eq!(web["kind"], json!("service"));
         assert_eq!(web["name"], json!("s_web"));
+        assert_eq!(web["stack"], json!("s"));
         assert_eq!(
             web["diff"][1],
             json!({"path": "TaskTemplate.ContainerSpec.Env[DB_PASSWORD]", "before": "(sensitive)", "after": "(sensitive)"})
+        );
+        assert_eq!(
+            web["diff"][3],
+            json!({"path": "Labels[traefik.enable]", "before": null, "after": "true"})
         );
         assert_eq!(
             web["diff"][0],

@@ -7,8 +7,8 @@
 //! Sensitive values are masked here as in the text plan (the blocks come
 //! from the same renderer); the caller still passes the whole document
 //! through the redactor, as it does for text.
-use super::plain_blocks;
-use crate::model::{Action, Change, Plan, Summary};
+use super::{plain_blocks, Report};
+use crate::model::{Action, Change, Summary};
 use crate::policy::{Level, Violation};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -17,22 +17,6 @@ use std::fmt::Write as _;
 /// over 65,536 characters; the rest is room for what a CI job adds around
 /// the plan (a marker to find its comment again, a link to the run).
 pub const LIMIT: usize = 60_000;
-
-/// What one plan run has to say, gathered by the caller.
-#[derive(Debug, Clone, Copy)]
-pub struct Report<'a> {
-    pub plan: &'a Plan,
-    /// The source's commit as `short "subject"`, when it is a git commit.
-    pub commit: Option<(&'a str, &'a str)>,
-    /// Stacks that could not be loaded or planned: (stack, message).
-    pub stack_errors: &'a [(String, String)],
-    /// Policies that could not be loaded or evaluated.
-    pub policy_errors: &'a [String],
-    /// Policy violations by stack.
-    pub violations: &'a BTreeMap<String, Vec<Violation>>,
-    /// Stacks on the swarm that the repository does not have.
-    pub unmanaged: &'a [String],
-}
 
 /// The report as markdown, at most [`LIMIT`] characters.
 pub fn markdown(report: &Report) -> String {
@@ -89,7 +73,7 @@ fn sections<'a>(report: &Report<'a>) -> Vec<Section<'a>> {
         .copied()
         .chain(
             report
-                .violations
+                .violations_by_stack
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(s, _)| s.as_str()),
@@ -111,7 +95,7 @@ fn sections<'a>(report: &Report<'a>) -> Vec<Section<'a>> {
                 summary,
                 lines,
                 violations: report
-                    .violations
+                    .violations_by_stack
                     .get(stack)
                     .map(Vec::as_slice)
                     .unwrap_or(&[]),
@@ -155,7 +139,7 @@ fn document(report: &Report, sections: &[Section], max_lines: usize) -> String {
     let mut out = String::new();
     let s = report.plan.summary();
     let denies: usize = report
-        .violations
+        .violations_by_stack
         .values()
         .flatten()
         .filter(|v| v.blocks())
@@ -180,8 +164,8 @@ fn document(report: &Report, sections: &[Section], max_lines: usize) -> String {
         );
     }
     let _ = writeln!(out, "### shoal plan: {headline}\n");
-    if let Some((short, subject)) = report.commit {
-        let _ = writeln!(out, "Stacks at `{}` {}\n", code(short), text(subject));
+    if let Some(c) = report.commit {
+        let _ = writeln!(out, "Stacks at `{}` {}\n", code(c.short), text(c.summary));
     }
 
     if errors > 0 {

@@ -1,6 +1,8 @@
 use super::*;
 use crate::model::Kind;
+use crate::model::Plan;
 use crate::model::{FieldChange, REPLACE_REQUIRED};
+use crate::render::Commit;
 use serde_json::{json, Value};
 
 fn change(action: Action, kind: Kind, stack: &str, name: &str, diff: Vec<FieldChange>) -> Change {
@@ -42,10 +44,15 @@ fn report<'a>(
 ) -> Report<'a> {
     Report {
         plan,
-        commit: Some(("3f2a9c1", "Scale steedos to 4")),
+        commit: Some(Commit {
+            id: "3f2a9c1e0d4b",
+            short: "3f2a9c1",
+            summary: "Scale steedos to 4",
+        }),
         stack_errors,
         policy_errors: &[],
-        violations,
+        violations: &[],
+        violations_by_stack: violations,
         unmanaged: &[],
     }
 }

@@ -1,0 +1,129 @@
+//! The plan as a typed JSON document (`plan --format json`, `validate
+//! --format json`, saved plans): its shape is these types, its version
+//! [`FORMAT_VERSION`]. Sensitive field values are masked here; the caller
+//! runs the redactor over the result as for text.
+use super::{Report, MASK};
+use crate::model::{Action, Change, FieldChange, Kind};
+use crate::policy::Violation;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Raised when a field is removed or changes meaning; new fields do not.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct Document<'a> {
+    pub format_version: u32,
+    /// Creates, updates and deletes (no-change objects are left out).
+    pub changes: Vec<ChangeDoc<'a>>,
+    pub summary: Summary,
+    pub violations: &'a [Violation],
+    /// Stacks that could not be loaded, then policies that could not run.
+    pub errors: Vec<ErrorDoc<'a>>,
+    pub commit: Option<CommitDoc<'a>>,
+    pub unmanaged: &'a [String],
+}
+
+#[derive(Serialize)]
+pub struct ChangeDoc<'a> {
+    pub action: Action,
+    pub kind: Kind,
+    pub name: &'a str,
+    pub stack: &'a str,
+    pub diff: Vec<FieldDoc<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct FieldDoc<'a> {
+    pub path: &'a str,
+    /// `"(sensitive)"` for a sensitive value that is set.
+    pub before: Value,
+    pub after: Value,
+}
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ErrorDoc<'a> {
+    Stack { stack: &'a str, message: &'a str },
+    Policy { policy: bool, message: &'a str },
+}
+
+#[derive(Serialize)]
+pub struct CommitDoc<'a> {
+    pub id: &'a str,
+    pub short: &'a str,
+    pub summary: &'a str,
+}
+
+/// The report as a JSON document.
+pub fn document<'a>(report: &Report<'a>) -> Document<'a> {
+    let s = report.plan.summary();
+    let stack_errors = report
+        .stack_errors
+        .iter()
+        .map(|(stack, message)| ErrorDoc::Stack { stack, message });
+    let policy_errors = report.policy_errors.iter().map(|message| ErrorDoc::Policy {
+        policy: true,
+        message,
+    });
+    Document {
+        format_version: FORMAT_VERSION,
+        changes: report
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Noop)
+            .map(change)
+            .collect(),
+        summary: Summary {
+            create: s.create,
+            update: s.update,
+            delete: s.delete,
+        },
+        violations: report.violations,
+        errors: stack_errors.chain(policy_errors).collect(),
+        commit: report.commit.map(|c| CommitDoc {
+            id: c.id,
+            short: c.short,
+            summary: c.summary,
+        }),
+        unmanaged: report.unmanaged,
+    }
+}
+
+/// The document as a JSON value.
+pub fn json(report: &Report) -> Value {
+    serde_json::to_value(document(report)).expect("the plan document serialises")
+}
+
+fn change(c: &Change) -> ChangeDoc<'_> {
+    ChangeDoc {
+        action: c.action,
+        kind: c.kind,
+        name: &c.name,
+        stack: &c.stack,
+        diff: c.diff.iter().map(field).collect(),
+    }
+}
+
+fn field(f: &FieldChange) -> FieldDoc<'_> {
+    let mask = |v: &Value| {
+        if f.sensitive && !v.is_null() {
+            Value::from(MASK)
+        } else {
+            v.clone()
+        }
+    };
+    FieldDoc {
+        path: &f.path,
+        before: mask(&f.before),
+        after: mask(&f.after),
+    }
+}
