@@ -13,6 +13,15 @@ fn app(command: &str, replicas: u32) -> String {
     )
 }
 
+/// The agent's lease config goes with the test.
+struct RemoveLease(String);
+
+impl Drop for RemoveLease {
+    fn drop(&mut self) {
+        docker_quiet(&["config", "rm", &self.0]);
+    }
+}
+
 fn passes(agent: &Agent) -> usize {
     agent.logs().matches("reconcile finished").count()
 }
@@ -21,6 +30,7 @@ fn passes(agent: &Agent) -> usize {
 fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_new_commit() {
     let f = AppStack::pushed("roag");
     let (stack, svc, lease, remote) = (&f.stack, &f.svc, &f.lease, &f.remote);
+    let _lease = RemoveLease(lease.clone());
     let file = format!("stacks/{stack}/stack.yml");
     remote.write(&file, &app(r#"["sleep", "3600"]"#, 1));
     remote.push("good");
