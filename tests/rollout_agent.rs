@@ -34,7 +34,10 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
     let file = format!("stacks/{stack}/stack.yml");
     remote.write(&file, &app(r#"["sleep", "3600"]"#, 1));
     remote.push("good");
-    let agent = Agent::start(remote, lease, "2s", &[]);
+    // A generic webhook receiver for the notifications.
+    let r = common::receiver::Receiver::start();
+    let hook = r.url("generic+http", "/hook");
+    let agent = Agent::start(remote, lease, "2s", &["--notify", &hook]);
     poll("good commit applied", Duration::from_secs(30), || {
         (stack_outcome(&agent, stack).as_deref() == Some("ok")
             && service_spec(svc)?["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"]
@@ -80,6 +83,23 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
             && s["UpdateStatus"]["State"] != "updating")
             .then_some(())
     });
+    // One rolled_back notification naming the stack, the failed commit
+    // and the task error.
+    let rolled_back = |r: &common::receiver::Receiver| -> Vec<serde_json::Value> {
+        r.on("/hook")
+            .iter()
+            .map(|x| x.json())
+            .filter(|d| d["event"] == "rolled_back")
+            .collect()
+    };
+    let sent = poll("rolled_back notification", Duration::from_secs(30), || {
+        let v = rolled_back(&r);
+        (!v.is_empty()).then_some(v)
+    });
+    let body = sent[0].to_string();
+    assert!(body.contains(stack.as_str()), "{body}");
+    assert_eq!(sent[0]["commit"]["id"], st["failed_commit"], "{body}");
+    assert!(body.contains("non-zero exit (1)"), "{body}");
     let version = service_version(svc);
     // Several more passes (polls every 2 s) leave it alone.
     let seen = passes(&agent);
@@ -98,6 +118,7 @@ fn the_agent_rolls_a_failing_commit_back_reports_it_and_does_not_retry_until_a_n
             .count(),
         1
     );
+    assert_eq!(rolled_back(&r).len(), 1, "the same rollback notified twice");
 
     // On request it is tried again (and fails again, rolled back again).
     let (code, _) = http(
