@@ -248,6 +248,10 @@ pub struct AgentCmd {
     pub notify: shoal::agent::notify::NotifyArgs,
     #[command(flatten)]
     pub prune: PruneArgs,
+    /// In a repository with clusters/: the cluster this agent keeps (only
+    /// its stacks; run one agent per swarm, on that swarm's managers).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
     /// How long an apply waits for its services to converge.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     pub converge_timeout: Duration,
