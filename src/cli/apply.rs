@@ -44,6 +44,9 @@ fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<V
 }
 
 pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
+    if args.clusters.given() {
+        return super::clusters::apply(args).await;
+    }
     let saved = match args.plan_file.clone() {
         Some(file) => Some((restore_saved(&file, &mut args)?, file)),
         None => None,

@@ -14,6 +14,12 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Serialize)]
 pub struct Document<'a> {
     pub format_version: u32,
+    /// In a multi-cluster run (`--cluster`, `--all-clusters`): the cluster
+    /// this document is about, and the engine it was planned against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Creates, updates and deletes (no-change objects are left out).
     pub changes: Vec<ChangeDoc<'a>>,
     pub summary: Summary,
@@ -26,6 +32,9 @@ pub struct Document<'a> {
 
 #[derive(Serialize)]
 pub struct ChangeDoc<'a> {
+    /// In a multi-cluster run: the cluster the change is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<&'a str>,
     pub action: Action,
     pub kind: Kind,
     pub name: &'a str,
@@ -51,8 +60,61 @@ pub struct Summary {
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum ErrorDoc<'a> {
-    Stack { stack: &'a str, message: &'a str },
-    Policy { policy: bool, message: &'a str },
+    Stack {
+        stack: &'a str,
+        message: &'a str,
+    },
+    Policy {
+        policy: bool,
+        message: &'a str,
+    },
+    /// A cluster that could not be planned at all (its `cluster.yml`, its
+    /// engine).
+    Cluster {
+        cluster: &'a str,
+        message: &'a str,
+    },
+}
+
+/// A multi-cluster run (`--cluster`, `--all-clusters`): one [`Document`]
+/// per cluster, in the order the clusters ran, each with `cluster` and
+/// `endpoint` set (and `cluster` on every change), and the summary over
+/// all of them.
+#[derive(Serialize)]
+pub struct ClustersDocument<'a> {
+    pub format_version: u32,
+    pub clusters: Vec<Document<'a>>,
+    pub summary: Summary,
+}
+
+impl<'a> ClustersDocument<'a> {
+    pub fn new(clusters: Vec<Document<'a>>) -> Self {
+        let mut summary = Summary {
+            create: 0,
+            update: 0,
+            delete: 0,
+        };
+        for d in &clusters {
+            summary.create += d.summary.create;
+            summary.update += d.summary.update;
+            summary.delete += d.summary.delete;
+        }
+        ClustersDocument {
+            format_version: FORMAT_VERSION,
+            clusters,
+            summary,
+        }
+    }
+}
+
+/// `doc` as the document of cluster `name`, planned against `endpoint`.
+pub fn for_cluster<'a>(mut doc: Document<'a>, name: &'a str, endpoint: String) -> Document<'a> {
+    doc.cluster = Some(name);
+    doc.endpoint = Some(endpoint);
+    for c in &mut doc.changes {
+        c.cluster = Some(name);
+    }
+    doc
 }
 
 #[derive(Serialize)]
@@ -75,6 +137,8 @@ pub fn document<'a>(report: &Report<'a>) -> Document<'a> {
     });
     Document {
         format_version: FORMAT_VERSION,
+        cluster: None,
+        endpoint: None,
         changes: report
             .plan
             .changes
@@ -105,6 +169,7 @@ pub fn json(report: &Report) -> Value {
 
 fn change(c: &Change) -> ChangeDoc<'_> {
     ChangeDoc {
+        cluster: None,
         action: c.action,
         kind: c.kind,
         name: &c.name,
