@@ -107,7 +107,7 @@ pub struct HttpState {
 
 impl HttpState {
     /// The status as it may be shown: every error masked.
-    fn snapshot(&self) -> AgentStatus {
+    pub(crate) fn snapshot(&self) -> AgentStatus {
         // A poisoned status is still the last status written.
         let mut s = self
             .status

@@ -8,6 +8,7 @@
 //! run it and whether a stack's plan may be applied (drift and self-heal,
 //! backoff after failures, lease).
 pub mod backoff;
+pub mod dashboard;
 pub mod decide;
 pub mod healthcheck;
 pub mod http;
@@ -116,7 +117,8 @@ pub async fn serve<R: Reconciler>(
     // answering until the loop is done, then drains.
     let triggers_stop = shutdown.child_token();
     let http_stop = CancellationToken::new();
-    let mut http_task = start_http(&opts, listener, &status, &trigger, &http_stop);
+    let dash = dashboard::Source::of(&reconciler);
+    let mut http_task = start_http(&opts, listener, &status, &trigger, &http_stop, dash);
 
     let lease = Lease::new(
         docker.clone(),
@@ -190,21 +192,28 @@ fn start_http(
     status: &Arc<Mutex<AgentStatus>>,
     trigger: &Arc<Trigger>,
     stop: &CancellationToken,
+    commits: dashboard::Source,
 ) -> AbortOnDrop<()> {
-    for secret in [&opts.webhook_secret, &opts.status_token]
+    for secret in [&opts.webhook_secret, &opts.status_token, &opts.ui_token]
         .into_iter()
         .flatten()
     {
         opts.redactor.register_bytes(secret);
     }
-    let app = http::router(http::HttpState {
+    let state = http::HttpState {
         status: status.clone(),
         trigger: trigger.clone(),
         webhook_secret: opts.webhook_secret.clone().map(Arc::new),
         status_token: opts.status_token.clone().map(Arc::new),
         redactor: opts.redactor.clone(),
         limits: opts.http,
-    });
+    };
+    let app = http::router(state.clone()).merge(dashboard::router(
+        state,
+        commits,
+        opts.ui_token.clone().map(Arc::new),
+        opts.interval,
+    ));
     AbortOnDrop(tokio::spawn(http::serve(
         listener,
         app,

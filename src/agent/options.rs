@@ -32,6 +32,11 @@ pub struct AgentArgs {
     /// `Authorization: Bearer <token>` (/healthz and /metrics stay open).
     #[arg(long, value_name = "FILE")]
     pub status_token_file: Option<PathBuf>,
+    /// File holding the dashboard's action token: "sync now" on the page
+    /// at / needs it (as a bearer token or through the sign-in form).
+    /// Without it the dashboard is read-only.
+    #[arg(long, value_name = "FILE")]
+    pub ui_token_file: Option<PathBuf>,
     /// Report drift (status, metrics) instead of correcting it. New
     /// revisions are still applied.
     #[arg(long)]
@@ -60,6 +65,8 @@ pub struct AgentOptions {
     pub webhook_secret: Option<Vec<u8>>,
     /// `Some`: GET /status requires this bearer token.
     pub status_token: Option<Vec<u8>>,
+    /// `Some`: the dashboard's actions ("sync now") require this token.
+    pub ui_token: Option<Vec<u8>>,
     /// Timeouts and caps of the HTTP server.
     pub http: super::http::HttpLimits,
     /// Masks errors shown on HTTP and written to the Swarm state labels;
@@ -89,6 +96,7 @@ impl AgentOptions {
             listen: SocketAddr::from(([0, 0, 0, 0], 9180)),
             webhook_secret: None,
             status_token: None,
+            ui_token: None,
             http: super::http::HttpLimits::default(),
             redactor: crate::secrets::Redactor::new(),
             self_heal: true,
@@ -121,6 +129,10 @@ impl AgentArgs {
             None => None,
             Some(path) => Some(read_secret(path, "--status-token-file")?),
         };
+        let ui_token = match &self.ui_token_file {
+            None => None,
+            Some(path) => Some(read_secret(path, "--ui-token-file")?),
+        };
         let identity = self
             .lease_identity
             .clone()
@@ -130,6 +142,7 @@ impl AgentArgs {
             listen: self.listen,
             webhook_secret,
             status_token,
+            ui_token,
             http: super::http::HttpLimits::default(),
             redactor: crate::secrets::Redactor::new(),
             self_heal: !self.no_self_heal,

@@ -115,6 +115,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
     pub async fn run(mut self) {
         self.trigger.kick(Reason::Startup);
         let mut next_poll = Instant::now() + self.interval;
+        self.status().page.next_poll = Some(SystemTime::now() + self.interval);
         loop {
             let retry_due = self.backoffs.values().filter_map(Backoff::due).min();
             let wake = retry_due.map_or(next_poll, |r| r.min(next_poll));
@@ -148,6 +149,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 }
             }
             next_poll = Instant::now() + interval;
+            self.status().page.next_poll = Some(SystemTime::now() + interval);
         }
         tracing::info!("reconcile loop stopped");
     }
@@ -166,6 +168,11 @@ impl<R: Reconciler> ReconcileLoop<R> {
             return;
         }
         self.status().role = Role::Leader;
+        // "Sync now" on the dashboard: no waiting for a retry time.
+        for stack in self.trigger.take_stacks() {
+            self.backoffs.remove(&stack);
+        }
+        let (started, clock) = (SystemTime::now(), Instant::now());
         if let Err(e) = self.load_records().await {
             tracing::error!(error = %e, "cannot read stack records from the swarm");
             self.status().last_error = Some(e);
@@ -210,11 +217,16 @@ impl<R: Reconciler> ReconcileLoop<R> {
         }
         if !self.shutdown.is_cancelled() {
             self.forget_all_but(&seen).await;
+            self.status().page.retain(&seen);
         }
         self.send_pass_events();
         let mut s = self.status();
         s.ready = true;
         s.last_error = None;
+        s.page.last_pass = Some(super::dashboard::PassFacts {
+            started,
+            took: clock.elapsed(),
+        });
         if all_synced {
             s.counters.last_success = Some(SystemTime::now());
         }
@@ -345,12 +357,17 @@ impl<R: Reconciler> ReconcileLoop<R> {
     async fn stack_in_span(&mut self, snapshot: &Snapshot, sp: StackPlan) -> Option<Outcome> {
         let name = sp.stack.clone();
         let summary = sp.summary();
+        let (plan_text, clock) = (
+            sp.result.as_ref().ok().map(|p| p.text.clone()),
+            Instant::now(),
+        );
         let mut rec = self
             .records
             .as_ref()
             .and_then(|r| r.get(&name))
             .cloned()
             .unwrap_or_default();
+        let record_before = rec.clone();
         let decision = decide(sp.result, &rec, &snapshot.id, self.self_heal);
         let drift = decision.drift();
         let changes = summary.create + summary.update + summary.delete;
@@ -396,6 +413,19 @@ impl<R: Reconciler> ReconcileLoop<R> {
         self.save_record(&name, &rec).await;
         let failures = self.backoffs.get(&name).map_or(0, Backoff::failures);
         let mut s = self.status();
+        s.page.stack_done(super::dashboard::StepEnd {
+            stack: &name,
+            snapshot: &snapshot.id,
+            outcome,
+            drift,
+            error: error.as_deref(),
+            plan: plan_text,
+            plan_has_changes: summary.create + summary.update + summary.delete > 0,
+            took: clock.elapsed(),
+            record_before: &record_before,
+            applied_at: rec.applied_at.clone(),
+            now: SystemTime::now(),
+        });
         s.count(outcome);
         s.stacks.insert(
             name,
@@ -459,7 +489,9 @@ impl<R: Reconciler> ReconcileLoop<R> {
                 );
             }
         }
+        self.status().page.applying = Some(name.to_string());
         let result = self.reconciler.apply(name, &planned.plan).await;
+        self.status().page.applying = None;
         match &result {
             Ok(()) => {
                 tracing::info!(outcome = "ok", changes, drift, "applied");

@@ -17,6 +17,16 @@ pub struct Snapshot {
     pub subject: Option<String>,
 }
 
+/// What people want to know about a commit besides its id (the
+/// dashboard shows it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitMeta {
+    pub subject: String,
+    pub author: String,
+    /// Committer time.
+    pub time: std::time::SystemTime,
+}
+
 /// Why a stack was left as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StackProblem {
@@ -91,6 +101,18 @@ pub trait Reconciler: Send + Sync + 'static {
         stack: &str,
         plan: &Plan,
     ) -> impl Future<Output = Result<(), ReconcileError>> + Send;
+
+    /// Subject, author and time of a snapshot id, if the source knows it
+    /// without any network request (a commit in the git cache). Blocking;
+    /// call it off the async threads.
+    fn describe(&self, _id: &str) -> Option<CommitMeta> {
+        None
+    }
+
+    /// The source's URL without credentials (for links to the forge).
+    fn source_url(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Split one plan covering many stacks into one plan per stack, keeping

@@ -223,6 +223,26 @@ impl Reconciler for Pipeline {
         Ok(out)
     }
 
+    fn describe(&self, id: &str) -> Option<crate::agent::reconciler::CommitMeta> {
+        let SourceSpec::Git { repo, .. } = &self.source else {
+            return None;
+        };
+        let (info, author) = repo.cached_commit(id)?;
+        Some(crate::agent::reconciler::CommitMeta {
+            subject: info.summary,
+            author,
+            time: std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(u64::try_from(info.time).unwrap_or(0)),
+        })
+    }
+
+    fn source_url(&self) -> Option<String> {
+        match &self.source {
+            SourceSpec::Git { repo, .. } => Some(repo.url().to_string()),
+            SourceSpec::Dir(_) => None,
+        }
+    }
+
     async fn apply(&self, stack: &str, plan: &Plan) -> Result<(), ReconcileError> {
         let failed = |message: String| ReconcileError::Apply {
             stack: stack.to_string(),

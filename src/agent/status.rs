@@ -180,6 +180,9 @@ pub struct AgentStatus {
     pub last_error: Option<String>,
     pub stacks: BTreeMap<String, StackStatus>,
     pub counters: Counters,
+    /// What the dashboard shows beyond this document (plans, history).
+    #[serde(skip)]
+    pub page: super::dashboard::PageFacts,
 }
 
 impl AgentStatus {
@@ -195,6 +198,7 @@ impl AgentStatus {
             last_error: None,
             stacks: BTreeMap::new(),
             counters: Counters::default(),
+            page: Default::default(),
         }
     }
 

@@ -14,6 +14,8 @@ pub enum Reason {
     FileChange,
     LeaseAcquired,
     Retry,
+    /// "Sync now" on the dashboard.
+    Dashboard,
 }
 
 impl Reason {
@@ -26,6 +28,7 @@ impl Reason {
             Reason::FileChange => "file-change",
             Reason::LeaseAcquired => "lease-acquired",
             Reason::Retry => "retry",
+            Reason::Dashboard => "dashboard",
         }
     }
 }
@@ -37,6 +40,8 @@ impl Reason {
 pub struct Trigger {
     notify: Notify,
     reasons: Mutex<BTreeSet<Reason>>,
+    /// Stacks someone asked to sync now: their retry wait is skipped.
+    stacks: Mutex<BTreeSet<String>>,
 }
 
 impl Trigger {
@@ -61,6 +66,21 @@ impl Trigger {
         std::mem::take(&mut *self.reasons_guard())
             .into_iter()
             .collect()
+    }
+
+    /// Ask for a pass in which `stack` is retried at once, even if a
+    /// failed apply is waiting for its backoff.
+    pub fn sync_stack(&self, stack: &str) {
+        self.stacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stack.to_string());
+        self.kick(Reason::Dashboard);
+    }
+
+    /// The stacks asked for by [`Trigger::sync_stack`] since the last call.
+    pub fn take_stacks(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.stacks.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn reasons_guard(&self) -> std::sync::MutexGuard<'_, BTreeSet<Reason>> {

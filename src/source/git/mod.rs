@@ -344,6 +344,19 @@ impl GitRepo {
         }
     }
 
+    /// A commit already in the cache and its author's name, by full id;
+    /// `None` when it is not there. Never touches the network (the agent's
+    /// dashboard describes commits with it).
+    pub fn cached_commit(&self, id: &str) -> Option<(CommitInfo, String)> {
+        if !(is_hex(id) && id.len() == 40) {
+            return None;
+        }
+        let repo = self.open_cache().ok()?;
+        let commit = repo.find_commit(Oid::from_str(id).ok()?).ok()?;
+        let author = String::from_utf8_lossy(commit.author().name_bytes()).into_owned();
+        Some((commit_info(&commit), author))
+    }
+
     /// The files of `commit` (which [`GitRepo::resolve`] returned).
     pub fn tree(&self, commit: &CommitInfo) -> Result<GitTree, GitError> {
         let repo = self.open_cache()?;
