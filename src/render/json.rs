@@ -192,3 +192,62 @@ fn field(f: &FieldChange) -> FieldDoc<'_> {
         after: mask(&f.after),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Plan;
+
+    fn plan(names: &[&str]) -> Plan {
+        Plan {
+            changes: names
+                .iter()
+                .map(|n| Change {
+                    action: Action::Create,
+                    kind: Kind::Service,
+                    name: n.to_string(),
+                    stack: "s".into(),
+                    diff: vec![],
+                    desired: None,
+                    live_id: None,
+                    live_version: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn report(plan: &Plan) -> Report<'_> {
+        static NO_VIOLATIONS: std::sync::LazyLock<
+            std::collections::BTreeMap<String, Vec<Violation>>,
+        > = std::sync::LazyLock::new(Default::default);
+        Report {
+            plan,
+            commit: None,
+            stack_errors: &[],
+            policy_errors: &[],
+            violations: &[],
+            violations_by_stack: &NO_VIOLATIONS,
+            unmanaged: &[],
+        }
+    }
+
+    #[test]
+    fn a_clusters_document_holds_one_plan_document_per_cluster() {
+        let (a, b) = (plan(&["s_web", "s_db"]), plan(&["s_web"]));
+        let docs = vec![
+            for_cluster(document(&report(&a)), "staging", "unix:///x".into()),
+            for_cluster(document(&report(&b)), "production", "ssh://mgr".into()),
+        ];
+        let v = serde_json::to_value(ClustersDocument::new(docs)).unwrap();
+        assert_eq!(v["format_version"], FORMAT_VERSION);
+        assert_eq!(v["summary"]["create"], 3);
+        assert_eq!(v["clusters"][0]["cluster"], "staging");
+        assert_eq!(v["clusters"][0]["endpoint"], "unix:///x");
+        assert_eq!(v["clusters"][1]["changes"][0]["cluster"], "production");
+        assert_eq!(v["clusters"][1]["summary"]["create"], 1);
+        // The single-swarm document is unchanged: no cluster fields at all.
+        let single = json(&report(&a));
+        assert!(single.get("cluster").is_none() && single.get("endpoint").is_none());
+        assert!(single["changes"][0].get("cluster").is_none());
+    }
+}
