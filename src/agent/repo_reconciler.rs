@@ -137,7 +137,7 @@ impl Reconciler for Pipeline {
     async fn snapshot(&self) -> Result<Snapshot, ReconcileError> {
         let snapshot = self.resolve().await.map_err(ReconcileError::Source)?;
         let (tree, redactor) = self.tree(&snapshot).await.map_err(ReconcileError::Source)?;
-        crate::source::discover(&tree)
+        pipeline::stack_entries(&tree, &self.scope)
             .map_err(|e| ReconcileError::Source(redactor.redact(&e.to_string())))?;
         Ok(snapshot)
     }

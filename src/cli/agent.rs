@@ -44,7 +44,10 @@ pub async fn run(args: AgentCmd) -> Result<ExitStatus> {
     opts.redactor = redactor.clone();
     let pipeline = Pipeline {
         source,
-        scope: settings::scope(repo_args, args.prune.prune),
+        scope: shoal::pipeline::Scope {
+            cluster: args.cluster.clone(),
+            ..settings::scope(repo_args, args.prune.prune)
+        },
         engine: Engine::connect().await?,
         apply: ApplyOptions {
             wait: true,

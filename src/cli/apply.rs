@@ -44,6 +44,9 @@ fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<V
 }
 
 pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
+    if args.clusters.given() {
+        return super::clusters::apply(args).await;
+    }
     let saved = match args.plan_file.clone() {
         Some(file) => Some((restore_saved(&file, &mut args)?, file)),
         None => None,
@@ -92,6 +95,25 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
         }
     }
     let engine = Engine::connect().await?;
+    match write(&engine, &p, &args).await? {
+        Ok(writes) => println!("Apply complete: {writes} writes."),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(ExitStatus::Error);
+        }
+    }
+    Ok(ExitStatus::Ok)
+}
+
+/// Write a planned run to `engine` in dependency order (waves, health
+/// gates, rollback on failure when asked) and record it in the stacks'
+/// history: the number of writes, or what went wrong, for people (the
+/// run then exits 1). Errors of the engine itself come back as `Err`.
+pub async fn write(
+    engine: &Engine,
+    p: &Planned,
+    args: &ApplyArgs,
+) -> Result<std::result::Result<usize, String>> {
     let registry_auth = if args.registry.with_registry_auth {
         Some(Credentials::from_env()?)
     } else {
@@ -108,24 +130,19 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
     };
     let progress = |line: &str| apply::waves::print_progress(line, live);
     let order = apply::Order::from_desired(&p.desired);
-    let result = apply::apply_ordered(&engine, &p.plan, &order, &opts, &progress).await;
-    super::history::record(&engine, &p, result.as_ref().err()).await;
-    let report = match result {
-        Ok(report) => report,
-        Err(e) if e.report().is_some() && !e.rolled_back() => {
-            eprintln!("error: {}", p.source.redactor.redact(&e.to_string()));
-            eprintln!("what this run wrote stays as it is (--rollback-on-failure restores the specs before the run)");
-            return Ok(ExitStatus::Error);
-        }
-        Err(e) => return Err(anyhow::anyhow!(p.source.redactor.redact(&e.to_string()))),
-    };
-    if !report.not_converged.is_empty() {
-        eprintln!(
-            "error: these services did not converge: {}",
+    let result = apply::apply_ordered(engine, &p.plan, &order, &opts, &progress).await;
+    super::history::record(engine, p, result.as_ref().err()).await;
+    let redact = |e: &dyn std::fmt::Display| p.source.redactor.redact(&e.to_string());
+    Ok(match result {
+        Ok(report) if !report.not_converged.is_empty() => Err(format!(
+            "these services did not converge: {}",
             report.not_converged.join(", ")
-        );
-        return Ok(ExitStatus::Error);
-    }
-    println!("Apply complete: {} writes.", report.writes);
-    Ok(ExitStatus::Ok)
+        )),
+        Ok(report) => Ok(report.writes),
+        Err(e) if e.report().is_some() && !e.rolled_back() => Err(format!(
+            "{}\nwhat this run wrote stays as it is (--rollback-on-failure restores the specs before the run)",
+            redact(&e)
+        )),
+        Err(e) => Err(redact(&e)),
+    })
 }

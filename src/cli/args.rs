@@ -192,6 +192,27 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[command(flatten)]
     pub prune: PruneArgs,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
+}
+
+/// Which swarms of a repository with `clusters/` a run covers.
+#[derive(Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// In a repository with clusters/: plan (or apply, validate) this
+    /// cluster against the engine its cluster.yml names (repeatable; apply
+    /// goes through them in the order given).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Every cluster of clusters/, in name order.
+    #[arg(long, conflicts_with = "clusters")]
+    pub all_clusters: bool,
+}
+
+impl ClusterArgs {
+    pub fn given(&self) -> bool {
+        self.all_clusters || !self.clusters.is_empty()
+    }
 }
 
 #[derive(Args)]
@@ -200,7 +221,7 @@ pub struct ApplyArgs {
     /// asking, or refuse (exit 1, nothing written) when the swarm or the
     /// source moved since. The source, stacks, --prune and --resolve-image
     /// come from the file.
-    #[arg(value_name = "FILE", conflicts_with_all = ["repo", "git_ref", "stacks", "prune", "resolve_image", "keep_versions"])]
+    #[arg(value_name = "FILE", conflicts_with_all = ["repo", "git_ref", "stacks", "prune", "resolve_image", "keep_versions", "clusters", "all_clusters"])]
     pub plan_file: Option<PathBuf>,
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -221,6 +242,8 @@ pub struct ApplyArgs {
     /// services written to converge.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
     /// On a failed rollout (a dependency or service not converging in
     /// time, Swarm rolling an update back, a failed job), restore the
     /// services this run changed to their specs before it, remove what it
@@ -274,6 +297,8 @@ pub struct ValidateArgs {
     pub facts: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -290,6 +315,10 @@ pub struct AgentCmd {
     pub notify: shoal::agent::notify::NotifyArgs,
     #[command(flatten)]
     pub prune: PruneArgs,
+    /// In a repository with clusters/: the cluster this agent keeps (only
+    /// its stacks; run one agent per swarm, on that swarm's managers).
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
     /// How long an apply waits for its services to converge, and for the
     /// dependencies of each wave (depends_on).
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod apply;
 pub mod args;
+pub mod clusters;
 pub mod history;
 pub mod plan;
 pub mod policy;

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 /// Everything a plan run produces, before rendering.
 pub struct Planned {
-    pub source: Source,
+    /// Shared by the clusters of one `--cluster` run: one source, one
+    /// commit, one redactor for all of them.
+    pub source: std::sync::Arc<Source>,
     pub desired: Desired,
     pub plan: Plan,
     pub notes: PlanNotes,
@@ -33,20 +35,35 @@ impl Planned {
 }
 
 pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
-    let source = Source::open(args)?;
+    let source = std::sync::Arc::new(Source::open(args)?);
     let scope = settings::scope(args, prune);
-    let desired = pipeline::load(
-        &source.tree,
-        &scope,
-        &settings::stack_env(args, EnvPolicy::All),
-    )
-    .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
-    let engine = Engine::connect().await?;
+    let env = settings::stack_env(args, EnvPolicy::All);
+    let (planned, _engine) = plan_source(source, &scope, &env, Engine::connect, images).await?;
+    Ok(planned)
+}
+
+/// Load `source` within `scope` and plan it against the engine `connect`
+/// reaches (connected only once the repository loads); the engine comes
+/// back with the plan, for an apply.
+pub async fn plan_source<F, C>(
+    source: std::sync::Arc<Source>,
+    scope: &pipeline::Scope,
+    env: &shoal::compose::Vars,
+    connect: C,
+    images: &ImageArgs,
+) -> Result<(Planned, Engine)>
+where
+    C: FnOnce() -> F,
+    F: std::future::Future<Output = Result<Engine, shoal::engine::EngineError>>,
+{
+    let desired = pipeline::load(&source.tree, scope, env)
+        .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
+    let engine = connect().await?;
     let pass = pipeline::plan(
         &source.tree,
         desired,
         &engine,
-        &scope,
+        scope,
         images.resolve_image,
         None,
     )
@@ -54,7 +71,7 @@ pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Resul
     let (violations, policy_errors) = pass.violations_and_errors();
     let mut plan = pass.plan;
     source.redactor.mark_sensitive(&mut plan);
-    Ok(Planned {
+    let planned = Planned {
         source,
         violations_by_stack: by_stack(&pass.verdicts),
         desired: pass.desired,
@@ -62,7 +79,8 @@ pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Resul
         notes: pass.notes,
         violations,
         policy_errors,
-    })
+    };
+    Ok((planned, engine))
 }
 
 fn commit_line(source: &Source) -> Option<String> {
@@ -126,25 +144,34 @@ pub fn json_doc(p: &Planned) -> serde_json::Value {
 
 /// What the run has to say besides the plan, for every output format.
 fn with_report<T>(p: &Planned, f: impl FnOnce(&render::Report) -> T) -> T {
-    let stack_errors: Vec<(String, String)> = p
-        .desired
+    let stack_errors = stack_errors(p);
+    f(&report(p, &stack_errors))
+}
+
+/// The stacks that failed to load, as (stack, message), for [`report`].
+pub fn stack_errors(p: &Planned) -> Vec<(String, String)> {
+    p.desired
         .errors
         .iter()
         .map(|e| (e.stack.clone(), e.message.clone()))
-        .collect();
-    f(&render::Report {
+        .collect()
+}
+
+/// `p` as the report every output format renders.
+pub fn report<'a>(p: &'a Planned, stack_errors: &'a [(String, String)]) -> render::Report<'a> {
+    render::Report {
         plan: &p.plan,
         commit: p.source.commit.as_ref().map(|c| render::Commit {
             id: &c.id,
             short: &c.short,
             summary: &c.summary,
         }),
-        stack_errors: &stack_errors,
+        stack_errors,
         policy_errors: &p.policy_errors,
         violations: &p.violations,
         violations_by_stack: &p.violations_by_stack,
         unmanaged: &p.notes.unmanaged,
-    })
+    }
 }
 
 /// Violations by stack, from the verdicts of a pass.
@@ -184,6 +211,9 @@ pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result
 }
 
 pub async fn run(args: PlanArgs) -> Result<ExitStatus> {
+    if args.clusters.given() {
+        return super::clusters::plan(args).await;
+    }
     let p = plan_run(&args.repo, args.prune.prune, &args.images).await?;
     if let Some(file) = &args.out {
         save_plan(file, &args, &p)?;
@@ -196,13 +226,19 @@ pub async fn run(args: PlanArgs) -> Result<ExitStatus> {
         }
         Format::Text => print_text(&p, settings::color(&args.repo)),
     }
-    Ok(if p.denied() {
+    Ok(status(&p, args.detailed_exitcode))
+}
+
+/// How a plan run ends: denied, else a stack failed, else (with
+/// `--detailed-exitcode`) changes, else ok.
+pub fn status(p: &Planned, detailed_exitcode: bool) -> ExitStatus {
+    if p.denied() {
         ExitStatus::Denied
     } else if !p.desired.errors.is_empty() {
         ExitStatus::Error
-    } else if args.detailed_exitcode && p.plan.has_changes() {
+    } else if detailed_exitcode && p.plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Ok
-    })
+    }
 }

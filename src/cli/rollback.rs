@@ -55,6 +55,7 @@ pub async fn run(args: RollbackArgs) -> Result<ExitStatus> {
         no_wait: false,
         timeout: args.timeout,
         rollback_on_failure: true,
+        clusters: Default::default(),
     };
     let code = super::apply::run(apply_args).await?;
     if code != ExitStatus::Ok {

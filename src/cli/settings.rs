@@ -103,6 +103,7 @@ pub fn scope(args: &RepoArgs, prune: bool) -> Scope {
         only: args.stacks.clone(),
         prune,
         keep_versions: args.keep_versions,
+        cluster: None,
     }
 }
 

@@ -11,34 +11,13 @@ use shoal::pipeline::{self, PlanNotes};
 use shoal::render::violations_text;
 
 pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
-    let source = Source::open(&args.repo)?;
+    if args.clusters.given() {
+        return super::clusters::validate(args);
+    }
+    let source = std::sync::Arc::new(Source::open(&args.repo)?);
     let scope = settings::scope(&args.repo, false);
-    let desired = pipeline::load(
-        &source.tree,
-        &scope,
-        &settings::stack_env(&args.repo, EnvPolicy::All),
-    )
-    .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
-    let facts = match &args.facts {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --facts {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a cluster facts document", path.display()))?
-        }
-        None => ClusterFacts::synthetic(args.nodes, args.managers),
-    };
-    let (policies, verdicts) = pipeline::check_policies(&source.tree, &desired, &facts);
-    let (violations, policy_errors) = pipeline::flatten_verdicts(&policies, &verdicts);
-    let p = Planned {
-        source,
-        desired,
-        plan: Plan::default(),
-        notes: PlanNotes::default(),
-        violations,
-        violations_by_stack: by_stack(&verdicts),
-        policy_errors,
-    };
+    let env = settings::stack_env(&args.repo, EnvPolicy::All);
+    let p = check(source, &scope, &env, facts(&args)?)?;
     let format = args.output.format();
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&json_doc(&p))?);
@@ -46,6 +25,15 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
         print_load_report(&p);
         print!("{}", markdown_doc(&p));
     } else {
+        print_text(&p, settings::color(&args.repo));
+    }
+    Ok(super::plan::status(&p, false))
+}
+
+/// What validate found, for people: each stack's size, the load report,
+/// the violations.
+pub fn print_text(p: &Planned, color: bool) {
+    {
         for stack in &p.desired.stacks {
             println!(
                 "stack {}: {} services, {} networks, {} configs, {} secrets",
@@ -56,17 +44,48 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
                 stack.secrets.len()
             );
         }
-        print_load_report(&p);
-        let text = violations_text(&p.violations, &p.policy_errors, settings::color(&args.repo));
+        print_load_report(p);
+        let text = violations_text(&p.violations, &p.policy_errors, color);
         if !text.is_empty() {
             print!("\n{}", p.source.redactor.redact(&text));
         }
     }
-    Ok(if p.denied() {
-        ExitStatus::Denied
-    } else if !p.desired.errors.is_empty() {
-        ExitStatus::Error
-    } else {
-        ExitStatus::Ok
+}
+
+/// The cluster facts policies are checked against: `--facts`, else
+/// `--nodes`/`--managers`.
+pub fn facts(args: &ValidateArgs) -> Result<ClusterFacts> {
+    Ok(match &args.facts {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --facts {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a cluster facts document", path.display()))?
+        }
+        None => ClusterFacts::synthetic(args.nodes, args.managers),
+    })
+}
+
+/// Load `source` within `scope` and check its policies against `facts`
+/// (named after `scope`'s cluster, if any): a plan without a swarm.
+pub fn check(
+    source: std::sync::Arc<Source>,
+    scope: &pipeline::Scope,
+    env: &shoal::compose::Vars,
+    mut facts: ClusterFacts,
+) -> Result<Planned> {
+    let desired = pipeline::load(&source.tree, scope, env)
+        .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
+    facts.name = scope.cluster.clone();
+    let (policies, verdicts) = pipeline::check_policies(&source.tree, &desired, &facts);
+    let (violations, policy_errors) = pipeline::flatten_verdicts(&policies, &verdicts);
+    Ok(Planned {
+        source,
+        desired,
+        plan: Plan::default(),
+        notes: PlanNotes::default(),
+        violations,
+        violations_by_stack: by_stack(&verdicts),
+        policy_errors,
     })
 }

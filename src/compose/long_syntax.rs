@@ -6,7 +6,7 @@
 use super::duration::parse_duration;
 use super::service::normalize_service;
 use super::units::parse_bytes;
-use crate::source::{lexical, Tree, SHARED_DIR};
+use crate::source::{lexical, Tree};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
@@ -409,10 +409,13 @@ fn normalize_object(
 /// (`$PWD/conf/x.conf`, which `docker stack deploy` reads as it is).
 ///
 /// Wherever it points, it must stay in the stack's own folder or the shared
-/// folder [`SHARED_DIR`]: a stack must not read another stack's files (its
+/// folder [`crate::source::SHARED_DIR`]: a stack must not read another stack's files (its
 /// secrets, which would then land in a config anyone can inspect).
 pub fn tree_path(stack_dir: &str, local_root: Option<&Path>, rel: &str) -> Result<String, String> {
-    let shared = SHARED_DIR;
+    // `stacks/_shared` for `stacks/<stack>`, a cluster's
+    // own `clusters/<name>/stacks/_shared` for its stacks.
+    let shared = crate::source::shared_dir_of(stack_dir);
+    let shared = shared.as_str();
     let parts = if rel.starts_with('~') {
         return Err(format!(
             "{rel:?} is outside the repository; use a path relative to the stack folder ({stack_dir})"
@@ -479,6 +482,19 @@ mod tree_path_tests {
         assert!(ok("~/x").unwrap_err().contains("outside the repository"));
         // The folder itself is not a file in it.
         assert!(ok(".").is_err());
+    }
+
+    #[test]
+    fn a_cluster_stack_reads_its_own_shared_folder_not_another_clusters() {
+        let ok = |rel| tree_path("clusters/prod/stacks/web", None, rel);
+        assert_eq!(
+            ok("../_shared/ca.pem").unwrap(),
+            "clusters/prod/stacks/_shared/ca.pem"
+        );
+        let e = ok("../../../staging/stacks/_shared/ca.pem").unwrap_err();
+        assert!(e.contains("clusters/prod/stacks/_shared/"), "{e}");
+        assert!(ok("../../../../stacks/_shared/ca.pem").is_err());
+        assert!(ok("../../cluster.yml").is_err());
     }
 
     #[test]

@@ -104,6 +104,11 @@ pub fn select(selection: EngineSelection) {
     let _ = SELECTION.set(selection);
 }
 
+/// What the command line chose (see [`select`]); empty before it did.
+pub fn selection() -> EngineSelection {
+    SELECTION.get().cloned().unwrap_or_default()
+}
+
 /// The endpoint this process talks to: the command line's choice (see
 /// [`select`]) over the environment and the docker config directory.
 pub fn current() -> Result<Endpoint, String> {

@@ -82,6 +82,7 @@ impl Engine {
         let nodes = self.get("list nodes", "/nodes").await?;
         let nodes = nodes.as_array().cloned().unwrap_or_default();
         Ok(ClusterFacts {
+            name: None,
             nodes: nodes.iter().map(node_facts).collect(),
         })
     }

@@ -132,6 +132,10 @@ pub struct NodeFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct ClusterFacts {
     pub nodes: Vec<NodeFacts>,
+    /// The cluster's name in a multi-cluster repository
+    /// (`clusters/<name>/`); policies see it as `input.cluster.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ClusterFacts {
@@ -147,6 +151,7 @@ impl ClusterFacts {
     /// of them managers.
     pub fn synthetic(nodes: usize, managers: usize) -> Self {
         ClusterFacts {
+            name: None,
             nodes: (1..=nodes)
                 .map(|i| NodeFacts {
                     id: format!("node-{i}"),

@@ -8,6 +8,7 @@ use crate::compose::{self, Vars};
 use crate::convert;
 use crate::model::{Desired, DesiredStack, StackError};
 use crate::secrets::DecryptingTree;
+use crate::source::clusters::{self, Cluster, Layout};
 use crate::source::{self, SourceError, Tree};
 
 /// Optional per-stack variables file, next to the stack file (plain, or a
@@ -27,6 +28,9 @@ pub struct Scope {
     pub prune: bool,
     /// Unused config/secret versions kept after a rotation.
     pub keep_versions: usize,
+    /// In a repository with `clusters/`: the cluster whose stacks the run
+    /// covers (`--cluster`); `None` for the single-swarm layout.
+    pub cluster: Option<String>,
 }
 
 impl Default for Scope {
@@ -35,6 +39,7 @@ impl Default for Scope {
             only: Vec::new(),
             prune: false,
             keep_versions: 1,
+            cluster: None,
         }
     }
 }
@@ -51,13 +56,24 @@ impl Scope {
 /// unknown `--stack` name) are returned as `Err`; errors of one stack are
 /// collected in [`Desired::errors`].
 pub fn load(tree: &RepoTree, scope: &Scope, env: &Vars) -> Result<Desired, SourceError> {
-    let entries = source::discover(tree)?;
+    let (entries, cluster) = stack_entries(tree, scope)?;
+    let cluster_env;
+    let env = match &cluster {
+        Some(c) => {
+            cluster_env = with_cluster_env(env, c);
+            &cluster_env
+        }
+        None => env,
+    };
     for wanted in &scope.only {
         if !entries.iter().any(|e| &e.name == wanted) {
             let known: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            let place = match &cluster {
+                Some(c) => format!("cluster {} of {}", c.name, tree.describe()),
+                None => format!("{}/stacks", tree.describe()),
+            };
             return Err(SourceError::Other(format!(
-                "--stack {wanted}: no such stack in {}/stacks (stacks: {})",
-                tree.describe(),
+                "--stack {wanted}: no such stack in {place} (stacks: {})",
                 if known.is_empty() {
                     "none".to_string()
                 } else {
@@ -106,6 +122,61 @@ fn refuse_bad_stack_needs(desired: &mut Desired, existing: &std::collections::BT
     }
 }
 
+/// The stacks a run covers before `--stack`: every stack of `stacks/` in
+/// the single-swarm layout; in a repository with `clusters/`, those of
+/// `scope.cluster` (its own and the shared ones it lists), with that
+/// cluster. A multi-cluster repository without a cluster, or a cluster
+/// in a single-swarm one, is an error: shoal never guesses the swarm.
+pub fn stack_entries(
+    tree: &dyn Tree,
+    scope: &Scope,
+) -> Result<(Vec<source::StackEntry>, Option<Cluster>), SourceError> {
+    match (clusters::discover_layout(tree)?, &scope.cluster) {
+        (Layout::Single, None) => Ok((source::discover(tree)?, None)),
+        (Layout::Single, Some(name)) => Err(SourceError::Other(format!(
+            "--cluster {name}: {} has no clusters/ folder; it is the single-swarm layout \
+             (stacks/ at the root): leave --cluster out",
+            tree.describe()
+        ))),
+        (layout @ Layout::Clusters(_), None) => Err(SourceError::Other(format!(
+            "{} describes several swarms (clusters: {}); pass --cluster NAME \
+             (plan, apply and validate also take --all-clusters)",
+            tree.describe(),
+            layout.names().join(", ")
+        ))),
+        (layout @ Layout::Clusters(_), Some(name)) => {
+            let Layout::Clusters(all) = &layout else {
+                unreachable!("matched as clusters just above")
+            };
+            let Some(cluster) = all.iter().find(|c| &c.name == name) else {
+                return Err(SourceError::Other(format!(
+                    "--cluster {name}: no such cluster in {} (clusters: {})",
+                    tree.describe(),
+                    layout.names().join(", ")
+                )));
+            };
+            Ok((
+                clusters::cluster_stacks(tree, cluster)?,
+                Some(cluster.clone()),
+            ))
+        }
+    }
+}
+
+/// The variables of a cluster's stacks: the process environment as
+/// `--env-allow` lets stacks read it, then the cluster's `env`, which wins
+/// (it is the environment that cluster's stacks are deployed in, so a
+/// variable set in the shell never overrides what `cluster.yml` says a
+/// production swarm gets). `stack.env` stays below both, as today.
+fn with_cluster_env(env: &Vars, cluster: &Cluster) -> Vars {
+    let mut vars = env.clone();
+    for (k, v) in &cluster.env {
+        vars.withheld.remove(k);
+        vars.map.insert(k.clone(), v.clone());
+    }
+    vars
+}
+
 fn load_stack(
     tree: &RepoTree,
     entry: &source::StackEntry,
@@ -152,4 +223,111 @@ pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String
     }
     vars.withheld = env.withheld.clone();
     Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Redactor;
+
+    fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, RepoTree) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        let inner: Box<dyn Tree> = Box::new(source::DirTree::new(dir.path()));
+        (
+            dir,
+            crate::secrets::DecryptingTree::from_env(inner, Redactor::new()),
+        )
+    }
+
+    fn cluster(name: &str) -> Scope {
+        Scope {
+            cluster: Some(name.into()),
+            ..Scope::default()
+        }
+    }
+
+    const WEB: &str =
+        "services:\n  web:\n    image: nginx:${TAG}\n    environment:\n      DOMAIN: ${DOMAIN}\n";
+
+    #[test]
+    fn a_cluster_loads_its_own_and_its_listed_stacks_with_its_env() {
+        let (_d, tree) = repo(&[
+            (
+                "clusters/prod/cluster.yml",
+                "engine: {context: prod}\nstacks: [web]\nenv: {DOMAIN: example.com}\n",
+            ),
+            ("clusters/prod/stacks/app/stack.yml", WEB),
+            (
+                "clusters/prod/stacks/app/stack.env",
+                "DOMAIN=from-stack-env\nTAG=1\n",
+            ),
+            ("clusters/dev/cluster.yml", "engine: {context: dev}\n"),
+            ("stacks/web/stack.yml", WEB),
+            ("stacks/web/stack.env", "TAG=2\n"),
+            ("stacks/other/stack.yml", WEB),
+        ]);
+        let mut env = Vars::default();
+        env.map.insert("DOMAIN".into(), "from-shell".into());
+        let desired = load(&tree, &cluster("prod"), &env).unwrap();
+        assert!(desired.errors.is_empty(), "{:?}", desired.errors);
+        let names: Vec<&str> = desired.stacks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["app", "web"], "`other` is not listed by prod");
+        for stack in &desired.stacks {
+            let env = &stack.services[0].spec["TaskTemplate"]["ContainerSpec"]["Env"];
+            assert_eq!(env[0], "DOMAIN=example.com", "cluster env wins: {env}");
+        }
+        let dev = load(&tree, &cluster("dev"), &env).unwrap();
+        assert!(dev.stacks.is_empty() && dev.errors.is_empty());
+        let e = load(
+            &tree,
+            &Scope {
+                only: vec!["other".into()],
+                ..cluster("prod")
+            },
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("--stack other: no such stack in cluster prod of"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shoal_never_guesses_the_swarm() {
+        let (_d, tree) = repo(&[
+            ("clusters/prod/cluster.yml", "engine: {context: prod}\n"),
+            ("clusters/dev/cluster.yml", "engine: {context: dev}\n"),
+        ]);
+        let e = stack_entries(&tree, &Scope::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("describes several swarms (clusters: dev, prod); pass --cluster NAME"),
+            "{e}"
+        );
+        let e = stack_entries(&tree, &cluster("qa"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--cluster qa: no such cluster in") && e.contains("(clusters: dev, prod)"),
+            "{e}"
+        );
+        let (_d, single) = repo(&[("stacks/web/stack.yml", WEB)]);
+        let e = stack_entries(&single, &cluster("prod"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--cluster prod:") && e.contains("single-swarm layout"),
+            "{e}"
+        );
+        let (entries, none) = stack_entries(&single, &Scope::default()).unwrap();
+        assert_eq!((entries.len(), none), (1, None));
+    }
 }

@@ -92,7 +92,7 @@ pub async fn plan(
     resolve: ResolveMode,
     digests: Option<&DigestCache>,
 ) -> Result<RepoPlan, EngineError> {
-    let (live, facts, network_ids) = tokio::try_join!(
+    let (live, mut facts, network_ids) = tokio::try_join!(
         engine.live_stacks(),
         engine.cluster_facts(),
         engine.network_ids()
@@ -107,6 +107,7 @@ pub async fn plan(
             });
         }
     }
+    facts.name = scope.cluster.clone();
     let (plan, notes) = diff_stacks(&desired, &live, &network_ids, scope);
     let (policies, verdicts) = check_policies(tree, &desired, &facts);
     Ok(RepoPlan {

@@ -73,6 +73,7 @@ impl<'a> Input<'a> {
                 })
                 .collect(),
             cluster: Cluster {
+                name: facts.name.as_deref(),
                 nodes: &facts.nodes,
                 node_count: facts.node_count(),
                 manager_count: facts.manager_count(),
@@ -128,6 +129,9 @@ struct External<'a> {
 
 #[derive(Serialize)]
 struct Cluster<'a> {
+    /// Only in a multi-cluster repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
     nodes: &'a [crate::model::NodeFacts],
     node_count: usize,
     manager_count: usize,
@@ -187,6 +191,7 @@ mod tests {
     #[test]
     fn summarises_the_cluster() {
         let facts = ClusterFacts {
+            name: None,
             nodes: vec![
                 node("a", "manager", "20.10.24"),
                 node("b", "worker", "20.10.24"),

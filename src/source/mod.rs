@@ -5,6 +5,7 @@ pub use open::{is_git_url, open, Location, OpenError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod clusters;
 mod digest;
 pub mod git;
 pub mod nesting;
@@ -41,6 +42,19 @@ pub const MAX_POLICY_BYTES: u64 = 4 * 1024 * 1024;
 /// The folder of `stacks/` whose files every stack may reference
 /// (`file: ../_shared/ca.pem`). It is not a stack itself.
 pub const SHARED_DIR: &str = "stacks/_shared";
+
+/// The name of the shared folder in any stacks folder: `stacks/_shared`,
+/// or `clusters/<name>/stacks/_shared` for a cluster's own stacks.
+pub const SHARED_NAME: &str = "_shared";
+
+/// The shared folder a stack in `stack_dir` may read files from: the
+/// `_shared` folder beside it (`stacks/web` -> `stacks/_shared`).
+pub fn shared_dir_of(stack_dir: &str) -> String {
+    match stack_dir.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, _)) => format!("{parent}/{SHARED_NAME}"),
+        None => SHARED_DIR.to_string(),
+    }
+}
 
 /// `1048576 bytes (1 MiB)`, for limit messages.
 pub fn bytes_text(n: u64) -> String {
@@ -416,15 +430,21 @@ pub struct StackEntry {
 /// is reported too (it cannot be a stack, and silently skipping it would
 /// look like "delete that stack" under `--prune`).
 pub fn discover(tree: &dyn Tree) -> Result<Vec<StackEntry>, SourceError> {
+    discover_in(tree, "stacks")
+}
+
+/// [`discover`] in the stacks folder `root` (`stacks`, or a cluster's
+/// `clusters/<name>/stacks`).
+pub fn discover_in(tree: &dyn Tree, root: &str) -> Result<Vec<StackEntry>, SourceError> {
     let mut stacks = Vec::new();
-    for name in tree.list("stacks")? {
-        let dir = format!("stacks/{name}");
+    for name in tree.list(root)? {
+        let dir = format!("{root}/{name}");
         if tree.is_file(&dir) {
             continue; // stacks/README.md and the like
         }
         // The shared folder holds files any stack may reference; it is not
         // a stack (and so never deployed, nor pruned).
-        if dir == SHARED_DIR {
+        if name == SHARED_NAME {
             continue;
         }
         let entries = match tree.list(&dir) {

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod git_http;
 pub mod receiver;
 pub mod registry;
+pub mod remote;
 pub mod sops;
 use std::process::Command;
 use std::time::{Duration, Instant};
