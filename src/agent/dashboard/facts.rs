@@ -88,26 +88,49 @@ pub struct StepEnd<'a> {
     pub now: SystemTime,
 }
 
+/// What the swarm remembers from before this agent started: the stack's
+/// applied history in its state record (oldest first), else the commit the
+/// record names.
+fn seed_history(record: &StackRecord) -> VecDeque<HistoryEntry> {
+    let from_record =
+        |commit: &str, outcome: Outcome, at: Option<&str>, error: Option<&str>| HistoryEntry {
+            commit: commit.to_string(),
+            outcome,
+            at: at.and_then(|t| humantime::parse_rfc3339(t).ok()),
+            error: error.map(str::to_string),
+            drift: false,
+            from_record: true,
+        };
+    if record.history.is_empty() {
+        return record
+            .commit
+            .iter()
+            .map(|c| from_record(c, Outcome::Applied, record.applied_at.as_deref(), None))
+            .collect();
+    }
+    let outcomes = [Outcome::Applied, Outcome::ApplyFailed, Outcome::RolledBack];
+    record
+        .history
+        .iter()
+        .take(HISTORY_LEN)
+        .rev()
+        .map(|e| {
+            let outcome = outcomes
+                .into_iter()
+                .find(|o| o.as_str() == e.outcome)
+                .unwrap_or(Outcome::ApplyFailed);
+            let error = (outcome != Outcome::Applied).then_some(e.summary.as_str());
+            from_record(&e.commit, outcome, Some(&e.at), error)
+        })
+        .collect()
+}
+
 impl PageFacts {
     /// Note the end of one stack's step.
     pub fn stack_done(&mut self, end: StepEnd<'_>) {
         let facts = self.stacks.entry(end.stack.to_string()).or_default();
         if facts.history.is_empty() {
-            // What the swarm remembers from before this agent started.
-            if let Some(commit) = &end.record_before.commit {
-                facts.history.push_back(HistoryEntry {
-                    commit: commit.clone(),
-                    outcome: Outcome::Applied,
-                    at: end
-                        .record_before
-                        .applied_at
-                        .as_deref()
-                        .and_then(|t| humantime::parse_rfc3339(t).ok()),
-                    error: None,
-                    drift: false,
-                    from_record: true,
-                });
-            }
+            facts.history = seed_history(end.record_before);
         }
         if let Some(text) = end.plan {
             facts.in_sync_since_plan = !end.plan_has_changes;
@@ -178,6 +201,48 @@ mod tests {
             applied_at: None,
             now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         }
+    }
+
+    #[test]
+    fn history_starts_from_the_records_applied_history_oldest_first() {
+        use crate::agent::history::Entry;
+        let entry = |commit: &str, outcome: &str, summary: &str| Entry {
+            commit: commit.into(),
+            at: "2026-11-30T00:00:00Z".into(),
+            outcome: outcome.into(),
+            summary: summary.into(),
+            by: "agent".into(),
+        };
+        let rec = StackRecord {
+            commit: Some("c1".into()),
+            history: vec![
+                entry("c2", "rolled-back", "task: non-zero exit (1)"),
+                entry("c1", "ok", "0 to create, 1 to update, 0 to delete"),
+                entry("c0", "ok", "2 to create, 0 to update, 0 to delete"),
+            ],
+            ..StackRecord::default()
+        };
+        let mut f = PageFacts::default();
+        f.stack_done(end(&rec, "c1", Outcome::NoChange));
+        let h: Vec<(&str, Outcome, Option<&str>)> = f.stacks["web"]
+            .history
+            .iter()
+            .map(|e| (e.commit.as_str(), e.outcome, e.error.as_deref()))
+            .collect();
+        assert_eq!(
+            h,
+            [
+                ("c0", Outcome::Applied, None),
+                ("c1", Outcome::Applied, None),
+                ("c2", Outcome::RolledBack, Some("task: non-zero exit (1)")),
+                ("c1", Outcome::NoChange, None),
+            ]
+        );
+        assert!(f.stacks["web"]
+            .history
+            .iter()
+            .take(3)
+            .all(|e| e.from_record && e.at.is_some()));
     }
 
     #[test]
