@@ -80,19 +80,8 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
         return Ok(ExitStatus::Ok);
     }
     // A saved plan was reviewed already: applying it is the approval.
-    if !args.auto_approve && saved.is_none() {
-        if !std::io::stdin().is_terminal() {
-            bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
-        }
-        print!("\nApply these changes? Only 'yes' is accepted: ");
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            println!("Apply cancelled; nothing was changed.");
-            return Ok(ExitStatus::Error);
-        }
+    if !args.auto_approve && saved.is_none() && !confirm("Apply these changes?")? {
+        return Ok(ExitStatus::Error);
     }
     let engine = Engine::connect().await?;
     match write(&engine, &p, &args).await? {
@@ -103,6 +92,25 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
         }
     }
     Ok(ExitStatus::Ok)
+}
+
+/// Ask `question` at the terminal: only `yes` goes on; anything else says
+/// the apply was cancelled. Without a terminal, an error that names
+/// `--auto-approve`.
+pub fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
+    }
+    print!("\n{question} Only 'yes' is accepted: ");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    let yes = answer.trim() == "yes";
+    if !yes {
+        println!("Apply cancelled; nothing was changed.");
+    }
+    Ok(yes)
 }
 
 /// Write a planned run to `engine` in dependency order (waves, health

@@ -16,7 +16,6 @@ use shoal::render::json::{self, ClustersDocument, ErrorDoc};
 use shoal::source::clusters::{discover_layout, Cluster, ClusterEngine, Layout};
 use shoal::source::Tree;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 
 /// The clusters a run covers, and the source they come from.
@@ -380,20 +379,12 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
         return Ok(ExitStatus::Ok);
     }
     if !args.auto_approve {
-        if !std::io::stdin().is_terminal() {
-            bail!("stdin is not a terminal: pass --auto-approve to apply without asking");
-        }
         let list: Vec<&str> = todo.iter().map(|r| r.cluster.name.as_str()).collect();
-        print!(
-            "\nApply these changes to cluster {}, in that order? Only 'yes' is accepted: ",
+        let question = format!(
+            "Apply these changes to cluster {}, in that order?",
             list.join(", ")
         );
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            println!("Apply cancelled; nothing was changed.");
+        if !super::apply::confirm(&question)? {
             return Ok(ExitStatus::Error);
         }
     }
