@@ -26,6 +26,49 @@ pub struct Ctx {
 /// A whole page: header, the live region (replaced by the page's script
 /// every few seconds), footer.
 pub fn page(title: &str, ctx: &Ctx, live_src: &str, live: Markup) -> Markup {
+    let scripts = html! {
+        noscript { meta http-equiv="refresh" content="30"; }
+        script src=(super::JS_PATH) defer {}
+    };
+    document(
+        title,
+        scripts,
+        html! {
+            a.skip href="#live" { "Skip to content" }
+            header.top {
+                a.brand href="/" { "shoal" }
+                span.sub { "GitOps agent for Docker Swarm" }
+                nav aria-label="Session" {
+                    @if ctx.signed_in {
+                        form method="post" action="/logout" {
+                            button.link type="submit" { "Sign out" }
+                        }
+                    } @else if ctx.can_sign_in {
+                        a href="/login" { "Sign in" }
+                    }
+                }
+            }
+            @if let Some(n) = &ctx.notice {
+                p.notice role="status" { (n) }
+            }
+            main #live data-src=(live_src) aria-busy="false" {
+                (live)
+            }
+            footer {
+                p #updated {
+                    "Shown at " (clock(ctx.now)) ". "
+                    span.js-only { "Updates live every few seconds." }
+                    noscript { "Reload the page to update (it reloads itself every 30 s)." }
+                }
+                p { "Machine-readable: " a href="/status" { "/status" } " · " a href="/metrics" { "/metrics" } }
+            }
+        },
+    )
+}
+
+/// Every page's document: the same head (charset, viewport, dark colour
+/// scheme, title, the embedded stylesheet) with `head_extra`, then `body`.
+fn document(title: &str, head_extra: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -36,39 +79,9 @@ pub fn page(title: &str, ctx: &Ctx, live_src: &str, live: Markup) -> Markup {
                 title { (title) " · shoal" }
                 link rel="icon" href="data:,";
                 link rel="stylesheet" href=(super::CSS_PATH);
-                noscript { meta http-equiv="refresh" content="30"; }
-                script src=(super::JS_PATH) defer {}
+                (head_extra)
             }
-            body {
-                a.skip href="#live" { "Skip to content" }
-                header.top {
-                    a.brand href="/" { "shoal" }
-                    span.sub { "GitOps agent for Docker Swarm" }
-                    nav aria-label="Session" {
-                        @if ctx.signed_in {
-                            form method="post" action="/logout" {
-                                button.link type="submit" { "Sign out" }
-                            }
-                        } @else if ctx.can_sign_in {
-                            a href="/login" { "Sign in" }
-                        }
-                    }
-                }
-                @if let Some(n) = &ctx.notice {
-                    p.notice role="status" { (n) }
-                }
-                main #live data-src=(live_src) aria-busy="false" {
-                    (live)
-                }
-                footer {
-                    p #updated {
-                        "Shown at " (clock(ctx.now)) ". "
-                        span.js-only { "Updates live every few seconds." }
-                        noscript { "Reload the page to update (it reloads itself every 30 s)." }
-                    }
-                    p { "Machine-readable: " a href="/status" { "/status" } " · " a href="/metrics" { "/metrics" } }
-                }
-            }
+            body { (body) }
         }
     }
 }
@@ -307,58 +320,41 @@ pub fn login(message: Option<&str>, actions: bool, read_needs_token: bool) -> Ma
         (false, true) => "the status token (--status-token-file) to see the stacks",
         (false, false) => "",
     };
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="dark";
-                title { "Sign in · shoal" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href=(super::CSS_PATH);
-            }
-            body {
-                header.top { a.brand href="/" { "shoal" } }
-                main.login {
-                    h1 { "Sign in" }
-                    @if what.is_empty() {
-                        p { "This agent needs no token: the dashboard is open and has no actions (start the agent with --ui-token-file to enable them)." }
-                        p { a href="/" { "To the dashboard" } }
-                    } @else {
-                        p { "Paste " (what) "." }
-                        @if let Some(m) = message { p.alert role="alert" { (m) } }
-                        form method="post" action="/login" {
-                            label for="token" { "Token" }
-                            input #token name="token" type="password" autocomplete="current-password" required autofocus;
-                            button type="submit" { "Sign in" }
-                        }
-                        p.muted { "Signing in sets a cookie (HttpOnly, SameSite=Strict) for 12 hours; it holds no token." }
+    document(
+        "Sign in",
+        html! {},
+        html! {
+            header.top { a.brand href="/" { "shoal" } }
+            main.login {
+                h1 { "Sign in" }
+                @if what.is_empty() {
+                    p { "This agent needs no token: the dashboard is open and has no actions (start the agent with --ui-token-file to enable them)." }
+                    p { a href="/" { "To the dashboard" } }
+                } @else {
+                    p { "Paste " (what) "." }
+                    @if let Some(m) = message { p.alert role="alert" { (m) } }
+                    form method="post" action="/login" {
+                        label for="token" { "Token" }
+                        input #token name="token" type="password" autocomplete="current-password" required autofocus;
+                        button type="submit" { "Sign in" }
                     }
+                    p.muted { "Signing in sets a cookie (HttpOnly, SameSite=Strict) for 12 hours; it holds no token." }
                 }
             }
-        }
-    }
+        },
+    )
 }
 
 /// A small page for "not found" and "not allowed".
 pub fn message(title: &str, text: &str) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · shoal" }
-                link rel="icon" href="data:,";
-                link rel="stylesheet" href=(super::CSS_PATH);
-            }
-            body {
-                header.top { a.brand href="/" { "shoal" } }
-                main { h1 { (title) } p { (text) } p { a href="/" { "To the dashboard" } } }
-            }
-        }
-    }
+    document(
+        title,
+        html! {},
+        html! {
+            header.top { a.brand href="/" { "shoal" } }
+            main { h1 { (title) } p { (text) } p { a href="/" { "To the dashboard" } } }
+        },
+    )
 }
 
 fn sync_button(stack: &str) -> Markup {

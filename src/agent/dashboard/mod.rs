@@ -118,6 +118,21 @@ struct Dash {
 impl Dash {
     /// The status as the page may show it: `/status`'s masking, and the
     /// same for the plans and errors only the page shows.
+    /// What a reader of the pages gets: their grant, the agent's status
+    /// and the commits it names; the sign-in page when they may not read.
+    async fn read(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<(Grant, AgentStatus, view::Commits), Response> {
+        let grant = self.access.grant(headers, SystemTime::now());
+        if !self.access.can_read(grant) {
+            return Err(sign_in_first(self));
+        }
+        let status = self.status();
+        let commits = self.source.commits(view::commit_ids(&status)).await;
+        Ok((grant, status, commits))
+    }
+
     fn status(&self) -> AgentStatus {
         let mut s = self.http.snapshot();
         let m = |t: &mut String| *t = mask::error_text(&self.http.redactor, t);
@@ -191,22 +206,14 @@ async fn overview(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let grant = d.access.grant(&headers, SystemTime::now());
-    if !d.access.can_read(grant) {
-        return sign_in_first(&d);
-    }
-    let status = d.status();
-    let commits = d.source.commits(view::commit_ids(&status)).await;
+    let (grant, status, commits) = match d.read(&headers).await {
+        Ok(seen) => seen,
+        Err(sign_in) => return sign_in,
+    };
     let o = view::overview(&status, &commits);
     let ctx = d.ctx(grant, &headers, None);
     let live = html::overview(&o, &ctx);
-    if q.fragment.as_deref() == Some("live") {
-        return html_response(StatusCode::OK, live);
-    }
-    html_response(
-        StatusCode::OK,
-        html::page("Stacks", &ctx, "/?fragment=live", live),
-    )
+    live_or_page(&q, "Stacks", &ctx, "/?fragment=live", live)
 }
 
 async fn stack(
@@ -215,12 +222,10 @@ async fn stack(
     headers: HeaderMap,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let grant = d.access.grant(&headers, SystemTime::now());
-    if !d.access.can_read(grant) {
-        return sign_in_first(&d);
-    }
-    let status = d.status();
-    let commits = d.source.commits(view::commit_ids(&status)).await;
+    let (grant, status, commits) = match d.read(&headers).await {
+        Ok(seen) => seen,
+        Err(sign_in) => return sign_in,
+    };
     let Some(p) = view::stack_page(&status, &name, &commits) else {
         return html_response(
             StatusCode::NOT_FOUND,
@@ -236,14 +241,23 @@ async fn stack(
         .then(|| format!("Sync of {name} queued: the next pass starts now."));
     let ctx = d.ctx(grant, &headers, notice);
     let live = html::stack(&p, &ctx);
+    let live_src = format!("{}?fragment=live", html::stack_href(&name));
+    live_or_page(&q, &name, &ctx, &live_src, live)
+}
+
+/// The live region alone when the page's script asks for it
+/// (`?fragment=live`), else the whole page around it.
+fn live_or_page(
+    q: &PageQuery,
+    title: &str,
+    ctx: &html::Ctx,
+    live_src: &str,
+    live: maud::Markup,
+) -> Response {
     if q.fragment.as_deref() == Some("live") {
         return html_response(StatusCode::OK, live);
     }
-    let href = html::stack_href(&name);
-    html_response(
-        StatusCode::OK,
-        html::page(&name, &ctx, &format!("{href}?fragment=live"), live),
-    )
+    html_response(StatusCode::OK, html::page(title, ctx, live_src, live))
 }
 
 /// "Sync now": a pass right away, with the stack's retry wait skipped.
