@@ -22,24 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/repo/stacks/br"
-{
-  echo 'version: "3.8"'
-  echo 'services:'
-  for i in $(seq 1 "$n"); do
-    cat <<SVC
-  s$i:
-    image: busybox:1.36
-    command: ["sleep", "86400"]
-    environment:
-      INDEX: "$i"
-    deploy:
-      replicas: 0
-      labels:
-        bench: "yes"
-SVC
-  done
-} >"$work/repo/stacks/br/stack.yml"
+# shellcheck source=lib/bench-stack.sh
+. scripts/lib/bench-stack.sh
+bench_stack "$work/repo/stacks/br" "$n"
 
 # A client certificate and an ssh key of our own.
 certs=$work/certs

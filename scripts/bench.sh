@@ -12,28 +12,10 @@ shoal=target/release/shoal
 work=$(mktemp -d)
 trap 'docker stack rm bd >/dev/null 2>&1 || true; docker stack rm bs >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-gen() { # gen <dir> : a stack file with $n services
-  mkdir -p "$1"
-  {
-    echo 'version: "3.8"'
-    echo 'services:'
-    for i in $(seq 1 "$n"); do
-      cat <<SVC
-  s$i:
-    image: busybox:1.36
-    command: ["sleep", "86400"]
-    environment:
-      INDEX: "$i"
-    deploy:
-      replicas: 0
-      labels:
-        bench: "yes"
-SVC
-    done
-  } > "$1/stack.yml"
-}
-gen "$work/repo/stacks/bs"
-gen "$work/docker"
+# shellcheck source=lib/bench-stack.sh
+. scripts/lib/bench-stack.sh
+bench_stack "$work/repo/stacks/bs" "$n"
+bench_stack "$work/docker" "$n"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN { printf "%.3f", a - b }'; }
