@@ -231,13 +231,8 @@ mod tests {
     use crate::secrets::Redactor;
 
     fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, RepoTree) {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, text).unwrap();
-        }
-        let inner: Box<dyn Tree> = Box::new(source::DirTree::new(dir.path()));
+        let (dir, tree) = source::testing::dir_repo(files);
+        let inner: Box<dyn Tree> = Box::new(tree);
         (
             dir,
             crate::secrets::DecryptingTree::from_env(inner, Redactor::new()),

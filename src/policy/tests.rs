@@ -3,20 +3,9 @@
 //! `run_tests`, and evaluated over the seed's Steedos cluster stack).
 use super::*;
 use crate::model::DesiredObject;
+use crate::source::testing::dir_repo as repo;
 use crate::source::DirTree;
 use serde_json::{json, Value};
-
-/// A repository holding `files` (path, text).
-fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, DirTree) {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, text) in files {
-        let full = dir.path().join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, text).unwrap();
-    }
-    let tree = DirTree::new(dir.path());
-    (dir, tree)
-}
 
 fn facts(nodes: usize) -> ClusterFacts {
     ClusterFacts::synthetic(nodes, 1)

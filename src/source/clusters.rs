@@ -349,18 +349,7 @@ pub fn cluster_stacks(tree: &dyn Tree, cluster: &Cluster) -> Result<Vec<StackEnt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::DirTree;
-
-    fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, DirTree) {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, text).unwrap();
-        }
-        let tree = DirTree::new(dir.path());
-        (dir, tree)
-    }
+    use crate::source::testing::dir_repo as repo;
 
     fn err<T: std::fmt::Debug>(r: Result<T, SourceError>) -> String {
         r.unwrap_err().to_string()

@@ -11,6 +11,25 @@ pub mod git;
 pub mod nesting;
 mod open;
 
+/// Test support for the stages that read a repository.
+#[cfg(test)]
+pub mod testing {
+    use super::DirTree;
+
+    /// A directory repository holding `files` (path, text); the directory
+    /// lives as long as the returned guard.
+    pub fn dir_repo(files: &[(&str, &str)]) -> (tempfile::TempDir, DirTree) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        let tree = DirTree::new(dir.path());
+        (dir, tree)
+    }
+}
+
 /// The stack file names a stack folder may hold (exactly one of them).
 pub const STACK_FILE_NAMES: [&str; 5] = [
     "stack.yml",
