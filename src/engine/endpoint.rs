@@ -296,6 +296,18 @@ fn parse_ssh(host: &str, from: &str) -> Result<SshEndpoint, String> {
     let socket = Some(url.path())
         .filter(|p| !p.is_empty() && *p != "/")
         .map(str::to_string);
+    // The socket path goes into the command line ssh hands to the remote
+    // shell (`docker --host unix://PATH ...`): characters that shell would
+    // read (`;`, `$`, `|`, quotes, ...) could run commands there, and a
+    // cluster.yml in the repository may name this host.
+    if let Some(path) = &socket {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+        if !path.chars().all(plain) {
+            return Err(bad(&format!(
+                "the socket path {path:?} may hold only letters, digits, '/', '.', '_' and '-'"
+            )));
+        }
+    }
     Ok(SshEndpoint {
         user,
         host: name.to_string(),
@@ -567,6 +579,16 @@ mod tests {
         assert_eq!(ssh("ssh://u@h:22").unwrap().to_string(), "ssh://u@h:22");
         assert!(ssh("ssh://u:pw@h").unwrap_err().contains("password"));
         assert!(ssh("ssh://-oProxyCommand=x").is_err());
+        for injected in [
+            "ssh://h/run/docker.sock;touch${IFS}/tmp/x",
+            "ssh://h/x|id",
+            "ssh://h/x$(id)",
+            "ssh://h/x&id",
+            "ssh://h/x'y",
+        ] {
+            let err = ssh(injected).unwrap_err();
+            assert!(err.contains("may hold only"), "{injected}: {err}");
+        }
         assert!(ssh("npipe:////./pipe/docker")
             .unwrap_err()
             .contains("not supported"));
