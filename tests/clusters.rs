@@ -7,7 +7,8 @@
 //!
 //! Ignored unless asked for: `.ci/run` brings the remote engine up and
 //! runs `cargo test --test clusters -- --ignored` in the same step as
-//! `remote_engine`.
+//! `remote_engine`. The test that a repository cannot pick an engine the
+//! operator did not allow needs no engine and always runs.
 mod common;
 
 use common::remote::*;
@@ -61,6 +62,11 @@ fn fixture(prefix: &str) -> Fixture {
     // TLS for the `tcp://` host of `remote`, as for `-H`; `local` is a
     // unix socket, which TLS settings do not touch.
     let env = vec![
+        // The operator allows the two hosts the repository names.
+        (
+            "SHOAL_ALLOW_HOSTS".to_string(),
+            format!("unix:///var/run/docker.sock,{}", tls_host()),
+        ),
         ("DOCKER_TLS_VERIFY".to_string(), "1".to_string()),
         (
             "DOCKER_CERT_PATH".to_string(),
@@ -103,6 +109,97 @@ fn created_services(doc: &Value) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Whether something connects to `listener` within `wait` (the
+/// connection is closed at once).
+fn connected(listener: &std::net::TcpListener, wait: std::time::Duration) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match listener.accept() {
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+/// A repository that names a host of its own (here a listener of this
+/// test, standing for an attacker's engine) is refused before anything
+/// connects to it, on plan and apply alike; once the operator allows that
+/// exact host, shoal does go there.
+#[test]
+fn a_cluster_host_the_operator_did_not_allow_is_never_contacted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("tcp://{}", listener.local_addr().unwrap());
+    let repo = Repo::new();
+    repo.write(
+        "clusters/prod/cluster.yml",
+        &format!("engine:\n  host: {host}\n"),
+    );
+    repo.write(
+        "clusters/prod/stacks/app/stack.yml",
+        "services:\n  app:\n    image: busybox:1.36\n",
+    );
+    let dir = repo.path().to_str().unwrap();
+    let refused =
+        format!("clusters/prod/cluster.yml: engine.host: {host} is not an engine this run may use");
+    for cmd in ["plan", "apply"] {
+        let mut args = vec![cmd, "--repo", dir, "--cluster", "prod"];
+        if cmd == "apply" {
+            args.push("--auto-approve");
+        }
+        let o = shoal_env(&args, &[("SHOAL_ALLOW_HOSTS", "")]);
+        assert_code(&o, 1);
+        assert!(stderr(&o).contains(&refused), "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("--allow-host {host}")),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!connected(&listener, std::time::Duration::ZERO), "{cmd}");
+    }
+    // Another host allowed is not this one.
+    let o = shoal_env(
+        &["plan", "--repo", dir, "--cluster", "prod"],
+        &[(
+            "SHOAL_ALLOW_HOSTS",
+            "tcp://127.0.0.1:1,unix:///var/run/docker.sock",
+        )],
+    );
+    assert_code(&o, 1);
+    assert!(stderr(&o).contains(&refused), "{}", stderr(&o));
+    assert!(!connected(&listener, std::time::Duration::ZERO));
+
+    // Allowed by the operator: shoal connects (and fails, the listener
+    // being no engine), by flag and by environment.
+    for (args, env) in [
+        (vec!["--allow-host", host.as_str()], vec![]),
+        (vec![], vec![("SHOAL_ALLOW_HOSTS", host.as_str())]),
+    ] {
+        let mut all = vec!["plan", "--repo", dir, "--cluster", "prod"];
+        all.extend(args);
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(&all)
+            .envs(env)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            connected(&listener, std::time::Duration::from_secs(30)),
+            "shoal never connected to the allowed host"
+        );
+        let o = child.wait_with_output().unwrap();
+        assert!(!stderr(&o).contains(&refused), "{}", stderr(&o));
+    }
 }
 
 #[test]
@@ -272,6 +369,11 @@ fn a_failing_cluster_fails_the_run_and_blocks_every_apply() {
     )
     .unwrap();
     let env = vec![
+        // The operator allows the two hosts the repository names.
+        (
+            "SHOAL_ALLOW_HOSTS".to_string(),
+            format!("unix:///var/run/docker.sock,{}", tls_host()),
+        ),
         ("DOCKER_TLS_VERIFY".to_string(), "1".to_string()),
         (
             "DOCKER_CERT_PATH".to_string(),

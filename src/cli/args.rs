@@ -194,6 +194,8 @@ pub struct PlanArgs {
     pub prune: PruneArgs,
     #[command(flatten)]
     pub clusters: ClusterArgs,
+    #[command(flatten)]
+    pub allow: AllowHostArgs,
 }
 
 /// Which swarms of a repository with `clusters/` a run covers.
@@ -207,6 +209,23 @@ pub struct ClusterArgs {
     /// Every cluster of clusters/, in name order.
     #[arg(long, conflicts_with = "clusters")]
     pub all_clusters: bool,
+}
+
+/// The engines a repository's cluster.yml may name by host (plan, apply).
+#[derive(Args, Clone, Default)]
+pub struct AllowHostArgs {
+    /// Let a cluster.yml use this engine.host (exactly as written there;
+    /// repeatable, or comma-separated in SHOAL_ALLOW_HOSTS). A repository
+    /// may name any docker context configured on this machine, but no host
+    /// the operator has not allowed: the engine would read the plans and
+    /// receive this machine's registry credentials.
+    #[arg(
+        long = "allow-host",
+        value_name = "HOST",
+        env = "SHOAL_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_hosts: Vec<String>,
 }
 
 impl ClusterArgs {
@@ -244,6 +263,8 @@ pub struct ApplyArgs {
     pub timeout: Duration,
     #[command(flatten)]
     pub clusters: ClusterArgs,
+    #[command(flatten)]
+    pub allow: AllowHostArgs,
     /// On a failed rollout (a dependency or service not converging in
     /// time, Swarm rolling an update back, a failed job), restore the
     /// services this run changed to their specs before it, remove what it

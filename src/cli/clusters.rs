@@ -82,8 +82,25 @@ fn select(repo: &RepoArgs, flags: &ClusterArgs) -> Result<Selected> {
 /// The engine of `cluster`, resolved as `-H`/`--context` would be
 /// (`DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` for a `tcp://` host, the
 /// context store for a context; `--insecure-skip-tls-verify` applies).
-fn endpoint_of(cluster: &Cluster) -> Result<Endpoint, String> {
+///
+/// The repository is untrusted: whoever can push could otherwise point a
+/// run at an engine of theirs, which would then read the plan and receive
+/// the registry credentials of the machine running shoal. So a
+/// `cluster.yml` may name a docker context (configured on this machine by
+/// its operator) freely, but a host only when the operator allows exactly
+/// that host (`--allow-host`, `SHOAL_ALLOW_HOSTS`); nothing is contacted
+/// otherwise.
+fn endpoint_of(cluster: &Cluster, allowed_hosts: &[String]) -> Result<Endpoint, String> {
     let (host, context) = match &cluster.engine {
+        ClusterEngine::Host(h) if !allowed_hosts.contains(h) => {
+            return Err(format!(
+                "{}: engine.host: {h} is not an engine this run may use: a repository cannot \
+                 choose the engine on its own (it would receive this machine's registry \
+                 credentials); name a docker context configured here (engine.context), or \
+                 allow the host with --allow-host {h} (or SHOAL_ALLOW_HOSTS)",
+                cluster.file()
+            ))
+        }
         ClusterEngine::Host(h) => (Some(h.clone()), None),
         ClusterEngine::Context(c) => (None, Some(c.clone())),
     };
@@ -112,12 +129,13 @@ async fn plan_all(
     repo: &RepoArgs,
     prune: bool,
     images: &super::args::ImageArgs,
+    allowed_hosts: &[String],
 ) -> Vec<ClusterRun> {
     let env = settings::stack_env(repo, EnvPolicy::All);
     let mut runs = Vec::new();
     for cluster in &selected.clusters {
         let redact = |m: String| selected.source.redactor.redact(&m);
-        let endpoint = match endpoint_of(cluster) {
+        let endpoint = match endpoint_of(cluster, allowed_hosts) {
             Ok(e) => e,
             Err(e) => {
                 runs.push(ClusterRun {
@@ -302,7 +320,14 @@ pub async fn plan(args: PlanArgs) -> Result<ExitStatus> {
         );
     }
     let selected = select(&args.repo, &args.clusters)?;
-    let runs = plan_all(&selected, &args.repo, args.prune.prune, &args.images).await;
+    let runs = plan_all(
+        &selected,
+        &args.repo,
+        args.prune.prune,
+        &args.images,
+        &args.allow.allow_hosts,
+    )
+    .await;
     let color = settings::color(&args.repo);
     print_runs(&selected.source, &runs, args.output.format(), true, |p| {
         plan::print_text(p, color)
@@ -345,7 +370,14 @@ pub fn validate(args: ValidateArgs) -> Result<ExitStatus> {
 /// before the next; a failure stops there and says which were applied.
 pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
     let selected = select(&args.repo, &args.clusters)?;
-    let runs = plan_all(&selected, &args.repo, args.prune.prune, &args.images).await;
+    let runs = plan_all(
+        &selected,
+        &args.repo,
+        args.prune.prune,
+        &args.images,
+        &args.allow.allow_hosts,
+    )
+    .await;
     let color = settings::color(&args.repo);
     print_grouped(&runs, true, |p| plan::print_text(p, color));
     let names = |pick: &dyn Fn(&ClusterRun) -> bool| {
@@ -453,18 +485,58 @@ mod tests {
             stacks: vec![],
             env: BTreeMap::new(),
         };
+        let allowed = ["ssh://deploy@mgr:2222".to_string(), "ftp://x".to_string()];
         assert_eq!(
-            endpoint_of(&c).unwrap().to_string(),
+            endpoint_of(&c, &allowed).unwrap().to_string(),
             "ssh://deploy@mgr:2222"
         );
         let bad = Cluster {
             engine: ClusterEngine::Host("ftp://x".into()),
             ..c
         };
-        let e = endpoint_of(&bad).unwrap_err();
+        let e = endpoint_of(&bad, &allowed).unwrap_err();
         assert!(
             e.starts_with("clusters/remote/cluster.yml: engine: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_host_the_operator_did_not_allow_is_refused_before_anything_is_contacted() {
+        let c = Cluster {
+            name: "prod".into(),
+            engine: ClusterEngine::Host("tcp://attacker.example:2375".into()),
+            stacks: vec![],
+            env: BTreeMap::new(),
+        };
+        for allowed in [
+            vec![],
+            vec!["tcp://attacker.example:2376".to_string()],
+            vec!["tcp://ATTACKER.example:2375".to_string()],
+        ] {
+            let e = endpoint_of(&c, &allowed).unwrap_err();
+            assert!(
+                e.starts_with(
+                    "clusters/prod/cluster.yml: engine.host: tcp://attacker.example:2375 is not \
+                     an engine this run may use"
+                ),
+                "{e}"
+            );
+            assert!(
+                e.contains("--allow-host tcp://attacker.example:2375"),
+                "{e}"
+            );
+        }
+        let allowed = ["tcp://attacker.example:2375".to_string()];
+        assert_eq!(
+            endpoint_of(&c, &allowed).unwrap().to_string(),
+            "tcp://attacker.example:2375"
+        );
+        // A context is configured on this machine, not by the repository.
+        let ctx = Cluster {
+            engine: ClusterEngine::Context("default".into()),
+            ..c
+        };
+        assert!(endpoint_of(&ctx, &[]).is_ok());
     }
 }

@@ -56,6 +56,7 @@ pub async fn run(args: RollbackArgs) -> Result<ExitStatus> {
         timeout: args.timeout,
         rollback_on_failure: true,
         clusters: Default::default(),
+        allow: Default::default(),
     };
     let code = super::apply::run(apply_args).await?;
     if code != ExitStatus::Ok {
