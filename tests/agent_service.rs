@@ -281,6 +281,19 @@ fn updates(service: &str, field: &str, since: &str) -> usize {
         .count()
 }
 
+/// When the agent answering on `port` last reconciled `stack` (its
+/// `/status`, RFC 3339 to the second).
+fn last_reconcile(port: u16, stack: &str) -> Option<String> {
+    let (code, body) = http(port, "GET", "/status", &[], b"")?;
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["stacks"][stack]["last_reconcile"]
+        .as_str()
+        .map(str::to_string)
+}
+
 fn healthz(port: u16) -> Option<u16> {
     http(port, "GET", "/healthz", &[], b"").map(|(code, _)| code)
 }
@@ -468,10 +481,22 @@ fn agent_as_a_service_applies_heals_upgrades_and_fails_over() {
         },
     );
     // Nothing applied twice: one update of the app and one of the agent
-    // itself, though two agents saw the commit; a few more polls of the
-    // new leader (every 2 s) change nothing either. Absence cannot be
-    // polled for: this waits a fixed time on purpose.
-    std::thread::sleep(Duration::from_secs(6));
+    // itself, though two agents saw the commit; two more passes of the
+    // new leader (every 2 s: its /status shows the app stack reconciled
+    // at two later times) change nothing either.
+    let mut seen: Vec<String> = Vec::new();
+    wait(
+        "two more passes of the new leader over the app stack",
+        Duration::from_secs(60),
+        &svcs,
+        || {
+            let at = last_reconcile(port, &p.app)?;
+            if seen.last() != Some(&at) {
+                seen.push(at);
+            }
+            (seen.len() >= 3).then_some(())
+        },
+    );
     assert_eq!(
         updates(&app_svc, "replicas", &pushed_at),
         1,
