@@ -47,7 +47,7 @@ impl Browser {
         .stdout(Stdio::null())
         .stderr(log);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("start chromium");
+        let child = die_with_test(&mut cmd).spawn().expect("start chromium");
         // Chromium writes the port it picked into the profile.
         let active = profile.path().join("DevToolsActivePort");
         let port = poll("chromium's DevTools port", Duration::from_secs(60), || {

@@ -175,7 +175,7 @@ impl Agent {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        let child = super::die_with_test(&mut Command::new(env!("CARGO_BIN_EXE_shoal")))
             .args(&args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())

@@ -357,3 +357,19 @@ pub async fn bollard() -> bollard::Docker {
         .await
         .expect("docker version")
 }
+
+/// Make a long-running child (an agent, a browser) die with the test that
+/// started it: `cargo test` killed or a test binary crashing otherwise
+/// leaves it running, holding ports and reconciling stacks.
+pub fn die_with_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
