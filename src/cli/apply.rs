@@ -1,13 +1,13 @@
 //! `shoal apply`: plan, show, ask (or take a saved plan as the approval),
 //! then write and wait for convergence.
-use super::args::{ApplyArgs, RepoArgs};
+use super::args::{ApplyArgs, RepoArgs, ResolveModeArg};
 use super::plan::{plan_run, print_text, Planned};
 use super::settings;
 use super::ExitStatus;
 use anyhow::{bail, Result};
 use shoal::apply::{self, ApplyOptions};
 use shoal::engine::Engine;
-use shoal::image::{Credentials, ResolveMode};
+use shoal::image::Credentials;
 use shoal::pipeline::saved_plan::{self, SavedPlan};
 use std::io::IsTerminal;
 
@@ -20,7 +20,7 @@ fn restore_saved(file: &std::path::Path, args: &mut ApplyArgs) -> Result<SavedPl
     args.repo.keep_versions = saved.keep_versions;
     args.prune.prune = saved.prune;
     args.images.resolve_image =
-        <ResolveMode as clap::ValueEnum>::from_str(&saved.resolve_image, true)
+        <ResolveModeArg as clap::ValueEnum>::from_str(&saved.resolve_image, true)
             .map_err(|e| anyhow::anyhow!("{}: resolve_image: {e}", file.display()))?;
     Ok(saved)
 }

@@ -59,15 +59,7 @@ where
     let desired = pipeline::load(&source.tree, scope, env)
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = connect().await?;
-    let pass = pipeline::plan(
-        &source.tree,
-        desired,
-        &engine,
-        scope,
-        images.resolve_image,
-        None,
-    )
-    .await?;
+    let pass = pipeline::plan(&source.tree, desired, &engine, scope, images.mode(), None).await?;
     let (violations, policy_errors) = pass.violations_and_errors();
     let mut plan = pass.plan;
     source.redactor.mark_sensitive(&mut plan);
@@ -201,7 +193,7 @@ pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result
         },
         stacks: args.repo.stacks.clone(),
         prune: args.prune.prune,
-        resolve_image: args.images.resolve_image.to_string(),
+        resolve_image: args.images.mode().to_string(),
         keep_versions: args.repo.keep_versions,
         objects: saved_plan::fingerprint(&p.plan, &p.source.redactor),
         plan: json_doc(p),
