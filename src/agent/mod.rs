@@ -27,7 +27,7 @@ pub mod trigger;
 pub mod watch;
 pub mod webhook;
 
-pub use options::{init_tracing, AgentArgs, AgentOptions, LogFormat};
+pub use options::{init_tracing, AgentOptions, LogFormat};
 pub use reconciler::{
     split_by_stack, Planned, ReconcileError, Reconciler, Snapshot, StackPlan, StackProblem,
 };

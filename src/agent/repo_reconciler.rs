@@ -10,7 +10,8 @@ use crate::engine::Engine;
 use crate::image::Credentials;
 use crate::image::{DigestCache, ResolveMode};
 use crate::model::Plan;
-use crate::pipeline::{self, RepoTree, Scope};
+use crate::pipeline::{self, RepoPlan, RepoTree, Scope};
+use crate::policy::Violation;
 use crate::render;
 use crate::render::violations_text;
 use crate::secrets::{DecryptingTree, Redactor};
@@ -167,74 +168,17 @@ impl Reconciler for Pipeline {
         .await
         {
             Ok(p) => p,
-            Err(e) => {
-                // Nothing can be planned without the live state: report it
-                // on every stack, change nothing.
-                return Ok(names
-                    .into_iter()
-                    .map(|stack| StackPlan {
-                        stack,
-                        result: Err(StackProblem::Load(format!("reading the swarm: {e}"))),
-                    })
-                    .collect());
-            }
+            // Nothing can be planned without the live state: report it on
+            // every stack, change nothing.
+            Err(e) => return Ok(on_every_stack(names, &format!("reading the swarm: {e}"))),
         };
         self.log_new_warnings(&pass.desired);
         redactor.mark_sensitive(&mut pass.plan);
-
-        let mut out = Vec::new();
-        for err in &pass.desired.errors {
-            out.push(StackPlan {
-                stack: err.stack.clone(),
-                result: Err(StackProblem::Load(redactor.redact(&err.message))),
-            });
-        }
         *self.order.lock().unwrap_or_else(|p| p.into_inner()) = (
             apply::Order::from_desired(&pass.desired),
             pass.desired.needs.clone(),
         );
-        // Every loaded stack (in sync or not), and pruned ones; a stack
-        // after the stacks it needs.
-        let loaded = pass.desired.stacks.iter().map(|s| s.name.as_str());
-        let mut split = split_by_stack(&pass.plan, loaded);
-        let names: Vec<String> = split.keys().cloned().collect();
-        let ordered = crate::compose::depends::stack_order(&names, &pass.desired.needs);
-        for name in ordered {
-            let Some(stack_plan) = split.remove(&name) else {
-                continue;
-            };
-            let verdict: Result<Vec<_>, String> = match (&pass.policies, pass.verdicts.get(&name)) {
-                (Err(e), _) => Err(format!("policies do not load: {e}")),
-                (Ok(()), Some(Err(e))) => Err(format!("policy evaluation failed: {e}")),
-                (Ok(()), Some(Ok(v))) => Ok(v.clone()),
-                (Ok(()), None) => Ok(Vec::new()),
-            };
-            let result = match verdict {
-                Err(e) => Err(StackProblem::PolicyDenied(redactor.redact(&e))),
-                Ok(violations) if violations.iter().any(|v| v.blocks()) => {
-                    Err(StackProblem::PolicyDenied(
-                        redactor.redact(&violations_text(&violations, &[], false)),
-                    ))
-                }
-                Ok(violations) => {
-                    let mut text = render::text(&stack_plan, &render::TextOptions { color: false });
-                    let checks = violations_text(&violations, &[], false);
-                    if !checks.is_empty() {
-                        text.push('\n');
-                        text.push_str(&checks);
-                    }
-                    Ok(Planned {
-                        plan: stack_plan,
-                        text: redactor.redact(&text),
-                    })
-                }
-            };
-            out.push(StackPlan {
-                stack: name,
-                result,
-            });
-        }
-        Ok(out)
+        Ok(stack_plans(&pass, &redactor))
     }
 
     fn describe(&self, id: &str) -> Option<crate::agent::reconciler::CommitMeta> {
@@ -303,4 +247,81 @@ impl Reconciler for Pipeline {
             .1
             .clone()
     }
+}
+
+/// The same load problem for every stack of `names`.
+fn on_every_stack(names: Vec<String>, problem: &str) -> Vec<StackPlan> {
+    names
+        .into_iter()
+        .map(|stack| StackPlan {
+            stack,
+            result: Err(StackProblem::Load(problem.to_string())),
+        })
+        .collect()
+}
+
+/// Every stack of a pass as the agent takes it: first the stacks that
+/// failed to load, then every loaded stack (in sync or not) and pruned
+/// one, a stack after the stacks it needs, each allowed or denied by its
+/// policy verdict. Messages go through `redactor`.
+fn stack_plans(pass: &RepoPlan, redactor: &Redactor) -> Vec<StackPlan> {
+    let mut out: Vec<StackPlan> = pass
+        .desired
+        .errors
+        .iter()
+        .map(|err| StackPlan {
+            stack: err.stack.clone(),
+            result: Err(StackProblem::Load(redactor.redact(&err.message))),
+        })
+        .collect();
+    let loaded = pass.desired.stacks.iter().map(|s| s.name.as_str());
+    let mut split = split_by_stack(&pass.plan, loaded);
+    let names: Vec<String> = split.keys().cloned().collect();
+    for name in crate::compose::depends::stack_order(&names, &pass.desired.needs) {
+        let Some(plan) = split.remove(&name) else {
+            continue;
+        };
+        let result = allowed(plan, verdict(pass, &name), redactor);
+        out.push(StackPlan {
+            stack: name,
+            result,
+        });
+    }
+    out
+}
+
+/// A stack's policy verdict in `pass`: its violations, or why the
+/// policies could not judge it.
+fn verdict(pass: &RepoPlan, stack: &str) -> Result<Vec<Violation>, String> {
+    match (&pass.policies, pass.verdicts.get(stack)) {
+        (Err(e), _) => Err(format!("policies do not load: {e}")),
+        (Ok(()), Some(Err(e))) => Err(format!("policy evaluation failed: {e}")),
+        (Ok(()), Some(Ok(v))) => Ok(v.clone()),
+        (Ok(()), None) => Ok(Vec::new()),
+    }
+}
+
+/// `plan`, allowed with its text (the plan and any warnings) when
+/// `verdict` has no blocking violation; denied otherwise.
+fn allowed(
+    plan: Plan,
+    verdict: Result<Vec<Violation>, String>,
+    redactor: &Redactor,
+) -> Result<Planned, StackProblem> {
+    let violations = verdict.map_err(|e| StackProblem::PolicyDenied(redactor.redact(&e)))?;
+    if violations.iter().any(|v| v.blocks()) {
+        return Err(StackProblem::PolicyDenied(
+            redactor.redact(&violations_text(&violations, &[], false)),
+        ));
+    }
+    let mut text = render::text(&plan, &render::TextOptions { color: false });
+    let checks = violations_text(&violations, &[], false);
+    if !checks.is_empty() {
+        text.push('\n');
+        text.push_str(&checks);
+    }
+    Ok(Planned {
+        plan,
+        text: redactor.redact(&text),
+    })
 }

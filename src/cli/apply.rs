@@ -1,13 +1,13 @@
 //! `shoal apply`: plan, show, ask (or take a saved plan as the approval),
 //! then write and wait for convergence.
-use super::args::{ApplyArgs, RepoArgs};
-use super::plan::{plan_run, print_text, Planned};
+use super::args::{ApplyArgs, RepoArgs, ResolveModeArg};
+use super::plan::{plan_run, print_text, PlanRun};
 use super::settings;
 use super::ExitStatus;
 use anyhow::{bail, Result};
 use shoal::apply::{self, ApplyOptions};
 use shoal::engine::Engine;
-use shoal::image::{Credentials, ResolveMode};
+use shoal::image::Credentials;
 use shoal::pipeline::saved_plan::{self, SavedPlan};
 use std::io::IsTerminal;
 
@@ -20,13 +20,13 @@ fn restore_saved(file: &std::path::Path, args: &mut ApplyArgs) -> Result<SavedPl
     args.repo.keep_versions = saved.keep_versions;
     args.prune.prune = saved.prune;
     args.images.resolve_image =
-        <ResolveMode as clap::ValueEnum>::from_str(&saved.resolve_image, true)
+        <ResolveModeArg as clap::ValueEnum>::from_str(&saved.resolve_image, true)
             .map_err(|e| anyhow::anyhow!("{}: resolve_image: {e}", file.display()))?;
     Ok(saved)
 }
 
 /// Why a saved plan no longer holds: the source moved, or objects did.
-fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<Vec<String>> {
+fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &PlanRun) -> Result<Vec<String>> {
     let now = p.source.revision(&args.repo)?;
     if now != saved.source.revision {
         let short = |r: &str| r.chars().take(12).collect::<String>();
@@ -39,7 +39,7 @@ fn saved_plan_moves(saved: &SavedPlan, args: &RepoArgs, p: &Planned) -> Result<V
     }
     Ok(saved_plan::staleness(
         &saved.objects,
-        &saved_plan::fingerprint(&p.plan, &p.source.redactor),
+        &saved_plan::fingerprint(&p.pass.plan, &p.source.redactor),
     ))
 }
 
@@ -70,13 +70,13 @@ pub async fn run(mut args: ApplyArgs) -> Result<ExitStatus> {
         eprintln!("\nerror: policies deny this plan; nothing was changed.");
         return Ok(ExitStatus::Denied);
     }
-    if !p.desired.errors.is_empty() {
+    if !p.pass.desired.errors.is_empty() {
         eprintln!(
             "\nerror: some stacks failed to load; nothing was changed. Fix them, or limit the run with --stack."
         );
         return Ok(ExitStatus::Error);
     }
-    if !p.plan.has_changes() {
+    if !p.pass.plan.has_changes() {
         return Ok(ExitStatus::Ok);
     }
     // A saved plan was reviewed already: applying it is the approval.
@@ -119,7 +119,7 @@ pub fn confirm(question: &str) -> Result<bool> {
 /// run then exits 1). Errors of the engine itself come back as `Err`.
 pub async fn write(
     engine: &Engine,
-    p: &Planned,
+    p: &PlanRun,
     args: &ApplyArgs,
 ) -> Result<std::result::Result<usize, String>> {
     let registry_auth = if args.registry.with_registry_auth {
@@ -137,8 +137,8 @@ pub async fn write(
         ..ApplyOptions::default()
     };
     let progress = |line: &str| apply::waves::print_progress(line, live);
-    let order = apply::Order::from_desired(&p.desired);
-    let result = apply::apply_ordered(engine, &p.plan, &order, &opts, &progress).await;
+    let order = apply::Order::from_desired(&p.pass.desired);
+    let result = apply::apply_ordered(engine, &p.pass.plan, &order, &opts, &progress).await;
     super::history::record(engine, p, result.as_ref().err()).await;
     let redact = |e: &dyn std::fmt::Display| p.source.redactor.redact(&e.to_string());
     Ok(match result {

@@ -1,7 +1,10 @@
 //! Every command-line type (clap): commands, their flags, and the flag
 //! groups several commands share. Nothing here acts.
 use clap::{Args, Parser, Subcommand};
+use shoal::agent::notify::Forge;
+use shoal::agent::LogFormat;
 use shoal::image::ResolveMode;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,8 +126,37 @@ pub struct ImageArgs {
     /// Pin services to the registry digest of their image tag, as `docker
     /// stack deploy --resolve-image` does: always (a re-pushed tag is an
     /// update), changed (only new or changed tags), never.
-    #[arg(long, value_enum, default_value_t = ResolveMode::Always, env = "SHOAL_RESOLVE_IMAGE")]
-    pub resolve_image: ResolveMode,
+    #[arg(long, value_enum, default_value_t = ResolveModeArg::Always, env = "SHOAL_RESOLVE_IMAGE")]
+    pub resolve_image: ResolveModeArg,
+}
+
+/// [`ResolveMode`] as `--resolve-image` spells it.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResolveModeArg {
+    /// Every plan asks the registry: a tag re-pushed with new content is
+    /// an image update.
+    Always,
+    /// Only images that are new or whose tag changed in the repository.
+    Changed,
+    /// Never: services run the tag as written, each node pulls on its own.
+    Never,
+}
+
+impl From<ResolveModeArg> for ResolveMode {
+    fn from(arg: ResolveModeArg) -> ResolveMode {
+        match arg {
+            ResolveModeArg::Always => ResolveMode::Always,
+            ResolveModeArg::Changed => ResolveMode::Changed,
+            ResolveModeArg::Never => ResolveMode::Never,
+        }
+    }
+}
+
+impl ImageArgs {
+    /// The mode the flag (or `SHOAL_RESOLVE_IMAGE`) names.
+    pub fn mode(&self) -> ResolveMode {
+        self.resolve_image.into()
+    }
 }
 
 /// Registry credentials on writes.
@@ -331,9 +363,9 @@ pub struct AgentCmd {
     #[command(flatten)]
     pub registry: RegistryAuthArgs,
     #[command(flatten)]
-    pub agent: shoal::agent::AgentArgs,
+    pub agent: AgentArgs,
     #[command(flatten)]
-    pub notify: shoal::agent::notify::NotifyArgs,
+    pub notify: NotifyArgs,
     #[command(flatten)]
     pub prune: PruneArgs,
     /// In a repository with clusters/: the cluster this agent keeps (only
@@ -355,4 +387,126 @@ pub struct AgentCmd {
     /// which Docker Hub counts against its pull rate limit.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     pub resolve_image_interval: Duration,
+}
+
+/// Flags of `shoal agent` for its loop, HTTP server and lease (the
+/// source flags are [`RepoArgs`]); `cli::agent` resolves them into
+/// [`shoal::agent::AgentOptions`].
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Poll the source at this interval (e.g. 30s, 5m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Address of the HTTP server (/healthz, /metrics, /status, /webhook).
+    #[arg(long, default_value = "0.0.0.0:9180")]
+    pub listen: SocketAddr,
+    /// File holding the webhook secret (GitHub/Gitea HMAC key, GitLab
+    /// token). Without it POST /webhook is disabled.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// File holding a bearer token: GET /status then requires
+    /// `Authorization: Bearer <token>` (/healthz and /metrics stay open).
+    #[arg(long, value_name = "FILE")]
+    pub status_token_file: Option<PathBuf>,
+    /// File holding the dashboard's action token: "sync now" on the page
+    /// at / needs it (as a bearer token or through the sign-in form).
+    /// Without it the dashboard is read-only.
+    #[arg(long, value_name = "FILE")]
+    pub ui_token_file: Option<PathBuf>,
+    /// Report drift (status, metrics) instead of correcting it. New
+    /// revisions are still applied.
+    #[arg(long)]
+    pub no_self_heal: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Human)]
+    pub log_format: LogFormatArg,
+    /// How long the applier lease lasts without renewal; renewed every
+    /// third of it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+    /// Identity written into the lease (default: hostname:pid).
+    #[arg(long, env = "SHOAL_AGENT_IDENTITY")]
+    pub lease_identity: Option<String>,
+    /// Name of the Swarm config holding the lease.
+    #[arg(long, default_value = "shoal-lease")]
+    pub lease_name: String,
+}
+
+/// [`LogFormat`] as `--log-format` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(arg: LogFormatArg) -> LogFormat {
+        match arg {
+            LogFormatArg::Human => LogFormat::Human,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// The flags of `shoal agent` for notifications and commit statuses;
+/// `cli::agent` resolves them into a [`shoal::agent::notify::Notifier`].
+#[derive(Debug, Clone, Args)]
+pub struct NotifyArgs {
+    /// Send notifications to URL (repeatable): generic+https://host/path,
+    /// slack://A/B/C or slack+https://hooks.slack.com/..., discord://TOKEN@ID,
+    /// ntfy://host/topic, mattermost+https://..., teams+https://...
+    #[arg(long = "notify", value_name = "URL")]
+    pub notify: Vec<String>,
+    /// A file of notification URLs, one a line (keeps webhook URLs, which
+    /// are secrets, out of the process list: mount it as a Swarm secret).
+    #[arg(long, value_name = "FILE")]
+    pub notify_file: Option<PathBuf>,
+    /// The events to notify, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "synced,failed,rolled_back,drift,denied,recovered"
+    )]
+    pub notify_events: Vec<String>,
+    /// File holding the HMAC key that signs generic targets' bodies
+    /// (X-Shoal-Signature-256: sha256=...).
+    #[arg(long, value_name = "FILE")]
+    pub notify_secret_file: Option<PathBuf>,
+    /// Set commit statuses on this forge: pending while a commit applies,
+    /// then success or failure, per stack (context `shoal/<stack>`).
+    #[arg(long, value_enum, requires_all = ["commit_status_api", "commit_status_repo", "commit_status_token_file"])]
+    pub commit_status: Option<ForgeArg>,
+    /// The forge's REST API base: https://api.github.com,
+    /// https://gitea.example.com/api/v1, https://gitlab.example.com/api/v4.
+    #[arg(long, value_name = "URL")]
+    pub commit_status_api: Option<String>,
+    /// The repository: owner/repo (GitHub, Gitea) or the project id or path (GitLab).
+    #[arg(long, value_name = "REPO")]
+    pub commit_status_repo: Option<String>,
+    /// File holding the API token for commit statuses.
+    #[arg(long, value_name = "FILE")]
+    pub commit_status_token_file: Option<PathBuf>,
+    /// A link for commit statuses and messages (e.g. the agent's /status).
+    #[arg(long, value_name = "URL")]
+    pub status_url: Option<String>,
+}
+
+/// [`Forge`] as `--commit-status` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForgeArg {
+    Github,
+    Gitea,
+    Gitlab,
+}
+
+impl From<ForgeArg> for Forge {
+    fn from(arg: ForgeArg) -> Forge {
+        match arg {
+            ForgeArg::Github => Forge::Github,
+            ForgeArg::Gitea => Forge::Gitea,
+            ForgeArg::Gitlab => Forge::Gitlab,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! engine its `cluster.yml` names; output grouped by cluster; the exit
 //! status folded over all of them (worst wins).
 use super::args::{ApplyArgs, ClusterArgs, Format, PlanArgs, RepoArgs, ValidateArgs};
-use super::plan::{self, markdown_doc, plan_source, print_load_report, Planned};
+use super::plan::{self, markdown_doc, plan_source, print_load_report, PlanRun};
 use super::settings::{self, Source};
 use super::ExitStatus;
 use anyhow::{bail, Result};
@@ -29,7 +29,7 @@ struct ClusterRun {
     cluster: Cluster,
     /// The engine it was planned against, as people read it.
     endpoint: String,
-    outcome: Result<Planned, String>,
+    outcome: Result<PlanRun, String>,
     /// Kept from the plan for an apply.
     engine: Option<Engine>,
 }
@@ -197,7 +197,7 @@ fn heading(run: &ClusterRun) -> String {
 
 /// Text output: a heading per cluster, its plan (or why it has none),
 /// then (for plans, `summary`) one line over all of them.
-fn print_grouped(runs: &[ClusterRun], summary: bool, print: impl Fn(&Planned)) {
+fn print_grouped(runs: &[ClusterRun], summary: bool, print: impl Fn(&PlanRun)) {
     let (mut create, mut update, mut delete, mut failed) = (0, 0, 0, Vec::new());
     for (i, run) in runs.iter().enumerate() {
         if i > 0 {
@@ -207,7 +207,7 @@ fn print_grouped(runs: &[ClusterRun], summary: bool, print: impl Fn(&Planned)) {
         match &run.outcome {
             Ok(p) => {
                 print(p);
-                let s = p.plan.summary();
+                let s = p.pass.plan.summary();
                 (create, update, delete) =
                     (create + s.create, update + s.update, delete + s.delete);
             }
@@ -298,7 +298,7 @@ fn print_runs(
     runs: &[ClusterRun],
     format: Format,
     summary: bool,
-    text: impl Fn(&Planned),
+    text: impl Fn(&PlanRun),
 ) -> Result<()> {
     match format {
         Format::Json => println!(
@@ -390,7 +390,7 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
     let failed = names(&|r| {
         r.outcome
             .as_ref()
-            .map_or(true, |p| !p.desired.errors.is_empty())
+            .map_or(true, |p| !p.pass.desired.errors.is_empty())
     });
     let denied = names(&|r| r.outcome.as_ref().is_ok_and(|p| p.denied()));
     if !denied.is_empty() {
@@ -405,7 +405,7 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
     }
     let todo: Vec<&ClusterRun> = runs
         .iter()
-        .filter(|r| r.outcome.as_ref().is_ok_and(|p| p.plan.has_changes()))
+        .filter(|r| r.outcome.as_ref().is_ok_and(|p| p.pass.plan.has_changes()))
         .collect();
     if todo.is_empty() {
         return Ok(ExitStatus::Ok);

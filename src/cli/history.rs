@@ -1,7 +1,7 @@
 //! `shoal history`: the commits applied to a stack, from its state record
 //! in the swarm; and recording an apply from git there.
 use super::args::HistoryArgs;
-use super::plan::Planned;
+use super::plan::PlanRun;
 use super::ExitStatus;
 use anyhow::Result;
 use shoal::apply;
@@ -10,12 +10,12 @@ use shoal::engine::Engine;
 /// Record an apply from a git source in the history of each stack it
 /// changed (`shoal history`, `shoal rollback`); a directory has no commit
 /// to go back to. A record that cannot be written is a warning.
-pub async fn record(engine: &Engine, p: &Planned, error: Option<&apply::ApplyError>) {
+pub async fn record(engine: &Engine, p: &PlanRun, error: Option<&apply::ApplyError>) {
     use shoal::agent::{history, record, status::Outcome};
     let Some(commit) = &p.source.commit else {
         return;
     };
-    let split = shoal::agent::split_by_stack(&p.plan, std::iter::empty());
+    let split = shoal::agent::split_by_stack(&p.pass.plan, std::iter::empty());
     for (stack, plan) in split.iter().filter(|(_, plan)| plan.has_changes()) {
         let mut rec = match record::load(&engine.docker, stack).await {
             Ok(r) => r.unwrap_or_default(),

@@ -7,39 +7,56 @@ use super::ExitStatus;
 use anyhow::Result;
 use shoal::compose::EnvPolicy;
 use shoal::engine::Engine;
-use shoal::model::{Desired, Plan};
 use shoal::pipeline::saved_plan::{self, SavedPlan, SavedSource};
-use shoal::pipeline::{self, PlanNotes};
+use shoal::pipeline::{self, RepoPlan};
 use shoal::policy::Violation;
 use shoal::render::{self, violations_text};
 use std::collections::BTreeMap;
 
-/// Everything a plan run produces, before rendering.
-pub struct Planned {
+/// A planning pass of the CLI (or `validate`'s check without a swarm)
+/// and the source it read, before rendering.
+pub struct PlanRun {
     /// Shared by the clusters of one `--cluster` run: one source, one
     /// commit, one redactor for all of them.
     pub source: std::sync::Arc<Source>,
-    pub desired: Desired,
-    pub plan: Plan,
-    pub notes: PlanNotes,
-    pub violations: Vec<Violation>,
-    /// The same violations by stack.
-    pub violations_by_stack: BTreeMap<String, Vec<Violation>>,
-    pub policy_errors: Vec<String>,
+    pub pass: RepoPlan,
+    /// The pass's verdicts as every output shows them: all violations,
+    /// the same by stack, and the policy errors as messages.
+    violations: Vec<Violation>,
+    violations_by_stack: BTreeMap<String, Vec<Violation>>,
+    policy_errors: Vec<String>,
 }
 
-impl Planned {
+impl PlanRun {
+    pub fn new(source: std::sync::Arc<Source>, pass: RepoPlan) -> PlanRun {
+        let (violations, policy_errors) = pass.violations_and_errors();
+        PlanRun {
+            source,
+            violations_by_stack: pass.violations_by_stack(),
+            pass,
+            violations,
+            policy_errors,
+        }
+    }
+
     pub fn denied(&self) -> bool {
         !self.policy_errors.is_empty() || self.violations.iter().any(Violation::blocks)
     }
+
+    /// The policy checks for people (empty when there is nothing to say),
+    /// through the redactor.
+    pub fn violations_text(&self, color: bool) -> String {
+        let text = violations_text(&self.violations, &self.policy_errors, color);
+        self.source.redactor.redact(&text)
+    }
 }
 
-pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<Planned> {
+pub async fn plan_run(args: &RepoArgs, prune: bool, images: &ImageArgs) -> Result<PlanRun> {
     let source = std::sync::Arc::new(Source::open(args)?);
     let scope = settings::scope(args, prune);
     let env = settings::stack_env(args, EnvPolicy::All);
-    let (planned, _engine) = plan_source(source, &scope, &env, Engine::connect, images).await?;
-    Ok(planned)
+    let (run, _engine) = plan_source(source, &scope, &env, Engine::connect, images).await?;
+    Ok(run)
 }
 
 /// Load `source` within `scope` and plan it against the engine `connect`
@@ -51,7 +68,7 @@ pub async fn plan_source<F, C>(
     env: &shoal::compose::Vars,
     connect: C,
     images: &ImageArgs,
-) -> Result<(Planned, Engine)>
+) -> Result<(PlanRun, Engine)>
 where
     C: FnOnce() -> F,
     F: std::future::Future<Output = Result<Engine, shoal::engine::EngineError>>,
@@ -59,28 +76,10 @@ where
     let desired = pipeline::load(&source.tree, scope, env)
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     let engine = connect().await?;
-    let pass = pipeline::plan(
-        &source.tree,
-        desired,
-        &engine,
-        scope,
-        images.resolve_image,
-        None,
-    )
-    .await?;
-    let (violations, policy_errors) = pass.violations_and_errors();
-    let mut plan = pass.plan;
-    source.redactor.mark_sensitive(&mut plan);
-    let planned = Planned {
-        source,
-        violations_by_stack: by_stack(&pass.verdicts),
-        desired: pass.desired,
-        plan,
-        notes: pass.notes,
-        violations,
-        policy_errors,
-    };
-    Ok((planned, engine))
+    let mut pass =
+        pipeline::plan(&source.tree, desired, &engine, scope, images.mode(), None).await?;
+    source.redactor.mark_sensitive(&mut pass.plan);
+    Ok((PlanRun::new(source, pass), engine))
 }
 
 fn commit_line(source: &Source) -> Option<String> {
@@ -92,7 +91,7 @@ fn commit_line(source: &Source) -> Option<String> {
 
 /// Print the plan for people. Everything goes through the redactor: no
 /// decrypted value reaches the terminal.
-pub fn print_text(p: &Planned, color: bool) {
+pub fn print_text(p: &PlanRun, color: bool) {
     let r = &p.source.redactor;
     if let Some(line) = commit_line(&p.source) {
         println!("{}\n", r.redact(&line));
@@ -100,23 +99,23 @@ pub fn print_text(p: &Planned, color: bool) {
     print_load_report(p);
     print!(
         "{}",
-        r.redact(&render::text(&p.plan, &render::TextOptions { color }))
+        r.redact(&render::text(&p.pass.plan, &render::TextOptions { color }))
     );
-    for name in &p.notes.unmanaged {
+    for name in &p.pass.notes.unmanaged {
         println!(
             "note: stack {name} is on the swarm but not in the repository; --prune would delete it"
         );
     }
-    let text = violations_text(&p.violations, &p.policy_errors, color);
+    let text = p.violations_text(color);
     if !text.is_empty() {
-        print!("\n{}", r.redact(&text));
+        print!("\n{text}");
     }
 }
 
 /// Loader warnings and per-stack load errors, on stderr.
-pub fn print_load_report(p: &Planned) {
+pub fn print_load_report(p: &PlanRun) {
     let r = &p.source.redactor;
-    for stack in &p.desired.stacks {
+    for stack in &p.pass.desired.stacks {
         for w in &stack.warnings {
             eprintln!(
                 "{}",
@@ -124,7 +123,7 @@ pub fn print_load_report(p: &Planned) {
             );
         }
     }
-    for e in &p.desired.errors {
+    for e in &p.pass.desired.errors {
         eprintln!(
             "{}\n  (stack {} is left as it is on the swarm)",
             r.redact(&format!("error: {e}")),
@@ -134,7 +133,7 @@ pub fn print_load_report(p: &Planned) {
 }
 
 /// The plan as its JSON document, through the redactor like text.
-pub fn json_doc(p: &Planned) -> serde_json::Value {
+pub fn json_doc(p: &PlanRun) -> serde_json::Value {
     with_report(p, |report| {
         let mut doc = render::json::json(report);
         p.source.redactor.redact_json(&mut doc);
@@ -143,14 +142,15 @@ pub fn json_doc(p: &Planned) -> serde_json::Value {
 }
 
 /// What the run has to say besides the plan, for every output format.
-fn with_report<T>(p: &Planned, f: impl FnOnce(&render::Report) -> T) -> T {
+fn with_report<T>(p: &PlanRun, f: impl FnOnce(&render::Report) -> T) -> T {
     let stack_errors = stack_errors(p);
     f(&report(p, &stack_errors))
 }
 
 /// The stacks that failed to load, as (stack, message), for [`report`].
-pub fn stack_errors(p: &Planned) -> Vec<(String, String)> {
-    p.desired
+pub fn stack_errors(p: &PlanRun) -> Vec<(String, String)> {
+    p.pass
+        .desired
         .errors
         .iter()
         .map(|e| (e.stack.clone(), e.message.clone()))
@@ -158,9 +158,9 @@ pub fn stack_errors(p: &Planned) -> Vec<(String, String)> {
 }
 
 /// `p` as the report every output format renders.
-pub fn report<'a>(p: &'a Planned, stack_errors: &'a [(String, String)]) -> render::Report<'a> {
+pub fn report<'a>(p: &'a PlanRun, stack_errors: &'a [(String, String)]) -> render::Report<'a> {
     render::Report {
-        plan: &p.plan,
+        plan: &p.pass.plan,
         commit: p.source.commit.as_ref().map(|c| render::Commit {
             id: &c.id,
             short: &c.short,
@@ -170,20 +170,12 @@ pub fn report<'a>(p: &'a Planned, stack_errors: &'a [(String, String)]) -> rende
         policy_errors: &p.policy_errors,
         violations: &p.violations,
         violations_by_stack: &p.violations_by_stack,
-        unmanaged: &p.notes.unmanaged,
+        unmanaged: &p.pass.notes.unmanaged,
     }
 }
 
-/// Violations by stack, from the verdicts of a pass.
-pub fn by_stack(verdicts: &pipeline::Verdicts) -> BTreeMap<String, Vec<Violation>> {
-    verdicts
-        .iter()
-        .filter_map(|(stack, v)| Some((stack.clone(), v.as_ref().ok()?.clone())))
-        .collect()
-}
-
 /// The plan as a pull-request comment, through the redactor like text.
-pub fn markdown_doc(p: &Planned) -> String {
+pub fn markdown_doc(p: &PlanRun) -> String {
     with_report(p, |report| {
         p.source
             .redactor
@@ -191,7 +183,7 @@ pub fn markdown_doc(p: &Planned) -> String {
     })
 }
 
-pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result<()> {
+pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &PlanRun) -> Result<()> {
     let saved = SavedPlan {
         format: saved_plan::FORMAT.to_string(),
         source: SavedSource {
@@ -201,9 +193,9 @@ pub fn save_plan(file: &std::path::Path, args: &PlanArgs, p: &Planned) -> Result
         },
         stacks: args.repo.stacks.clone(),
         prune: args.prune.prune,
-        resolve_image: args.images.resolve_image.to_string(),
+        resolve_image: args.images.mode().to_string(),
         keep_versions: args.repo.keep_versions,
-        objects: saved_plan::fingerprint(&p.plan, &p.source.redactor),
+        objects: saved_plan::fingerprint(&p.pass.plan, &p.source.redactor),
         plan: json_doc(p),
     };
     saved.write(file)?;
@@ -231,12 +223,12 @@ pub async fn run(args: PlanArgs) -> Result<ExitStatus> {
 
 /// How a plan run ends: denied, else a stack failed, else (with
 /// `--detailed-exitcode`) changes, else ok.
-pub fn status(p: &Planned, detailed_exitcode: bool) -> ExitStatus {
+pub fn status(p: &PlanRun, detailed_exitcode: bool) -> ExitStatus {
     if p.denied() {
         ExitStatus::Denied
-    } else if !p.desired.errors.is_empty() {
+    } else if !p.pass.desired.errors.is_empty() {
         ExitStatus::Error
-    } else if detailed_exitcode && p.plan.has_changes() {
+    } else if detailed_exitcode && p.pass.plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Ok

@@ -1,14 +1,13 @@
 //! `shoal validate`: load, convert and check the policies offline, against
 //! cluster facts from flags or a file instead of the swarm.
 use super::args::{Format, ValidateArgs};
-use super::plan::{by_stack, json_doc, markdown_doc, print_load_report, Planned};
+use super::plan::{json_doc, markdown_doc, print_load_report, PlanRun};
 use super::settings::{self, Source};
 use super::ExitStatus;
 use anyhow::{Context, Result};
 use shoal::compose::EnvPolicy;
 use shoal::model::{ClusterFacts, Plan};
-use shoal::pipeline::{self, PlanNotes};
-use shoal::render::violations_text;
+use shoal::pipeline::{self, PlanNotes, RepoPlan};
 
 pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
     if args.clusters.given() {
@@ -32,23 +31,21 @@ pub fn run(args: ValidateArgs) -> Result<ExitStatus> {
 
 /// What validate found, for people: each stack's size, the load report,
 /// the violations.
-pub fn print_text(p: &Planned, color: bool) {
-    {
-        for stack in &p.desired.stacks {
-            println!(
-                "stack {}: {} services, {} networks, {} configs, {} secrets",
-                stack.name,
-                stack.services.len(),
-                stack.networks.len(),
-                stack.configs.len(),
-                stack.secrets.len()
-            );
-        }
-        print_load_report(p);
-        let text = violations_text(&p.violations, &p.policy_errors, color);
-        if !text.is_empty() {
-            print!("\n{}", p.source.redactor.redact(&text));
-        }
+pub fn print_text(p: &PlanRun, color: bool) {
+    for stack in &p.pass.desired.stacks {
+        println!(
+            "stack {}: {} services, {} networks, {} configs, {} secrets",
+            stack.name,
+            stack.services.len(),
+            stack.networks.len(),
+            stack.configs.len(),
+            stack.secrets.len()
+        );
+    }
+    print_load_report(p);
+    let text = p.violations_text(color);
+    if !text.is_empty() {
+        print!("\n{text}");
     }
 }
 
@@ -73,19 +70,17 @@ pub fn check(
     scope: &pipeline::Scope,
     env: &shoal::compose::Vars,
     mut facts: ClusterFacts,
-) -> Result<Planned> {
+) -> Result<PlanRun> {
     let desired = pipeline::load(&source.tree, scope, env)
         .map_err(|e| anyhow::anyhow!(source.redactor.redact(&e.to_string())))?;
     facts.name = scope.cluster.clone();
     let (policies, verdicts) = pipeline::check_policies(&source.tree, &desired, &facts);
-    let (violations, policy_errors) = pipeline::flatten_verdicts(&policies, &verdicts);
-    Ok(Planned {
-        source,
+    let pass = RepoPlan {
         desired,
         plan: Plan::default(),
         notes: PlanNotes::default(),
-        violations,
-        violations_by_stack: by_stack(&verdicts),
-        policy_errors,
-    })
+        policies,
+        verdicts,
+    };
+    Ok(PlanRun::new(source, pass))
 }

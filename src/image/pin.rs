@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// When to ask the registry for an image's digest (docker's
 /// `--resolve-image`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResolveMode {
     /// Every plan asks the registry: a tag re-pushed with new content is
     /// an image update.

@@ -33,9 +33,29 @@ pub struct RepoPlan {
 pub type Verdicts = BTreeMap<String, Result<Vec<Violation>, PolicyError>>;
 
 impl RepoPlan {
-    /// All violations, and every policy error as a message.
+    /// All violations, and every policy error as a message (`stack X: ...`).
     pub fn violations_and_errors(&self) -> (Vec<Violation>, Vec<String>) {
-        flatten_verdicts(&self.policies, &self.verdicts)
+        let mut violations = Vec::new();
+        let mut errors = Vec::new();
+        if let Err(e) = &self.policies {
+            errors.push(e.to_string());
+        }
+        for (stack, verdict) in &self.verdicts {
+            match verdict {
+                Ok(v) => violations.extend(v.iter().cloned()),
+                Err(e) => errors.push(format!("stack {stack}: {e}")),
+            }
+        }
+        (violations, errors)
+    }
+
+    /// The violations by stack; a stack whose policies could not be
+    /// evaluated is left out (its error is in [`Self::violations_and_errors`]).
+    pub fn violations_by_stack(&self) -> BTreeMap<String, Vec<Violation>> {
+        self.verdicts
+            .iter()
+            .filter_map(|(stack, v)| Some((stack.clone(), v.as_ref().ok()?.clone())))
+            .collect()
     }
 }
 
@@ -60,25 +80,6 @@ pub fn check_policies(
                 .collect(),
         ),
     }
-}
-
-/// All violations, and every policy error as a message (`stack X: ...`).
-pub fn flatten_verdicts(
-    policies: &Result<(), PolicyError>,
-    verdicts: &Verdicts,
-) -> (Vec<Violation>, Vec<String>) {
-    let mut violations = Vec::new();
-    let mut errors = Vec::new();
-    if let Err(e) = policies {
-        errors.push(e.to_string());
-    }
-    for (stack, verdict) in verdicts {
-        match verdict {
-            Ok(v) => violations.extend(v.iter().cloned()),
-            Err(e) => errors.push(format!("stack {stack}: {e}")),
-        }
-    }
-    (violations, errors)
 }
 
 /// Plan `desired` (as [`super::load`] returned it) against the swarm.

@@ -13,7 +13,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -457,7 +456,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// A forge to report commit statuses to (`--commit-status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forge {
     Github,
     Gitea,
@@ -711,112 +710,6 @@ fn error_kind(e: &reqwest::Error) -> String {
         "cannot connect".into()
     } else {
         "request failed".into()
-    }
-}
-
-/// The flags of `shoal agent` for notifications and commit statuses.
-#[derive(Debug, Clone, clap::Args)]
-pub struct NotifyArgs {
-    /// Send notifications to URL (repeatable): generic+https://host/path,
-    /// slack://A/B/C or slack+https://hooks.slack.com/..., discord://TOKEN@ID,
-    /// ntfy://host/topic, mattermost+https://..., teams+https://...
-    #[arg(long = "notify", value_name = "URL")]
-    pub notify: Vec<String>,
-    /// A file of notification URLs, one a line (keeps webhook URLs, which
-    /// are secrets, out of the process list: mount it as a Swarm secret).
-    #[arg(long, value_name = "FILE")]
-    pub notify_file: Option<PathBuf>,
-    /// The events to notify, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "synced,failed,rolled_back,drift,denied,recovered"
-    )]
-    pub notify_events: Vec<String>,
-    /// File holding the HMAC key that signs generic targets' bodies
-    /// (X-Shoal-Signature-256: sha256=...).
-    #[arg(long, value_name = "FILE")]
-    pub notify_secret_file: Option<PathBuf>,
-    /// Set commit statuses on this forge: pending while a commit applies,
-    /// then success or failure, per stack (context `shoal/<stack>`).
-    #[arg(long, value_enum, requires_all = ["commit_status_api", "commit_status_repo", "commit_status_token_file"])]
-    pub commit_status: Option<Forge>,
-    /// The forge's REST API base: https://api.github.com,
-    /// https://gitea.example.com/api/v1, https://gitlab.example.com/api/v4.
-    #[arg(long, value_name = "URL")]
-    pub commit_status_api: Option<String>,
-    /// The repository: owner/repo (GitHub, Gitea) or the project id or path (GitLab).
-    #[arg(long, value_name = "REPO")]
-    pub commit_status_repo: Option<String>,
-    /// File holding the API token for commit statuses.
-    #[arg(long, value_name = "FILE")]
-    pub commit_status_token_file: Option<PathBuf>,
-    /// A link for commit statuses and messages (e.g. the agent's /status).
-    #[arg(long, value_name = "URL")]
-    pub status_url: Option<String>,
-}
-
-impl NotifyArgs {
-    /// Read the files, parse the URLs and start delivery; `None` when
-    /// nothing is configured. Must be called inside a tokio runtime.
-    pub fn start(&self) -> anyhow::Result<Option<Notifier>> {
-        let mut urls = self.notify.clone();
-        if let Some(path) = &self.notify_file {
-            let text = String::from_utf8(super::options::read_secret(path, "--notify-file")?)
-                .map_err(|_| anyhow::anyhow!("--notify-file {}: not UTF-8 text", path.display()))?;
-            urls.extend(
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string),
-            );
-        }
-        let targets = urls
-            .iter()
-            .map(|u| Target::parse(u).map_err(|e| anyhow::anyhow!("--notify {e}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let events = self
-            .notify_events
-            .iter()
-            .map(|e| {
-                EventKind::parse(e.trim()).map_err(|e| anyhow::anyhow!("--notify-events: {e}"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let secret = match &self.notify_secret_file {
-            Some(path) => Some(super::options::read_secret(path, "--notify-secret-file")?),
-            None => None,
-        };
-        let commit_status = match (
-            self.commit_status,
-            &self.commit_status_api,
-            &self.commit_status_repo,
-            &self.commit_status_token_file,
-        ) {
-            (Some(forge), Some(api), Some(repo), Some(token_file)) => {
-                let token = String::from_utf8(super::options::read_secret(
-                    token_file,
-                    "--commit-status-token-file",
-                )?)
-                .map_err(|_| anyhow::anyhow!("--commit-status-token-file: not UTF-8 text"))?;
-                Some(CommitStatusTarget {
-                    forge,
-                    api: api.clone(),
-                    repo: repo.clone(),
-                    token,
-                    target_url: self.status_url.clone(),
-                })
-            }
-            _ => None,
-        };
-        if targets.is_empty() && commit_status.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(Notifier::start(
-            targets,
-            events,
-            secret,
-            commit_status,
-        )))
     }
 }
 
