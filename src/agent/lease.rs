@@ -9,7 +9,7 @@
 //! wall clocks are compared, so managers whose clocks disagree never both
 //! apply: the holder stops applying one TTL after its last renewal began,
 //! and nobody takes over before a TTL without renewals has passed.
-use crate::engine::swarm_config::{self, LabeledConfig, WriteError};
+use crate::engine::swarm_config::{self, ConfigError, LabeledConfig, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +17,10 @@ use std::time::{Duration, Instant, SystemTime};
 pub const HOLDER_LABEL: &str = "io.shoal.lease.holder";
 pub const EXPIRES_LABEL: &str = "io.shoal.lease.expires-unix-ms";
 const DATA: &str = "shoal applier lease; the labels hold the holder and expiry\n";
+
+/// Why the lease could not be read or written (a lost race is no error:
+/// see [`Lease::tick`]); the messages name the lease's config.
+pub type LeaseError = swarm_config::AccessError;
 
 /// What the lease looks like after a [`Lease::tick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +105,14 @@ impl Lease {
     }
 
     /// Take, renew or observe the lease. Called every `ttl / 3`.
-    pub async fn tick(&mut self) -> Result<LeaseView, String> {
+    pub async fn tick(&mut self) -> Result<LeaseView, LeaseError> {
         let started = Instant::now();
         let now_ms = unix_ms(SystemTime::now());
         let current = match swarm_config::get(&self.docker, &self.name).await {
             Ok(c) => c,
             Err(e) => {
                 self.expire_if_due();
-                return Err(e);
+                return Err(e.into());
             }
         };
         let labels = self.labels(now_ms + self.ttl.as_millis());
@@ -151,14 +155,14 @@ impl Lease {
             }
             Err(e @ WriteError::Engine { .. }) => {
                 self.expire_if_due();
-                Err(e.to_string())
+                Err(e.into())
             }
         }
     }
 
     /// Give the lease up (clean shutdown) so another agent takes over at
     /// once instead of after the TTL.
-    pub async fn release(&mut self) -> Result<(), String> {
+    pub async fn release(&mut self) -> Result<(), LeaseError> {
         self.valid_until = None;
         let Some(c) = swarm_config::get(&self.docker, &self.name).await? else {
             return Ok(());
@@ -171,12 +175,12 @@ impl Lease {
         labels.insert(EXPIRES_LABEL.to_string(), "0".to_string());
         match swarm_config::update_labels(&self.docker, &c, &labels).await {
             Ok(()) | Err(WriteError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// The lease config as stored (for tests and `/status`).
-    pub async fn read(&self) -> Result<Option<LabeledConfig>, String> {
+    pub async fn read(&self) -> Result<Option<LabeledConfig>, ConfigError> {
         swarm_config::get(&self.docker, &self.name).await
     }
 

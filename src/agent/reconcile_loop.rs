@@ -353,7 +353,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             return Ok(());
         }
         let records = match &self.docker {
-            Some(d) => record::load_all(d).await?,
+            Some(d) => record::load_all(d).await.map_err(|e| e.to_string())?,
             None => BTreeMap::new(),
         };
         self.records = Some(records);

@@ -3,7 +3,7 @@
 //! applied and the last outcome. The data is a fixed string; records carry
 //! no stack namespace label, so they are never part of a stack's diff.
 use super::status::Outcome;
-use crate::engine::swarm_config::{self, WriteError};
+use crate::engine::swarm_config::{self, AccessError, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
 
@@ -23,6 +23,17 @@ pub const IMAGE_LABEL_PREFIX: &str = "io.shoal.image.";
 const DATA: &str = "shoal stack state; see the labels\n";
 /// Error texts are cut to keep the record small.
 const MAX_ERROR_CHARS: usize = 300;
+
+/// Why a stack record could not be read, written or removed; every
+/// message names the record's config (`shoal-state-<stack>`).
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Store(#[from] AccessError),
+    /// Another writer won both tries.
+    #[error("config {name}: changed concurrently twice; not written")]
+    Contended { name: String },
+}
 
 /// What the swarm remembers about one stack.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -109,8 +120,10 @@ pub fn config_name(stack: &str) -> String {
 }
 
 /// Every stack record on the swarm, by stack name.
-pub async fn load_all(docker: &Docker) -> Result<BTreeMap<String, StackRecord>, String> {
-    let configs = swarm_config::list_labeled(docker, KIND_LABEL, KIND_VALUE).await?;
+pub async fn load_all(docker: &Docker) -> Result<BTreeMap<String, StackRecord>, RecordError> {
+    let configs = swarm_config::list_labeled(docker, KIND_LABEL, KIND_VALUE)
+        .await
+        .map_err(AccessError::from)?;
     Ok(configs
         .into_iter()
         .filter_map(|c| {
@@ -121,22 +134,26 @@ pub async fn load_all(docker: &Docker) -> Result<BTreeMap<String, StackRecord>, 
 }
 
 /// One stack's record; `None` when none was written yet.
-pub async fn load(docker: &Docker, stack: &str) -> Result<Option<StackRecord>, String> {
+pub async fn load(docker: &Docker, stack: &str) -> Result<Option<StackRecord>, RecordError> {
     Ok(swarm_config::get(docker, &config_name(stack))
-        .await?
+        .await
+        .map_err(AccessError::from)?
         .map(|c| StackRecord::from_labels(&c.labels)))
 }
 
 /// Write a stack's record (create it, or update its labels). Writes nothing
 /// when the stored record already says the same, so a pass that changes
 /// nothing leaves the swarm untouched.
-pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<bool, String> {
+pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<bool, RecordError> {
     let name = config_name(stack);
     let labels = record.to_labels(stack);
     // A concurrent writer can only be a former lease holder finishing its
     // last pass; one retry on a fresh read settles it.
     for _ in 0..2 {
-        let result = match swarm_config::get(docker, &name).await? {
+        let current = swarm_config::get(docker, &name)
+            .await
+            .map_err(AccessError::from)?;
+        let result = match current {
             Some(c) if c.labels == labels => return Ok(false),
             Some(c) => swarm_config::update_labels(docker, &c, &labels).await,
             None => swarm_config::create(docker, &name, DATA, &labels)
@@ -146,17 +163,17 @@ pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<
         match result {
             Ok(()) => return Ok(true),
             Err(WriteError::Conflict(_)) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(AccessError::from(e).into()),
         }
     }
-    Err(format!(
-        "config {name}: changed concurrently twice; not written"
-    ))
+    Err(RecordError::Contended { name })
 }
 
 /// Remove a stack's record (a stack no longer managed, or pruned).
-pub async fn remove(docker: &Docker, stack: &str) -> Result<(), String> {
-    swarm_config::remove(docker, &config_name(stack)).await
+pub async fn remove(docker: &Docker, stack: &str) -> Result<(), RecordError> {
+    swarm_config::remove(docker, &config_name(stack))
+        .await
+        .map_err(|e| AccessError::from(e).into())
 }
 
 #[cfg(test)]

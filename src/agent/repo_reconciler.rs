@@ -111,7 +111,8 @@ impl Pipeline {
                 let path = path.clone();
                 let id = tokio::task::spawn_blocking(move || crate::source::dir_digest(&path))
                     .await
-                    .map_err(|e| e.to_string())??;
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
                 Ok(Snapshot { id, subject: None })
             }
             SourceSpec::Git { repo, git_ref } => {

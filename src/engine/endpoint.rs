@@ -11,6 +11,60 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// Why the engine to talk to cannot be resolved. Each message names where
+/// the setting came from (`--host`, `DOCKER_HOST`, a docker context, a
+/// file). Underlying errors are part of the text, not a `source()`: the
+/// CLI prints causes again.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(
+        "--host {host} and --context {context}: give one or the other, not both (as for docker)"
+    )]
+    HostAndContext { host: String, context: String },
+    /// A host that cannot be read; `from` is where it came from.
+    #[error("docker host {host:?} ({from}): {reason}")]
+    BadHost {
+        host: String,
+        from: String,
+        reason: String,
+    },
+    #[error("docker host {host:?} ({from}): {reason}; expected ssh://[user@]host[:port]")]
+    BadSsh {
+        host: String,
+        from: String,
+        reason: String,
+    },
+    #[error("docker host {host:?} ({from}) is not supported: use unix:///path/to/docker.sock, tcp://host:port (with DOCKER_TLS_VERIFY for TLS) or ssh://[user@]host[:port]")]
+    Unsupported { host: String, from: String },
+    /// TLS without verification, and no `--insecure-skip-tls-verify`.
+    #[error("docker host {host} ({from}): {why} (the server certificate would not be checked); set DOCKER_TLS_VERIFY=1 with the CA in {origin}, or pass --insecure-skip-tls-verify to accept that anyone on the path can impersonate the engine")]
+    Unverified {
+        host: String,
+        from: String,
+        why: &'static str,
+        origin: String,
+    },
+    #[error("{}: cannot read: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: not valid JSON: {error}", path.display())]
+    InvalidJson {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error("docker context {name:?} (from {from}): cannot read {}: {error}; `docker context ls` lists the contexts", meta.display())]
+    UnknownContext {
+        name: String,
+        from: String,
+        meta: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: docker context {name:?} has no docker endpoint", meta.display())]
+    NoDockerEndpoint { name: String, meta: PathBuf },
+}
+
 /// Where the daemon listens and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -111,7 +165,7 @@ pub fn selection() -> EngineSelection {
 
 /// The endpoint this process talks to: the command line's choice (see
 /// [`select`]) over the environment and the docker config directory.
-pub fn current() -> Result<Endpoint, String> {
+pub fn current() -> Result<Endpoint, EndpointError> {
     let selection = SELECTION.get().cloned().unwrap_or_default();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     resolve(&selection, &env, &crate::docker_cli::config_dir())
@@ -122,12 +176,13 @@ pub fn resolve(
     selection: &EngineSelection,
     env: &dyn Fn(&str) -> Option<String>,
     config_dir: &Path,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, EndpointError> {
     let insecure = selection.insecure_skip_tls_verify;
     if let (Some(host), Some(context)) = (&selection.host, &selection.context) {
-        return Err(format!(
-            "--host {host} and --context {context}: give one or the other, not both (as for docker)"
-        ));
+        return Err(EndpointError::HostAndContext {
+            host: host.clone(),
+            context: context.clone(),
+        });
     }
     // `--context default` is docker's default context: DOCKER_HOST, else
     // the socket, never a stored context.
@@ -169,7 +224,7 @@ fn from_host(
     env: &dyn Fn(&str) -> Option<String>,
     config_dir: &Path,
     insecure: bool,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, EndpointError> {
     // As the docker CLI: any non-empty value switches them on.
     let verify = env("DOCKER_TLS_VERIFY").is_some();
     let tls = verify || env("DOCKER_TLS").is_some();
@@ -203,13 +258,11 @@ fn parse_host(
     from: &str,
     tls: Option<TlsSettings>,
     insecure: bool,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, EndpointError> {
     if let Some(path) = host.strip_prefix("unix://") {
         // docker ignores the TLS settings for a unix socket.
         if path.is_empty() {
-            return Err(format!(
-                "docker host {host:?} ({from}): missing socket path"
-            ));
+            return Err(bad_host(host, from, "missing socket path"));
         }
         return Ok(Endpoint::Unix(PathBuf::from(path)));
     }
@@ -221,15 +274,14 @@ fn parse_host(
         .or_else(|| host.strip_prefix("http://"))
         .or_else(|| host.strip_prefix("https://"));
     let Some(rest) = rest else {
-        return Err(format!(
-            "docker host {host:?} ({from}) is not supported: use unix:///path/to/docker.sock, tcp://host:port (with DOCKER_TLS_VERIFY for TLS) or ssh://[user@]host[:port]"
-        ));
+        return Err(EndpointError::Unsupported {
+            host: host.to_string(),
+            from: from.to_string(),
+        });
     };
     let addr = rest.trim_end_matches('/');
     if addr.is_empty() || addr.contains('/') {
-        return Err(format!(
-            "docker host {host:?} ({from}): expected tcp://host:port"
-        ));
+        return Err(bad_host(host, from, "expected tcp://host:port"));
     }
     let has_port = addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'));
     let Some(tls) = tls else {
@@ -247,10 +299,12 @@ fn parse_host(
         format!("{addr}:2376")
     };
     if tls.skip_verify && !insecure {
-        return Err(format!(
-            "docker host {host} ({from}): {} (the server certificate would not be checked); set DOCKER_TLS_VERIFY=1 with the CA in {}, or pass --insecure-skip-tls-verify to accept that anyone on the path can impersonate the engine",
-            tls.skip_why, tls.origin
-        ));
+        return Err(EndpointError::Unverified {
+            host: host.to_string(),
+            from: from.to_string(),
+            why: tls.skip_why,
+            origin: tls.origin,
+        });
     }
     let server_name = match addr.rsplit_once(':') {
         Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']').to_string(),
@@ -268,9 +322,19 @@ fn parse_host(
     }))
 }
 
-fn parse_ssh(host: &str, from: &str) -> Result<SshEndpoint, String> {
-    let bad = |why: &str| {
-        format!("docker host {host:?} ({from}): {why}; expected ssh://[user@]host[:port]")
+fn bad_host(host: &str, from: &str, reason: &str) -> EndpointError {
+    EndpointError::BadHost {
+        host: host.to_string(),
+        from: from.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_ssh(host: &str, from: &str) -> Result<SshEndpoint, EndpointError> {
+    let bad = |why: &str| EndpointError::BadSsh {
+        host: host.to_string(),
+        from: from.to_string(),
+        reason: why.to_string(),
     };
     let url = url::Url::parse(host).map_err(|e| bad(&e.to_string()))?;
     if url.password().is_some() {
@@ -317,15 +381,14 @@ fn parse_ssh(host: &str, from: &str) -> Result<SshEndpoint, String> {
 }
 
 /// `currentContext` of `config.json`, if any.
-fn current_context(config_dir: &Path) -> Result<Option<String>, String> {
+fn current_context(config_dir: &Path) -> Result<Option<String>, EndpointError> {
     let path = config_dir.join("config.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        Err(error) => return Err(EndpointError::Unreadable { path, error }),
     };
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+    let doc = json(&text, &path)?;
     Ok(doc
         .get("currentContext")
         .and_then(|c| c.as_str())
@@ -341,30 +404,34 @@ fn from_context(
     name: &str,
     from: &str,
     insecure: bool,
-) -> Result<Endpoint, String> {
+) -> Result<Endpoint, EndpointError> {
     if name == "default" {
         return Ok(Endpoint::Unix(DEFAULT_SOCKET.into()));
     }
     let id = hex::encode(Sha256::digest(name.as_bytes()));
     let meta = config_dir.join("contexts/meta").join(&id).join("meta.json");
-    let text = std::fs::read_to_string(&meta).map_err(|e| {
-        format!(
-            "docker context {name:?} (from {from}): cannot read {}: {e}; `docker context ls` lists the contexts",
-            meta.display()
-        )
-    })?;
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not valid JSON: {e}", meta.display()))?;
-    let host = doc
+    let text = match std::fs::read_to_string(&meta) {
+        Ok(t) => t,
+        Err(error) => {
+            return Err(EndpointError::UnknownContext {
+                name: name.to_string(),
+                from: from.to_string(),
+                meta,
+                error,
+            })
+        }
+    };
+    let doc = json(&text, &meta)?;
+    let Some(host) = doc
         .pointer("/Endpoints/docker/Host")
         .and_then(|h| h.as_str())
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "{}: docker context {name:?} has no docker endpoint",
-                meta.display()
-            )
-        })?;
+    else {
+        return Err(EndpointError::NoDockerEndpoint {
+            name: name.to_string(),
+            meta,
+        });
+    };
     let skip_verify = doc
         .pointer("/Endpoints/docker/SkipTLSVerify")
         .and_then(|v| v.as_bool())
@@ -379,6 +446,14 @@ fn from_context(
         skip_why: "the context sets SkipTLSVerify",
     });
     parse_host(host, &format!("docker context {name:?}"), tls, insecure)
+}
+
+/// `text` (of the file `path`) as JSON.
+fn json(text: &str, path: &Path) -> Result<serde_json::Value, EndpointError> {
+    serde_json::from_str(text).map_err(|error| EndpointError::InvalidJson {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -467,9 +542,12 @@ mod tests {
             &env(&[]),
             d,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("not both"), "{err}");
-        let err = resolve(&none(), &env(&[("DOCKER_CONTEXT", "nope")]), d).unwrap_err();
+        let err = resolve(&none(), &env(&[("DOCKER_CONTEXT", "nope")]), d)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("docker context \"nope\" (from DOCKER_CONTEXT)"),
             "{err}"
@@ -522,7 +600,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let e = env(&[("DOCKER_HOST", "tcp://h:2376"), ("DOCKER_TLS", "1")]);
-        let err = resolve(&none(), &e, d).unwrap_err();
+        let err = resolve(&none(), &e, d).unwrap_err().to_string();
         assert!(err.contains("--insecure-skip-tls-verify"), "{err}");
         assert!(err.contains("tcp://h:2376"), "{err}");
         let insecure = EngineSelection {
@@ -534,7 +612,9 @@ mod tests {
         };
         assert!(t.skip_verify);
         context(d, "loose", "tcp://h:2376", true);
-        let err = resolve(&none(), &env(&[("DOCKER_CONTEXT", "loose")]), d).unwrap_err();
+        let err = resolve(&none(), &env(&[("DOCKER_CONTEXT", "loose")]), d)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SkipTLSVerify"), "{err}");
         assert!(resolve(&insecure, &env(&[("DOCKER_CONTEXT", "loose")]), d).is_ok());
     }
@@ -577,7 +657,10 @@ mod tests {
         assert_eq!((s.user, s.port), (None, None));
         assert_eq!(s.socket.as_deref(), Some("/run/docker.sock"));
         assert_eq!(ssh("ssh://u@h:22").unwrap().to_string(), "ssh://u@h:22");
-        assert!(ssh("ssh://u:pw@h").unwrap_err().contains("password"));
+        assert!(ssh("ssh://u:pw@h")
+            .unwrap_err()
+            .to_string()
+            .contains("password"));
         assert!(ssh("ssh://-oProxyCommand=x").is_err());
         for injected in [
             "ssh://h/run/docker.sock;touch${IFS}/tmp/x",
@@ -586,11 +669,12 @@ mod tests {
             "ssh://h/x&id",
             "ssh://h/x'y",
         ] {
-            let err = ssh(injected).unwrap_err();
+            let err = ssh(injected).unwrap_err().to_string();
             assert!(err.contains("may hold only"), "{injected}: {err}");
         }
         assert!(ssh("npipe:////./pipe/docker")
             .unwrap_err()
+            .to_string()
             .contains("not supported"));
     }
 }

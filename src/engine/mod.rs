@@ -39,6 +39,13 @@ pub enum EngineError {
     Unreachable { endpoint: String, reason: String },
     #[error("{0}")]
     Config(String),
+    /// No engine to talk to: `-H`, `--context`, `DOCKER_HOST` or the
+    /// docker context cannot be used.
+    #[error(transparent)]
+    Endpoint(#[from] endpoint::EndpointError),
+    /// The endpoint's TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("the docker engine at {endpoint} speaks API {found}; shoal needs API {}.{} or newer (Docker Engine 20.10+)", MIN_API_VERSION.0, MIN_API_VERSION.1)]
     TooOld { endpoint: String, found: String },
     #[error("the docker engine at {endpoint} is not a swarm manager (swarm state: {state}); run shoal against a manager node")]
@@ -76,14 +83,13 @@ impl Engine {
     /// `/var/run/docker.sock`), check the API version is at least 1.41 and
     /// that the daemon is a swarm manager.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let endpoint = endpoint::current().map_err(EngineError::Config)?;
+        let endpoint = endpoint::current()?;
         Engine::connect_to(endpoint).await
     }
 
     /// Connect to an explicit endpoint (see [`Engine::connect`]).
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
-        let raw = RawClient::new(endpoint.clone(), Duration::from_secs(60))
-            .map_err(EngineError::Config)?;
+        let raw = RawClient::new(endpoint.clone(), Duration::from_secs(60))?;
         let unreachable = |reason: String| EngineError::Unreachable {
             endpoint: endpoint.to_string(),
             reason,
@@ -102,7 +108,7 @@ impl Engine {
                 "it speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or use a docker context with TLS".into(),
             ));
         }
-        let version = version.json().map_err(unreachable)?;
+        let version = version.json().map_err(|e| unreachable(e.to_string()))?;
         let found = version
             .get("ApiVersion")
             .and_then(Value::as_str)
@@ -190,9 +196,9 @@ impl Engine {
         if !resp.is_success() {
             return Err(api_error(what, &resp));
         }
-        resp.json().map_err(|reason| EngineError::Protocol {
+        resp.json().map_err(|e| EngineError::Protocol {
             what: what.to_string(),
-            reason,
+            reason: e.to_string(),
         })
     }
 }

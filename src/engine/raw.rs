@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use super::endpoint::{Endpoint, DEFAULT_SOCKET};
+use super::tls::TlsError;
 use super::transport::Remote;
 use std::sync::Arc;
 
@@ -29,11 +30,11 @@ impl Response {
     }
 
     /// The body as JSON; an empty body is `null`.
-    pub fn json(&self) -> Result<Value, String> {
+    pub fn json(&self) -> Result<Value, InvalidJson> {
         if self.body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&self.body).map_err(|e| format!("invalid JSON in response: {e}"))
+        serde_json::from_slice(&self.body).map_err(InvalidJson)
     }
 
     /// The daemon's error message (`{"message": "..."}`), or the body text.
@@ -48,6 +49,11 @@ impl Response {
     }
 }
 
+/// A body that is not JSON (the parser's error is part of the text).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid JSON in response: {0}")]
+pub struct InvalidJson(serde_json::Error);
+
 /// Raw requests against one endpoint.
 #[derive(Debug, Clone)]
 pub struct RawClient {
@@ -59,7 +65,7 @@ pub struct RawClient {
 
 impl RawClient {
     /// A client for `endpoint`; for TLS this reads the certificate files.
-    pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<RawClient, String> {
+    pub fn new(endpoint: Endpoint, timeout: Duration) -> Result<RawClient, TlsError> {
         let remote = Remote::for_endpoint(&endpoint)?.map(Arc::new);
         Ok(RawClient {
             endpoint,
@@ -74,8 +80,9 @@ impl RawClient {
     }
 
     /// Send `method path` (path includes the query and the `/v1.xx` prefix if
-    /// wanted) with an optional JSON body.
-    pub async fn request(
+    /// wanted) with an optional JSON body. The error is the reason the
+    /// engine gave no answer, for [`super::EngineError::Unreachable`].
+    pub(super) async fn request(
         &self,
         method: &str,
         path: &str,
@@ -85,7 +92,7 @@ impl RawClient {
     }
 
     /// [`RawClient::request`] with extra headers (e.g. `X-Registry-Auth`).
-    pub async fn request_with(
+    pub(super) async fn request_with(
         &self,
         method: &str,
         path: &str,

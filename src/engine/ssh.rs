@@ -28,10 +28,7 @@ const STDERR_LIMIT: u64 = 64 * 1024;
 /// The command line for one connection: `ssh [opts] -o ConnectTimeout=30 -T
 /// [-l user] [-p port] -- host docker [--host unix://socket] system dial-stdio`,
 /// the docker CLI's own (cli/connhelper).
-pub fn command_line(
-    target: &SshEndpoint,
-    ssh_command: Option<&str>,
-) -> Result<Vec<String>, String> {
+fn command_line(target: &SshEndpoint, ssh_command: Option<&str>) -> Result<Vec<String>, String> {
     let mut args = match ssh_command.map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => shell_words::split(c)
             .map_err(|e| format!("{SSH_COMMAND_ENV}={c:?}: cannot split into words: {e}"))?,

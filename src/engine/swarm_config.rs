@@ -30,8 +30,40 @@ pub enum WriteError {
     Engine { name: String, message: String },
 }
 
+/// Why a config could not be read or removed. The engine's error is part
+/// of the text, not a `source()`: the CLI prints causes again.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("listing config {name}: {error}")]
+    Get {
+        name: String,
+        error: bollard::errors::Error,
+    },
+    #[error("listing configs labeled {label}={value}: {error}")]
+    List {
+        label: String,
+        value: String,
+        error: bollard::errors::Error,
+    },
+    #[error("removing config {name}: {error}")]
+    Remove {
+        name: String,
+        error: bollard::errors::Error,
+    },
+}
+
+/// A read or a write of a config that failed (what the lease and the
+/// stack records, which do both, return).
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Read(#[from] ConfigError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
 /// Read a config by exact name; `None` when it does not exist.
-pub async fn get(docker: &Docker, name: &str) -> Result<Option<LabeledConfig>, String> {
+pub async fn get(docker: &Docker, name: &str) -> Result<Option<LabeledConfig>, ConfigError> {
     // Inspect accepts ids and name prefixes of ids; a list with an exact
     // name filter cannot mistake one object for another.
     let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
@@ -40,7 +72,10 @@ pub async fn get(docker: &Docker, name: &str) -> Result<Option<LabeledConfig>, S
             filters: Some(filters),
         }))
         .await
-        .map_err(|e| format!("listing config {name}: {e}"))?;
+        .map_err(|error| ConfigError::Get {
+            name: name.to_string(),
+            error,
+        })?;
     Ok(list
         .into_iter()
         .filter_map(from_bollard)
@@ -52,14 +87,18 @@ pub async fn list_labeled(
     docker: &Docker,
     label: &str,
     value: &str,
-) -> Result<Vec<LabeledConfig>, String> {
+) -> Result<Vec<LabeledConfig>, ConfigError> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
     let list = docker
         .list_configs(Some(ListConfigsOptions {
             filters: Some(filters),
         }))
         .await
-        .map_err(|e| format!("listing configs labeled {label}={value}: {e}"))?;
+        .map_err(|error| ConfigError::List {
+            label: label.to_string(),
+            value: value.to_string(),
+            error,
+        })?;
     Ok(list.into_iter().filter_map(from_bollard).collect())
 }
 
@@ -101,13 +140,16 @@ pub async fn update_labels(
 }
 
 /// Remove a config by id or name (absent is fine).
-pub async fn remove(docker: &Docker, name: &str) -> Result<(), String> {
+pub async fn remove(docker: &Docker, name: &str) -> Result<(), ConfigError> {
     match docker.delete_config(name).await {
         Ok(()) => Ok(()),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(()),
-        Err(e) => Err(format!("removing config {name}: {e}")),
+        Err(error) => Err(ConfigError::Remove {
+            name: name.to_string(),
+            error,
+        }),
     }
 }
 

@@ -4,31 +4,62 @@
 //! `--insecure-skip-tls-verify`. Failures are explained naming the engine
 //! and the files involved.
 use super::endpoint::TlsEndpoint;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why the TLS material of an endpoint cannot be used. Messages start with
+/// where the settings came from (`DOCKER_CERT_PATH=/x`, `docker context
+/// "prod"`) and name the file; the underlying error is part of the text,
+/// not a `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{origin}: cannot read {}: {error}", path.display())]
+    Unreadable {
+        origin: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A CA, certificate or key file that is not usable.
+    #[error("{origin}: {}: {reason}", path.display())]
+    BadFile {
+        origin: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("{origin}: {} with {}: not a usable certificate and key: {reason}", cert.display(), key.display())]
+    BadPair {
+        origin: String,
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+    /// A certificate without its key, or a key without its certificate.
+    #[error("{origin}: {} has no {missing} next to it", present.display())]
+    Unpaired {
+        origin: String,
+        present: PathBuf,
+        missing: &'static str,
+    },
+    #[error("{origin}: cannot set up TLS: {reason}")]
+    Setup { origin: String, reason: String },
+}
 
 /// A connector for `t`, with its files read and checked now (so a bad file
 /// is an error before any connection).
-pub fn connector(t: &TlsEndpoint) -> Result<tokio_native_tls::TlsConnector, String> {
+pub fn connector(t: &TlsEndpoint) -> Result<tokio_native_tls::TlsConnector, TlsError> {
     let mut b = native_tls::TlsConnector::builder();
     b.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
     if let Some(ca) = &t.ca {
         let pem = read(t, ca)?;
+        let bad = |reason: String| bad_file(t, ca, reason);
         let certs = openssl::x509::X509::stack_from_pem(&pem)
-            .map_err(|e| format!("{}: {}: not a PEM certificate: {e}", t.origin, ca.display()))?;
+            .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
         if certs.is_empty() {
-            return Err(format!(
-                "{}: {}: no certificate in it",
-                t.origin,
-                ca.display()
-            ));
+            return Err(bad("no certificate in it".into()));
         }
         b.disable_built_in_roots(true);
         for cert in certs {
-            let der = cert
-                .to_der()
-                .map_err(|e| format!("{}: {}: {e}", t.origin, ca.display()))?;
-            let cert = native_tls::Certificate::from_der(&der)
-                .map_err(|e| format!("{}: {}: {e}", t.origin, ca.display()))?;
+            let der = cert.to_der().map_err(|e| bad(e.to_string()))?;
+            let cert = native_tls::Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
             b.add_root_certificate(cert);
         }
     }
@@ -39,39 +70,27 @@ pub fn connector(t: &TlsEndpoint) -> Result<tokio_native_tls::TlsConnector, Stri
             // (`BEGIN RSA PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`).
             let key_pem = read(t, key)?;
             let pkey = openssl::pkey::PKey::private_key_from_pem(&key_pem).map_err(|e| {
-                format!(
-                    "{}: {}: not a PEM private key (or it is encrypted): {e}",
-                    t.origin,
-                    key.display()
+                bad_file(
+                    t,
+                    key,
+                    format!("not a PEM private key (or it is encrypted): {e}"),
                 )
             })?;
             let pkcs8 = pkey
                 .private_key_to_pem_pkcs8()
-                .map_err(|e| format!("{}: {}: {e}", t.origin, key.display()))?;
+                .map_err(|e| bad_file(t, key, e.to_string()))?;
             let identity = native_tls::Identity::from_pkcs8(&cert_pem, &pkcs8).map_err(|e| {
-                format!(
-                    "{}: {} with {}: not a usable certificate and key: {e}",
-                    t.origin,
-                    cert.display(),
-                    key.display()
-                )
+                TlsError::BadPair {
+                    origin: t.origin.clone(),
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    reason: e.to_string(),
+                }
             })?;
             b.identity(identity);
         }
-        (Some(cert), None) => {
-            return Err(format!(
-                "{}: {} has no key.pem next to it",
-                t.origin,
-                cert.display()
-            ))
-        }
-        (None, Some(key)) => {
-            return Err(format!(
-                "{}: {} has no cert.pem next to it",
-                t.origin,
-                key.display()
-            ))
-        }
+        (Some(present), None) => return Err(unpaired(t, present, "key.pem")),
+        (None, Some(present)) => return Err(unpaired(t, present, "cert.pem")),
         (None, None) => {}
     }
     if t.skip_verify {
@@ -80,10 +99,29 @@ pub fn connector(t: &TlsEndpoint) -> Result<tokio_native_tls::TlsConnector, Stri
     }
     b.build()
         .map(tokio_native_tls::TlsConnector::from)
-        .map_err(|e| format!("{}: cannot set up TLS: {e}", t.origin))
+        .map_err(|e| TlsError::Setup {
+            origin: t.origin.clone(),
+            reason: e.to_string(),
+        })
 }
 
-fn read(t: &TlsEndpoint, path: &Path) -> Result<Vec<u8>, String> {
+fn bad_file(t: &TlsEndpoint, path: &Path, reason: String) -> TlsError {
+    TlsError::BadFile {
+        origin: t.origin.clone(),
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn unpaired(t: &TlsEndpoint, present: &Path, missing: &'static str) -> TlsError {
+    TlsError::Unpaired {
+        origin: t.origin.clone(),
+        present: present.to_path_buf(),
+        missing,
+    }
+}
+
+fn read(t: &TlsEndpoint, path: &Path) -> Result<Vec<u8>, TlsError> {
     // Certificates are small; a bound keeps a wrong path (a device, a huge
     // file) from costing memory.
     const LIMIT: u64 = 1 << 20;
@@ -91,7 +129,11 @@ fn read(t: &TlsEndpoint, path: &Path) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(LIMIT).read_to_end(&mut out))
-        .map_err(|e| format!("{}: cannot read {}: {e}", t.origin, path.display()))?;
+        .map_err(|error| TlsError::Unreadable {
+            origin: t.origin.clone(),
+            path: path.to_path_buf(),
+            error,
+        })?;
     Ok(out)
 }
 
@@ -161,7 +203,6 @@ fn last_reason(detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn endpoint(cert: Option<&str>) -> TlsEndpoint {
         TlsEndpoint {
@@ -211,17 +252,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = endpoint(None);
         t.ca = Some(dir.path().join("ca.pem"));
-        let err = connector(&t).unwrap_err();
+        let err = connector(&t).unwrap_err().to_string();
         assert!(
             err.contains("cannot read") && err.contains("ca.pem"),
             "{err}"
         );
         std::fs::write(dir.path().join("ca.pem"), "not a cert").unwrap();
-        let err = connector(&t).unwrap_err();
+        let err = connector(&t).unwrap_err().to_string();
         assert!(err.contains("ca.pem"), "{err}");
         t.ca = None;
         t.cert = Some(dir.path().join("cert.pem"));
-        let err = connector(&t).unwrap_err();
+        let err = connector(&t).unwrap_err().to_string();
         assert!(err.contains("has no key.pem"), "{err}");
     }
 }

@@ -151,7 +151,7 @@ impl std::fmt::Debug for Remote {
 impl Remote {
     /// `None` for the local kinds (unix socket, plain tcp), which `raw.rs`
     /// and bollard reach themselves.
-    pub fn for_endpoint(endpoint: &Endpoint) -> Result<Option<Remote>, String> {
+    pub fn for_endpoint(endpoint: &Endpoint) -> Result<Option<Remote>, super::tls::TlsError> {
         let dial = match endpoint {
             Endpoint::Unix(_) | Endpoint::Tcp(_) => return Ok(None),
             Endpoint::Tls(t) => Dial::Tls {
@@ -171,7 +171,7 @@ impl Remote {
     }
 
     /// One request; the answer read whole. Errors name the engine.
-    pub async fn request(
+    pub(super) async fn request(
         &self,
         method: &str,
         path: &str,

@@ -20,6 +20,35 @@ pub struct ConfigError {
     pub error: std::io::Error,
 }
 
+/// Why the credentials of a registry could not be read. Messages name the
+/// config file (or say the helpers gave no answer); the underlying error is
+/// part of the text. `Clone`: one failure answers for every image of that
+/// registry (see [`RegistryHeaders`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("{}: not valid JSON: {reason}", path.display())]
+    InvalidJson { path: PathBuf, reason: String },
+    /// A `docker-credential-*` program failed; `stderr` is what it said.
+    #[error("{}: credential helper {helper} failed for {registry}: {stderr}", path.display())]
+    Helper {
+        path: PathBuf,
+        helper: String,
+        registry: String,
+        stderr: String,
+    },
+    #[error("{}: credentials for {registry}: {reason}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        registry: String,
+        reason: String,
+    },
+    /// The blocking task reading them failed.
+    #[error("reading registry credentials failed: {reason}")]
+    Failed { reason: String },
+    #[error("a docker credential helper gave no answer within {seconds}s")]
+    TimedOut { seconds: u64 },
+}
+
 /// The docker config file of this process, read once.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -66,14 +95,16 @@ impl Credentials {
     /// The `X-Registry-Auth` value for the registry of `image`, or `None`
     /// when the config holds no credentials for it. Helper programs run
     /// here (blocking: call from a blocking context).
-    pub fn header_for(&self, image: &str) -> Result<Option<String>, String> {
+    pub fn header_for(&self, image: &str) -> Result<Option<String>, CredentialsError> {
         let Some(config) = &self.config else {
             return Ok(None);
         };
         let reference = Reference::parse(image);
         let key = reference.auth_key();
-        let config = as_docker_reads(config, key)
-            .map_err(|e| format!("{}: not valid JSON: {e}", self.path.display()))?;
+        let config = as_docker_reads(config, key).map_err(|e| CredentialsError::InvalidJson {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
         let credential = match docker_credential::get_credential_from_reader(&config[..], key) {
             Ok(c) => c,
             Err(CredentialRetrievalError::NoCredentialConfigured) => return Ok(None),
@@ -83,17 +114,19 @@ impl Credentials {
                 return Ok(None)
             }
             Err(CredentialRetrievalError::HelperFailure { helper, stderr, .. }) => {
-                return Err(format!(
-                    "{}: credential helper {helper} failed for {key}: {}",
-                    self.path.display(),
-                    stderr.trim()
-                ))
+                return Err(CredentialsError::Helper {
+                    path: self.path.clone(),
+                    helper,
+                    registry: key.to_string(),
+                    stderr: stderr.trim().to_string(),
+                })
             }
             Err(e) => {
-                return Err(format!(
-                    "{}: credentials for {key}: {e}",
-                    self.path.display()
-                ))
+                return Err(CredentialsError::Unreadable {
+                    path: self.path.clone(),
+                    registry: key.to_string(),
+                    reason: e.to_string(),
+                })
             }
         };
         Ok(Some(encode(&credential, key)))
@@ -215,7 +248,7 @@ const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// `--with-registry-auth`) ask the docker config, and its helper programs,
 /// once per registry, not once per image or service.
 #[derive(Debug, Default)]
-pub struct RegistryHeaders(BTreeMap<String, Result<Option<String>, String>>);
+pub struct RegistryHeaders(BTreeMap<String, Result<Option<String>, CredentialsError>>);
 
 impl RegistryHeaders {
     /// Read the credentials of every registry `images` come from. Helpers
@@ -240,21 +273,23 @@ impl RegistryHeaders {
                 })
                 .collect()
         });
-        let failed = |why: String| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
+        let failed =
+            |why: CredentialsError| all.iter().map(|k| (k.clone(), Err(why.clone()))).collect();
         RegistryHeaders(match tokio::time::timeout(HELPER_TIMEOUT, read).await {
             Ok(Ok(headers)) => headers,
-            Ok(Err(e)) => failed(format!("reading registry credentials failed: {e}")),
-            Err(_) => failed(format!(
-                "a docker credential helper gave no answer within {}s",
-                HELPER_TIMEOUT.as_secs()
-            )),
+            Ok(Err(e)) => failed(CredentialsError::Failed {
+                reason: e.to_string(),
+            }),
+            Err(_) => failed(CredentialsError::TimedOut {
+                seconds: HELPER_TIMEOUT.as_secs(),
+            }),
         })
     }
 
     /// The header for `image`'s registry: `Ok(None)` when the config has
     /// no credentials for it (or it was not read), `Err` when reading them
     /// failed.
-    pub fn for_image(&self, image: &str) -> Result<Option<&str>, &str> {
+    pub fn for_image(&self, image: &str) -> Result<Option<&str>, &CredentialsError> {
         match self.0.get(Reference::parse(image).auth_key()) {
             Some(Ok(h)) => Ok(h.as_deref()),
             Some(Err(e)) => Err(e),
@@ -360,7 +395,10 @@ mod tests {
     fn a_broken_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let creds = config(&dir, "{not json");
-        let err = creds.header_for("127.0.0.1:5000/app:1").unwrap_err();
+        let err = creds
+            .header_for("127.0.0.1:5000/app:1")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("config.json"), "{err}");
     }
 
@@ -371,7 +409,10 @@ mod tests {
             &dir,
             r#"{"credHelpers":{"127.0.0.1:5000":"shoal-no-such-helper"}}"#,
         );
-        let err = creds.header_for("127.0.0.1:5000/app:1").unwrap_err();
+        let err = creds
+            .header_for("127.0.0.1:5000/app:1")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("127.0.0.1:5000"), "{err}");
     }
 }

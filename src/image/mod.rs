@@ -4,6 +4,6 @@ mod credentials;
 mod pin;
 mod reference;
 
-pub use credentials::{ConfigError, Credentials, RegistryHeaders};
+pub use credentials::{ConfigError, Credentials, CredentialsError, RegistryHeaders};
 pub use pin::*;
 pub use reference::*;

@@ -182,7 +182,7 @@ fn load_stack(
     entry: &source::StackEntry,
     env: &Vars,
 ) -> Result<(DesiredStack, Vec<String>), String> {
-    let vars = stack_vars(tree, &entry.dir, env)?;
+    let vars = stack_vars(tree, &entry.dir, env).map_err(|e| e.to_string())?;
     // Everything the stack reads from here on counts against one budget.
     let what = format!("the files of stack {}", entry.name);
     let tree = source::Budget::new(tree, what, source::MAX_STACK_BYTES);
@@ -195,11 +195,29 @@ fn load_stack(
     Ok((stack, loaded.config.stack_depends_on))
 }
 
+/// Why a stack's variables could not be read; messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StackVarsError {
+    #[error("{0}")]
+    Source(SourceError),
+    /// The encrypted variables file.
+    #[error("{0}")]
+    Secrets(crate::secrets::SecretsError),
+    #[error("{path}: not UTF-8 text")]
+    NotUtf8 { path: String },
+    #[error("{path}:{line}: {message}")]
+    EnvFile {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
 /// Interpolation variables of one stack, later sources winning:
 /// `stack.env` (plain or SOPS dotenv), then the encrypted variables file
 /// (`stack.sops.env` or `stack.env.sops.yaml`), then the process
 /// environment, as docker compose lets the environment override `.env`.
-pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String> {
+pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, StackVarsError> {
     let path = format!("{dir}/{STACK_ENV_FILE}");
     let mut vars = Vars::default();
     // Listed is enough: a `stack.env` that is a link is an error, not skipped.
@@ -208,14 +226,22 @@ pub fn stack_vars(tree: &RepoTree, dir: &str, env: &Vars) -> Result<Vars, String
             .list(dir)
             .is_ok_and(|l| l.iter().any(|n| n == STACK_ENV_FILE))
     {
-        let bytes = tree.read(&path).map_err(|e| e.to_string())?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text"))?;
+        let bytes = tree.read(&path).map_err(StackVarsError::Source)?;
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Err(StackVarsError::NotUtf8 { path });
+        };
         let lookup = |name: &str| env.get(name).map(str::to_string);
-        let pairs = compose::envfile::parse_env_file(&text, &lookup)
-            .map_err(|(line, msg)| format!("{path}:{line}: {msg}"))?;
+        let pairs =
+            compose::envfile::parse_env_file(&text, &lookup).map_err(|(line, message)| {
+                StackVarsError::EnvFile {
+                    path: path.clone(),
+                    line,
+                    message,
+                }
+            })?;
         vars.map.extend(pairs);
     }
-    if let Some(secret) = tree.stack_variables(dir).map_err(|e| e.to_string())? {
+    if let Some(secret) = tree.stack_variables(dir).map_err(StackVarsError::Secrets)? {
         vars.map.extend(secret);
     }
     for (k, v) in &env.map {

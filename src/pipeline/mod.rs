@@ -6,5 +6,5 @@ mod load;
 mod plan;
 pub mod saved_plan;
 
-pub use load::{load, stack_entries, stack_vars, RepoTree, Scope, STACK_ENV_FILE};
+pub use load::{load, stack_entries, stack_vars, RepoTree, Scope, StackVarsError, STACK_ENV_FILE};
 pub use plan::{check_policies, pin_images, plan, PlanNotes, RepoPlan, Verdicts};

@@ -3,13 +3,22 @@
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
+/// A file or link under the directory that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct DigestError {
+    pub path: PathBuf,
+    // Part of the message, not a cause: the CLI prints causes again.
+    pub error: std::io::Error,
+}
+
 /// A digest of every entry under `stacks/` and `policies/` of a directory
 /// (paths and contents), so an edit gives a new snapshot id. Links are not
 /// followed: a link contributes its target's text (so re-pointing it is an
 /// edit), and a fifo or device only its kind, as loading refuses all three
 /// with an error anyway. Files are hashed as a stream, so a huge one costs
 /// time once per pass, never memory.
-pub fn dir_digest(root: &std::path::Path) -> Result<String, String> {
+pub fn dir_digest(root: &std::path::Path) -> Result<String, DigestError> {
     use std::os::unix::fs::OpenOptionsExt;
     enum Entry {
         File(PathBuf),
@@ -58,12 +67,12 @@ pub fn dir_digest(root: &std::path::Path) -> Result<String, String> {
                     .read(true)
                     .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                     .open(f)
-                    .map_err(|e| format!("{}: {e}", f.display()))?;
+                    .map_err(unreadable(f))?;
                 hash.update(b"file:");
-                std::io::copy(&mut file, &mut hash).map_err(|e| format!("{}: {e}", f.display()))?;
+                std::io::copy(&mut file, &mut hash).map_err(unreadable(f))?;
             }
             Entry::Link(f) => {
-                let target = std::fs::read_link(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                let target = std::fs::read_link(f).map_err(unreadable(f))?;
                 hash.update(b"link:");
                 hash.update(target.as_os_str().as_encoded_bytes());
             }
@@ -72,6 +81,13 @@ pub fn dir_digest(root: &std::path::Path) -> Result<String, String> {
         hash.update([0]);
     }
     Ok(format!("dir:{}", &hex::encode(hash.finalize())[..12]))
+}
+
+fn unreadable(path: &std::path::Path) -> impl Fn(std::io::Error) -> DigestError + '_ {
+    move |error| DigestError {
+        path: path.to_path_buf(),
+        error,
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Where stacks come from: a directory or a git commit ([`open`] tells a
 //! `--repo` apart), read through [`Tree`] within size and depth bounds.
-pub use digest::dir_digest;
+pub use digest::{dir_digest, DigestError};
 pub use open::{is_git_url, open, Location, OpenError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
