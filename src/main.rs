@@ -16,5 +16,27 @@ fn main() -> ExitCode {
         Ok(exe) => shoal::policy::sandbox::use_worker(exe),
         Err(e) => eprintln!("warning: policies run without a budget: cannot find this binary: {e}"),
     }
+    quiet_on_closed_output();
     cli::run(cli::args::Cli::parse()).into()
+}
+
+/// `shoal plan | head`: when whoever reads the output goes away, stop
+/// quietly with the status of a process killed by SIGPIPE (141), as other
+/// command-line tools do, instead of a panic and a backtrace. (SIGPIPE
+/// itself stays ignored: shoal writes to pipes of its own children, the
+/// policy worker and ssh, and must survive them closing.)
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") || message.contains("BrokenPipe") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }

@@ -72,3 +72,32 @@ fn healthcheck_fails_when_nothing_answers() {
     assert_code(&o, 1);
     assert!(stderr(&o).contains(&url), "{}", stderr(&o));
 }
+
+/// `shoal ... | head`: the reader going away stops shoal quietly with
+/// SIGPIPE's status, no panic, whichever way the output is written.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    let repo = Repo::new();
+    repo.stack(
+        "web",
+        "services:\n  app:\n    image: busybox:1.36\n    deploy:\n      replicas: 2\n",
+    );
+    let dir = repo.path().to_str().unwrap();
+    for args in [
+        vec!["completions", "bash"],
+        vec!["validate", "--repo", dir],
+        vec!["validate", "--repo", dir, "--format", "json"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_shoal"))
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}
