@@ -110,7 +110,7 @@ pub async fn plan(
     }
     facts.name = scope.cluster.clone();
     let (plan, notes) = diff_stacks(&desired, &live, &network_ids, scope);
-    let (policies, verdicts) = check_policies(tree, &desired, &facts);
+    let (policies, verdicts) = off_the_runtime(|| check_policies(tree, &desired, &facts));
     Ok(RepoPlan {
         desired,
         plan,
@@ -118,6 +118,18 @@ pub async fn plan(
         policies,
         verdicts,
     })
+}
+
+/// Run `f`, which blocks (the policy sandbox waits for its worker for up
+/// to its time budget), without holding up the other tasks of a
+/// multi-threaded runtime (the agent's HTTP server, its event watch); on a
+/// single-threaded runtime, where that cannot be done, in place.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Pin the images of `desired` to their registry digests as `mode`
@@ -195,4 +207,39 @@ fn diff_stacks(
         }
     }
     (plan, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::off_the_runtime;
+    use std::time::Duration;
+
+    /// While one task blocks (policies evaluating), another task of the
+    /// runtime still runs, even with a single worker thread.
+    #[test]
+    fn blocking_work_leaves_the_runtime_free() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let answered = rt.block_on(async {
+            let (started_tx, started) = tokio::sync::oneshot::channel();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let waiter = tokio::spawn(async move {
+                started_tx.send(()).unwrap();
+                off_the_runtime(|| rx.recv_timeout(Duration::from_secs(5)).is_ok())
+            });
+            started.await.unwrap();
+            // Spawned while the only worker is blocked in `waiter`.
+            tokio::spawn(async move { tx.send(()).unwrap() });
+            waiter.await.unwrap()
+        });
+        assert!(answered, "the other task never ran while one was blocked");
+    }
+
+    #[tokio::test]
+    async fn on_a_single_threaded_runtime_it_runs_in_place() {
+        assert_eq!(off_the_runtime(|| 7), 7);
+    }
 }
