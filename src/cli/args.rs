@@ -285,7 +285,9 @@ pub struct ApplyArgs {
     pub auto_approve: bool,
     #[command(flatten)]
     pub prune: PruneArgs,
-    /// Do not wait for services to converge.
+    /// Do not wait for the services written to converge. Services that
+    /// depends_on orders still wait, wave by wave, for their dependencies'
+    /// conditions: that wait is the order.
     #[arg(long)]
     pub no_wait: bool,
     /// How long to wait, per wave: for the dependencies of the services of
