@@ -380,28 +380,8 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
     .await;
     let color = settings::color(&args.repo);
     print_grouped(&runs, true, |p| plan::print_text(p, color));
-    let names = |pick: &dyn Fn(&ClusterRun) -> bool| {
-        runs.iter()
-            .filter(|r| pick(r))
-            .map(|r| r.cluster.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let failed = names(&|r| {
-        r.outcome
-            .as_ref()
-            .map_or(true, |p| !p.pass.desired.errors.is_empty())
-    });
-    let denied = names(&|r| r.outcome.as_ref().is_ok_and(|p| p.denied()));
-    if !denied.is_empty() {
-        eprintln!("\nerror: policies deny the plan of cluster {denied}; nothing was changed on any cluster.");
-        return Ok(fold(&runs, false));
-    }
-    if !failed.is_empty() {
-        eprintln!(
-            "\nerror: cluster {failed} could not be planned fully; nothing was changed on any cluster."
-        );
-        return Ok(ExitStatus::Error);
+    if let Some(status) = refused(&runs) {
+        return Ok(status);
     }
     let todo: Vec<&ClusterRun> = runs
         .iter()
@@ -420,6 +400,41 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
             return Ok(ExitStatus::Error);
         }
     }
+    write_in_order(&todo, &args).await
+}
+
+/// Why nothing may be applied anywhere (said on stderr), with the exit
+/// status: a cluster denied by the policies, or one not planned fully.
+fn refused(runs: &[ClusterRun]) -> Option<ExitStatus> {
+    let names = |pick: &dyn Fn(&ClusterRun) -> bool| {
+        runs.iter()
+            .filter(|r| pick(r))
+            .map(|r| r.cluster.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let failed = names(&|r| {
+        r.outcome
+            .as_ref()
+            .map_or(true, |p| !p.pass.desired.errors.is_empty())
+    });
+    let denied = names(&|r| r.outcome.as_ref().is_ok_and(|p| p.denied()));
+    if !denied.is_empty() {
+        eprintln!("\nerror: policies deny the plan of cluster {denied}; nothing was changed on any cluster.");
+        return Some(fold(runs, false));
+    }
+    if !failed.is_empty() {
+        eprintln!(
+            "\nerror: cluster {failed} could not be planned fully; nothing was changed on any cluster."
+        );
+        return Some(ExitStatus::Error);
+    }
+    None
+}
+
+/// Apply the planned clusters one after the other, each converged before
+/// the next; a failure stops there and says which were applied.
+async fn write_in_order(todo: &[&ClusterRun], args: &ApplyArgs) -> Result<ExitStatus> {
     let mut applied: Vec<&str> = Vec::new();
     let mut writes = 0;
     for run in todo {
@@ -427,22 +442,21 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
             continue; // planned: both are there (see plan_all)
         };
         println!("\n{}: applying", heading(run));
-        let stop = |why: String| {
-            eprintln!("error: cluster {}: {why}", run.cluster.name);
-            eprintln!(
-                "  applied before it: {}; not applied: {} and the clusters after it",
-                if applied.is_empty() {
-                    "none".to_string()
-                } else {
-                    applied.join(", ")
-                },
-                run.cluster.name
-            );
-            ExitStatus::Error
-        };
-        match super::apply::write(engine, p, &args).await? {
+        match super::apply::write(engine, p, args).await? {
             Ok(n) => writes += n,
-            Err(message) => return Ok(stop(message)),
+            Err(why) => {
+                eprintln!("error: cluster {}: {why}", run.cluster.name);
+                eprintln!(
+                    "  applied before it: {}; not applied: {} and the clusters after it",
+                    if applied.is_empty() {
+                        "none".to_string()
+                    } else {
+                        applied.join(", ")
+                    },
+                    run.cluster.name
+                );
+                return Ok(ExitStatus::Error);
+            }
         }
         applied.push(&run.cluster.name);
     }

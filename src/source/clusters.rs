@@ -191,7 +191,26 @@ pub fn parse_cluster(path: &str, name: &str, text: &str) -> Result<Cluster, Sour
             ),
         }
     })?;
-    let engine = match file.engine {
+    let engine = engine_of(path, file.engine)?;
+    if file.stacks.len() > MAX_LIST || file.env.len() > MAX_LIST {
+        return Err(invalid(
+            path,
+            format!("stacks or env: more than {MAX_LIST} entries"),
+        ));
+    }
+    let stacks = stacks_of(path, file.stacks)?;
+    let env = env_of(path, file.env)?;
+    Ok(Cluster {
+        name: name.to_string(),
+        engine,
+        stacks,
+        env,
+    })
+}
+
+/// `engine:` of `cluster.yml`: exactly one non-empty context or host.
+fn engine_of(path: &str, engine: Option<EngineFile>) -> Result<ClusterEngine, SourceError> {
+    Ok(match engine {
         None => {
             return Err(invalid(
                 path,
@@ -229,15 +248,13 @@ pub fn parse_cluster(path: &str, name: &str, text: &str) -> Result<Cluster, Sour
                 "engine: needs a non-empty context (a docker context name) or host (an engine URL)",
             ))
         }
-    };
-    if file.stacks.len() > MAX_LIST || file.env.len() > MAX_LIST {
-        return Err(invalid(
-            path,
-            format!("stacks or env: more than {MAX_LIST} entries"),
-        ));
-    }
+    })
+}
+
+/// `stacks:` of `cluster.yml`: stack folder names, each once.
+fn stacks_of(path: &str, listed: Vec<String>) -> Result<Vec<String>, SourceError> {
     let mut stacks: Vec<String> = Vec::new();
-    for (i, stack) in file.stacks.into_iter().enumerate() {
+    for (i, stack) in listed.into_iter().enumerate() {
         if !valid_name(&stack) || stack == "_shared" {
             return Err(invalid(
                 path,
@@ -252,8 +269,16 @@ pub fn parse_cluster(path: &str, name: &str, text: &str) -> Result<Cluster, Sour
         }
         stacks.push(stack);
     }
+    Ok(stacks)
+}
+
+/// `env:` of `cluster.yml`: variable names to scalar values, as text.
+fn env_of(
+    path: &str,
+    listed: BTreeMap<String, serde_yaml::Value>,
+) -> Result<BTreeMap<String, String>, SourceError> {
     let mut env = BTreeMap::new();
-    for (key, value) in file.env {
+    for (key, value) in listed {
         let valid_key = key
             .chars()
             .next()
@@ -281,12 +306,7 @@ pub fn parse_cluster(path: &str, name: &str, text: &str) -> Result<Cluster, Sour
         };
         env.insert(key, value);
     }
-    Ok(Cluster {
-        name: name.to_string(),
-        engine,
-        stacks,
-        env,
-    })
+    Ok(env)
 }
 
 fn yaml_kind(v: &serde_yaml::Value) -> &'static str {
