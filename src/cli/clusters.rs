@@ -164,6 +164,19 @@ async fn plan_all(
     runs
 }
 
+/// [`select`] the clusters, then [`plan_all`] of them.
+async fn select_and_plan(
+    repo: &RepoArgs,
+    flags: &ClusterArgs,
+    prune: bool,
+    images: &super::args::ImageArgs,
+    allowed_hosts: &[String],
+) -> Result<(Selected, Vec<ClusterRun>)> {
+    let selected = select(repo, flags)?;
+    let runs = plan_all(&selected, repo, prune, images, allowed_hosts).await;
+    Ok((selected, runs))
+}
+
 /// `error: caused by: ...` on one line, for a cluster that failed.
 fn error_chain(e: &anyhow::Error) -> String {
     e.chain()
@@ -319,15 +332,14 @@ pub async fn plan(args: PlanArgs) -> Result<ExitStatus> {
              --all-clusters yet"
         );
     }
-    let selected = select(&args.repo, &args.clusters)?;
-    let runs = plan_all(
-        &selected,
+    let (selected, runs) = select_and_plan(
         &args.repo,
+        &args.clusters,
         args.prune.prune,
         &args.images,
         &args.allow.allow_hosts,
     )
-    .await;
+    .await?;
     let color = settings::color(&args.repo);
     print_runs(&selected.source, &runs, args.output.format(), true, |p| {
         plan::print_text(p, color)
@@ -369,15 +381,14 @@ pub fn validate(args: ValidateArgs) -> Result<ExitStatus> {
 /// apply them one after the other, in the order given, each converged
 /// before the next; a failure stops there and says which were applied.
 pub async fn apply(args: ApplyArgs) -> Result<ExitStatus> {
-    let selected = select(&args.repo, &args.clusters)?;
-    let runs = plan_all(
-        &selected,
+    let (_selected, runs) = select_and_plan(
         &args.repo,
+        &args.clusters,
         args.prune.prune,
         &args.images,
         &args.allow.allow_hosts,
     )
-    .await;
+    .await?;
     let color = settings::color(&args.repo);
     print_grouped(&runs, true, |p| plan::print_text(p, color));
     if let Some(status) = refused(&runs) {
