@@ -28,55 +28,25 @@ pub enum HealthError {
 
 /// GET `url` (http:// only) within `timeout`; Ok(status) for a 2xx answer.
 pub fn check(url: &str, timeout: Duration) -> Result<u16, HealthError> {
-    let bad = |reason: &str| HealthError::Url {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    if parsed.scheme() != "http" {
-        return Err(bad(
-            "only http:// URLs are checked (the agent serves plain HTTP)",
-        ));
-    }
-    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let io = |error: std::io::Error| {
-        if matches!(
-            error.kind(),
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-        ) {
-            HealthError::Timeout {
-                url: url.to_string(),
-                timeout,
-            }
-        } else {
-            HealthError::Io {
-                url: url.to_string(),
-                error,
-            }
-        }
-    };
+    let target = Target::parse(url)?;
+    let io = |error: std::io::Error| io_error(url, timeout, error);
     let deadline = Instant::now() + timeout;
     let remaining = || {
         deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1))
     };
-    let addr = (host, port)
+    let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()
         .map_err(io)?
         .next()
-        .ok_or_else(|| bad("host has no address"))?;
+        .ok_or_else(|| HealthError::Url {
+            url: url.to_string(),
+            reason: "host has no address".to_string(),
+        })?;
     let mut stream = TcpStream::connect_timeout(&addr, remaining()).map_err(io)?;
     stream.set_write_timeout(Some(remaining())).map_err(io)?;
-    let mut path = parsed.path().to_string();
-    if let Some(q) = parsed.query() {
-        path.push('?');
-        path.push_str(q);
-    }
-    let request =
-        format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(io)?;
+    stream.write_all(target.request().as_bytes()).map_err(io)?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     // Read until the end of the status line; the rest does not matter.
@@ -94,7 +64,71 @@ pub fn check(url: &str, timeout: Duration) -> Result<u16, HealthError> {
             });
         }
     }
-    let text = String::from_utf8_lossy(&head);
+    verdict(url, &head)
+}
+
+/// Where the check goes: an http:// URL's host, port and path (with its
+/// query).
+#[derive(Debug, PartialEq)]
+struct Target {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, HealthError> {
+        let bad = |reason: &str| HealthError::Url {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if parsed.scheme() != "http" {
+            return Err(bad(
+                "only http:// URLs are checked (the agent serves plain HTTP)",
+            ));
+        }
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+        let mut path = parsed.path().to_string();
+        if let Some(q) = parsed.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        Ok(Target {
+            host: host.to_string(),
+            port: parsed.port_or_known_default().unwrap_or(80),
+            path,
+        })
+    }
+
+    /// The HTTP/1.0 GET of the path.
+    fn request(&self) -> String {
+        let Target { host, port, path } = self;
+        format!("GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n")
+    }
+}
+
+/// An I/O error of the check: a timeout when the socket timed out.
+fn io_error(url: &str, timeout: Duration, error: std::io::Error) -> HealthError {
+    if matches!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        HealthError::Timeout {
+            url: url.to_string(),
+            timeout,
+        }
+    } else {
+        HealthError::Io {
+            url: url.to_string(),
+            error,
+        }
+    }
+}
+
+/// Judge the start of the answer: Ok(status) for a 2xx status line.
+fn verdict(url: &str, head: &[u8]) -> Result<u16, HealthError> {
+    let text = String::from_utf8_lossy(head);
     let line = text.lines().next().unwrap_or("").trim().to_string();
     let status = parse_status(&line).ok_or_else(|| HealthError::NotHttp {
         url: url.to_string(),
@@ -189,6 +223,39 @@ mod tests {
         assert!(matches!(
             check("https://127.0.0.1/healthz", Duration::from_secs(1)).unwrap_err(),
             HealthError::Url { .. }
+        ));
+    }
+
+    #[test]
+    fn the_target_is_the_urls_host_port_and_path_with_its_query() {
+        let t = Target::parse("http://localhost/healthz?deep=1").unwrap();
+        assert_eq!(
+            t,
+            Target {
+                host: "localhost".into(),
+                port: 80,
+                path: "/healthz?deep=1".into()
+            }
+        );
+        assert_eq!(
+            t.request(),
+            "GET /healthz?deep=1 HTTP/1.0\r\nHost: localhost:80\r\nConnection: close\r\n\r\n"
+        );
+        let err = Target::parse("not a url").unwrap_err();
+        assert!(matches!(err, HealthError::Url { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_status_line_decides() {
+        let url = "http://x/healthz";
+        assert_eq!(verdict(url, b"HTTP/1.1 204 No Content\r\n").unwrap(), 204);
+        assert!(matches!(
+            verdict(url, b"HTTP/1.0 500 Oops\r\n"),
+            Err(HealthError::Unhealthy { status: 500, .. })
+        ));
+        assert!(matches!(
+            verdict(url, b""),
+            Err(HealthError::NotHttp { line, .. }) if line.is_empty()
         ));
     }
 }

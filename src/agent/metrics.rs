@@ -1,6 +1,7 @@
 //! `/metrics`: the agent status in the Prometheus text exposition format
 //! (version 0.0.4). Pure: status in, text out.
-use super::status::{AgentStatus, StackState};
+use super::status::{AgentStatus, Counters, StackState, StackStatus};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::SystemTime;
 
@@ -10,17 +11,31 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Render every `shoal_` metric.
 pub fn render(status: &AgentStatus) -> String {
     let mut out = String::new();
-    let c = &status.counters;
-
+    counters(&mut out, &status.counters);
+    stacks(&mut out, &status.stacks);
     family(
         &mut out,
+        "shoal_lease_holder",
+        "gauge",
+        "1 when this agent holds the applier lease.",
+    );
+    let holder = if status.lease_holder { 1.0 } else { 0.0 };
+    sample(&mut out, "shoal_lease_holder", &[], holder);
+    out
+}
+
+/// The agent's counters: reconciles by outcome, the last fully synced
+/// pass, and the plain totals.
+fn counters(out: &mut String, c: &Counters) {
+    family(
+        out,
         "shoal_reconciles_total",
         "counter",
         "Stack reconciles by outcome (source-error: the source could not be read).",
     );
     for (outcome, n) in &c.reconciles {
         sample(
-            &mut out,
+            out,
             "shoal_reconciles_total",
             &[("outcome", outcome)],
             *n as f64,
@@ -28,13 +43,13 @@ pub fn render(status: &AgentStatus) -> String {
     }
 
     family(
-        &mut out,
+        out,
         "shoal_last_success_timestamp_seconds",
         "gauge",
         "Unix time of the end of the last pass in which every stack ended synced (0: never).",
     );
     let last = c.last_success.map(unix_seconds).unwrap_or(0.0);
-    sample(&mut out, "shoal_last_success_timestamp_seconds", &[], last);
+    sample(out, "shoal_last_success_timestamp_seconds", &[], last);
 
     for (name, help, value) in [
         (
@@ -58,21 +73,25 @@ pub fn render(status: &AgentStatus) -> String {
             c.notifications_dropped,
         ),
     ] {
-        family(&mut out, name, "counter", help);
-        sample(&mut out, name, &[], value as f64);
+        family(out, name, "counter", help);
+        sample(out, name, &[], value as f64);
     }
+}
 
+/// One gauge per stack and status (1 for the one it is in), and whether
+/// its commit failed and was rolled back.
+fn stacks(out: &mut String, stacks: &BTreeMap<String, StackStatus>) {
     family(
-        &mut out,
+        out,
         "shoal_stack_status",
         "gauge",
         "1 for the status each stack is in, 0 for the others.",
     );
-    for (stack, s) in &status.stacks {
+    for (stack, s) in stacks {
         for state in StackState::ALL {
             let v = if s.status == state { 1.0 } else { 0.0 };
             sample(
-                &mut out,
+                out,
                 "shoal_stack_status",
                 &[("stack", stack), ("status", state.as_str())],
                 v,
@@ -81,30 +100,15 @@ pub fn render(status: &AgentStatus) -> String {
     }
 
     family(
-        &mut out,
+        out,
         "shoal_stack_failed_commit",
         "gauge",
         "1 while the stack's commit failed and was rolled back (not retried until a new commit or POST /sync).",
     );
-    for (stack, s) in &status.stacks {
+    for (stack, s) in stacks {
         let v = if s.failed_commit.is_some() { 1.0 } else { 0.0 };
-        sample(
-            &mut out,
-            "shoal_stack_failed_commit",
-            &[("stack", stack)],
-            v,
-        );
+        sample(out, "shoal_stack_failed_commit", &[("stack", stack)], v);
     }
-
-    family(
-        &mut out,
-        "shoal_lease_holder",
-        "gauge",
-        "1 when this agent holds the applier lease.",
-    );
-    let holder = if status.lease_holder { 1.0 } else { 0.0 };
-    sample(&mut out, "shoal_lease_holder", &[], holder);
-    out
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -368,12 +368,10 @@ impl<R: Reconciler> ReconcileLoop<R> {
     }
 
     async fn stack_in_span(&mut self, snapshot: &Snapshot, sp: StackPlan) -> Option<Outcome> {
+        let clock = Instant::now();
         let name = sp.stack.clone();
         let summary = sp.summary();
-        let (plan_text, clock) = (
-            sp.result.as_ref().ok().map(|p| p.text.clone()),
-            Instant::now(),
-        );
+        let plan_text = sp.result.as_ref().ok().map(|p| p.text.clone());
         let mut rec = self
             .records
             .as_ref()
@@ -390,8 +388,42 @@ impl<R: Reconciler> ReconcileLoop<R> {
             None => decide(sp.result, &rec, &snapshot.id, self.self_heal),
         };
         let drift = decision.drift();
+        let (outcome, error) = self
+            .act(snapshot, &name, decision, &summary, &mut rec)
+            .await?;
+        let error = error.map(|e| super::mask::error_text(&self.redactor, &e));
+        self.tell(snapshot, &name, outcome, error.as_deref(), drift, &summary);
+        rec.outcome = Some(outcome);
+        rec.attempted = Some(snapshot.id.clone());
+        rec.error = error.clone();
+        self.save_record(&name, &rec).await;
+        self.pass_outcomes.insert(name.clone(), outcome);
+        let end = StackEnd {
+            name,
+            outcome,
+            drift,
+            error,
+            plan_text,
+            summary,
+            clock,
+        };
+        self.show_stack(snapshot, end, &record_before, &rec);
+        Some(outcome)
+    }
+
+    /// Carry out one stack's decision: log it, apply its plan when that is
+    /// the decision, and note in `rec` what came of it. `None`: not applied
+    /// now (retry not due, or the lease was lost).
+    async fn act(
+        &mut self,
+        snapshot: &Snapshot,
+        name: &str,
+        decision: Decision,
+        summary: &Summary,
+        rec: &mut StackRecord,
+    ) -> Option<(Outcome, Option<String>)> {
         let changes = summary.create + summary.update + summary.delete;
-        let (outcome, error) = match decision {
+        Some(match decision {
             Decision::LeaveAlone {
                 outcome: Outcome::RolledBack,
                 error,
@@ -406,7 +438,7 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
             Decision::InSync { plan } => {
                 tracing::debug!(outcome = "no-change", "in sync");
-                self.synced(&name, snapshot, &plan, &mut rec);
+                self.synced(name, snapshot, &plan, rec);
                 (Outcome::NoChange, None)
             }
             Decision::ReportDrift { planned } => {
@@ -420,82 +452,56 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
             Decision::Apply { planned, drift } => {
                 let result = self
-                    .apply_stack(snapshot, &name, &planned, drift, &summary)
+                    .apply_stack(snapshot, name, &planned, drift, summary)
                     .await?;
-                match result {
-                    Ok(()) => {
-                        self.synced(&name, snapshot, &planned.plan, &mut rec);
-                        rec.applied_at =
-                            Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
-                        rec.failed = None;
-                        if !drift {
-                            let entry = history::Entry::new(
-                                &snapshot.id,
-                                Outcome::Applied,
-                                &summary_text(&summary),
-                                "agent",
-                            );
-                            history::push(&mut rec.history, entry);
-                        }
-                        (Outcome::Applied, None)
-                    }
-                    Err(ReconcileError::RolledBack { message, .. }) => {
-                        rec.failed = Some(snapshot.id.clone());
-                        // Kept in a label anyone with `docker config
-                        // inspect` reads: masked.
-                        let masked = super::mask::error_text(&self.redactor, &message);
-                        let entry = history::Entry::new(
-                            &snapshot.id,
-                            Outcome::RolledBack,
-                            &masked,
-                            "agent",
-                        );
-                        history::push(&mut rec.history, entry);
-                        (Outcome::RolledBack, Some(message))
-                    }
-                    Err(e) => (Outcome::ApplyFailed, Some(e.to_string())),
+                if result.is_ok() {
+                    self.synced(name, snapshot, &planned.plan, rec);
                 }
+                note_apply(rec, &snapshot.id, result, drift, summary, &self.redactor)
             }
-        };
-        let error = error.map(|e| super::mask::error_text(&self.redactor, &e));
-        self.tell(snapshot, &name, outcome, error.as_deref(), drift, &summary);
-        rec.outcome = Some(outcome);
-        rec.attempted = Some(snapshot.id.clone());
-        rec.error = error.clone();
-        self.save_record(&name, &rec).await;
-        self.pass_outcomes.insert(name.clone(), outcome);
-        let failures = self.backoffs.get(&name).map_or(0, Backoff::failures);
+        })
+    }
+
+    /// Show where one stack ended: its status, counters and dashboard page.
+    fn show_stack(
+        &self,
+        snapshot: &Snapshot,
+        end: StackEnd,
+        record_before: &StackRecord,
+        rec: &StackRecord,
+    ) {
+        let outcome = end.outcome;
+        let failures = self.backoffs.get(&end.name).map_or(0, Backoff::failures);
         let mut s = self.status();
         s.page.stack_done(super::dashboard::StepEnd {
-            stack: &name,
+            stack: &end.name,
             snapshot: &snapshot.id,
             outcome,
-            drift,
-            error: error.as_deref(),
-            plan: plan_text,
-            plan_has_changes: summary.create + summary.update + summary.delete > 0,
-            took: clock.elapsed(),
-            record_before: &record_before,
+            drift: end.drift,
+            error: end.error.as_deref(),
+            plan: end.plan_text,
+            plan_has_changes: end.summary.create + end.summary.update + end.summary.delete > 0,
+            took: end.clock.elapsed(),
+            record_before,
             applied_at: rec.applied_at.clone(),
             now: SystemTime::now(),
         });
         s.count(outcome);
         s.stacks.insert(
-            name,
+            end.name,
             StackStatus {
                 commit: snapshot.id.clone(),
                 applied_commit: rec.commit.clone(),
                 outcome,
                 status: outcome.status(),
-                summary,
-                drift,
-                error,
+                summary: end.summary,
+                drift: end.drift,
+                error: end.error,
                 last_reconcile: SystemTime::now(),
                 failures,
                 failed_commit: rec.failed.clone(),
             },
         );
-        Some(outcome)
     }
 
     /// A stack with changes that is not applied in this pass: a stack it
@@ -630,6 +636,59 @@ impl<R: Reconciler> ReconcileLoop<R> {
             }
         }
         records.insert(stack.to_string(), rec.clone());
+    }
+}
+
+/// How one stack's step ended, for [`ReconcileLoop::show_stack`].
+struct StackEnd {
+    name: String,
+    outcome: Outcome,
+    drift: bool,
+    /// Masked.
+    error: Option<String>,
+    plan_text: Option<String>,
+    summary: Summary,
+    /// When the step started.
+    clock: Instant,
+}
+
+/// What an apply's `result` means for the stack's record and outcome.
+/// Applied: the time, no failed commit, and a history entry unless it
+/// healed drift. Rolled back: the commit is marked failed, with a history
+/// entry (its error masked: anyone with `docker config inspect` reads the
+/// record). Any other failure leaves the record as it is. Touches
+/// nothing but `rec`.
+fn note_apply(
+    rec: &mut StackRecord,
+    snapshot: &str,
+    result: Result<(), ReconcileError>,
+    drift: bool,
+    summary: &Summary,
+    redactor: &crate::secrets::Redactor,
+) -> (Outcome, Option<String>) {
+    match result {
+        Ok(()) => {
+            rec.applied_at = Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string());
+            rec.failed = None;
+            if !drift {
+                let entry = history::Entry::new(
+                    snapshot,
+                    Outcome::Applied,
+                    &summary_text(summary),
+                    "agent",
+                );
+                history::push(&mut rec.history, entry);
+            }
+            (Outcome::Applied, None)
+        }
+        Err(ReconcileError::RolledBack { message, .. }) => {
+            rec.failed = Some(snapshot.to_string());
+            let masked = super::mask::error_text(redactor, &message);
+            let entry = history::Entry::new(snapshot, Outcome::RolledBack, &masked, "agent");
+            history::push(&mut rec.history, entry);
+            (Outcome::RolledBack, Some(message))
+        }
+        Err(e) => (Outcome::ApplyFailed, Some(e.to_string())),
     }
 }
 
@@ -1075,7 +1134,7 @@ mod tests {
         }
         let rec = &l.records.as_ref().unwrap()["web"];
         assert_eq!(rec.failed.as_deref(), Some("c1"));
-        assert_eq!(rec.history[0].outcome, "rolled-back");
+        assert_eq!(rec.history[0].outcome, Outcome::RolledBack.as_str());
         assert!(!l.backoffs.contains_key("web"), "no retry is scheduled");
         // Triggers and retries of the same commit apply nothing.
         l.pass(&[Reason::DockerEvent]).await;
@@ -1133,5 +1192,65 @@ mod tests {
         l.pass(&[Reason::Startup]).await;
         assert_eq!(f.passes.load(Ordering::SeqCst), 0);
         assert!(f.applied.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_apply_result_is_noted_in_the_record() {
+        let redactor = crate::secrets::Redactor::new();
+        redactor.register("hunter2-secret");
+        let summary = Summary {
+            update: 2,
+            ..Default::default()
+        };
+        let mut rec = StackRecord {
+            failed: Some("old".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            note_apply(&mut rec, "c1", Ok(()), false, &summary, &redactor),
+            (Outcome::Applied, None)
+        );
+        assert!(rec.applied_at.is_some() && rec.failed.is_none());
+        assert_eq!(
+            (
+                rec.history[0].commit.as_str(),
+                rec.history[0].outcome.as_str()
+            ),
+            ("c1", Outcome::Applied.as_str())
+        );
+        // Healing drift applies no new commit: no history entry.
+        note_apply(&mut rec, "c1", Ok(()), true, &summary, &redactor);
+        assert_eq!(rec.history.len(), 1);
+
+        let rolled_back = ReconcileError::RolledBack {
+            stack: "s".into(),
+            message: "task failed: password hunter2-secret".into(),
+        };
+        let (outcome, error) =
+            note_apply(&mut rec, "c2", Err(rolled_back), false, &summary, &redactor);
+        assert_eq!(outcome, Outcome::RolledBack);
+        // Masked later, with every error; the record's history is masked now.
+        assert_eq!(
+            error.as_deref(),
+            Some("task failed: password hunter2-secret")
+        );
+        assert_eq!(rec.failed.as_deref(), Some("c2"));
+        assert_eq!(rec.history[0].outcome, Outcome::RolledBack.as_str());
+        assert!(
+            !rec.history[0].summary.contains("hunter2"),
+            "{}",
+            rec.history[0].summary
+        );
+
+        let before = rec.clone();
+        let failed = ReconcileError::Apply {
+            stack: "s".into(),
+            message: "engine down".into(),
+        };
+        assert_eq!(
+            note_apply(&mut rec, "c3", Err(failed), false, &summary, &redactor),
+            (Outcome::ApplyFailed, Some("engine down".into()))
+        );
+        assert_eq!(rec, before);
     }
 }

@@ -61,13 +61,7 @@ pub(crate) async fn wait_service(
 async fn poll_once(engine: &Engine, name: &str, id: &str) -> Result<Assessment, EngineError> {
     let service = engine.inspect_service(id).await?;
     let tasks = engine.service_tasks(id, true).await?;
-    let facts = engine.cluster_facts().await?;
-    let active: HashSet<String> = facts
-        .nodes
-        .into_iter()
-        .filter(|n| n.state != "down")
-        .map(|n| n.id)
-        .collect();
+    let active = active_nodes(engine).await?;
     let mut a = assess(name, &service, &tasks, &active);
     if let Verdict::Failed(reason) = &a.verdict {
         // After Swarm rolled an update back, the up-to-date tasks are the
@@ -82,6 +76,18 @@ async fn poll_once(engine: &Engine, name: &str, id: &str) -> Result<Assessment, 
         }
     }
     Ok(a)
+}
+
+/// The ids of the swarm's nodes that are not down: tasks on the others
+/// do not count.
+pub(crate) async fn active_nodes(engine: &Engine) -> Result<HashSet<String>, EngineError> {
+    let facts = engine.cluster_facts().await?;
+    Ok(facts
+        .nodes
+        .into_iter()
+        .filter(|n| n.state != "down")
+        .map(|n| n.id)
+        .collect())
 }
 
 /// The error of the task that changed last (`task: non-zero exit (1)`).
@@ -107,8 +113,9 @@ pub(crate) fn assess(
     tasks: &[Value],
     active_nodes: &HashSet<String>,
 ) -> Assessment {
-    let update = &service["UpdateStatus"];
-    let message = update["Message"].as_str().unwrap_or_default();
+    let message = service["UpdateStatus"]["Message"]
+        .as_str()
+        .unwrap_or_default();
     let task_error = first_task_error(tasks);
     let failed = |what: &str| {
         let reason = match &task_error {
@@ -120,67 +127,24 @@ pub(crate) fn assess(
             verdict: Verdict::Failed(reason),
         }
     };
-    let updating = match update["State"].as_str().unwrap_or_default() {
-        "paused" => return failed("update paused"),
-        "rollback_started" => return failed("update failed, rolling back"),
-        "rollback_paused" => return failed("rollback paused"),
-        "rollback_completed" => return failed("update rolled back"),
-        "updating" => true,
-        _ => false,
+    let updating = match update_state(service) {
+        UpdateState::Paused => return failed("update paused"),
+        UpdateState::RollbackStarted => return failed("update failed, rolling back"),
+        UpdateState::RollbackPaused => return failed("rollback paused"),
+        UpdateState::RollbackCompleted => return failed("update rolled back"),
+        UpdateState::Updating => true,
+        UpdateState::Settled => false,
     };
-    let mode = &service["Spec"]["Mode"];
-    if mode.get("ReplicatedJob").is_some() || mode.get("GlobalJob").is_some() {
-        // A job whose task failed is a failed rollout, not a wait: Swarm
-        // would retry it, but its dependants must not start.
-        let current = current_iteration(service, tasks);
-        if let Some(t) = current
-            .iter()
-            .find(|t| matches!(state(t), "failed" | "rejected"))
-        {
-            let err = t["Status"]["Err"].as_str().unwrap_or("failed");
-            return Assessment {
-                verdict: Verdict::Failed(format!("job failed: {err}")),
-                line: format!("{name}: job failed: {err}"),
-            };
-        }
+    // A job whose task failed is a failed rollout, not a wait: Swarm
+    // would retry it, but its dependants must not start.
+    if let Some(err) = failed_job_error(service, tasks) {
+        return Assessment {
+            verdict: Verdict::Failed(format!("job failed: {err}")),
+            line: format!("{name}: job failed: {err}"),
+        };
     }
-    let (done, mut line) = if let Some(replicated) = mode.get("Replicated") {
-        let want = replicated["Replicas"].as_u64().unwrap_or(1) as usize;
-        let running = count_running(pick_latest(tasks, "Slot", active_nodes).values());
-        (running == want, format!("{name}: {running}/{want} running"))
-    } else if mode.get("Global").is_some() {
-        let by_node = pick_latest(tasks, "NodeID", active_nodes);
-        let running = count_running(by_node.values());
-        let want = by_node.len();
-        if want == 0 {
-            (false, format!("{name}: waiting for tasks (global)"))
-        } else {
-            (
-                running == want,
-                format!("{name}: {running}/{want} running (global)"),
-            )
-        }
-    } else if let Some(job) = mode.get("ReplicatedJob") {
-        let current = current_iteration(service, tasks);
-        let want = job["TotalCompletions"]
-            .as_u64()
-            .or_else(|| job["MaxConcurrent"].as_u64())
-            .unwrap_or(1) as usize;
-        let completed = current.iter().filter(|t| state(t) == "complete").count();
-        (
-            completed >= want,
-            format!("{name}: {completed}/{want} completed"),
-        )
-    } else if mode.get("GlobalJob").is_some() {
-        let current = current_iteration(service, tasks);
-        let by_node = pick_latest(&current, "NodeID", active_nodes);
-        let completed = by_node.values().filter(|t| state(t) == "complete").count();
-        let want = by_node.len();
-        (
-            want > 0 && completed == want,
-            format!("{name}: {completed}/{want} completed (global job)"),
-        )
-    } else {
+    let Some((done, mut line)) = task_progress(name, service, tasks, active_nodes) else {
+        let mode = &service["Spec"]["Mode"];
         return Assessment {
             verdict: Verdict::Failed(format!("unknown service mode {mode}")),
             line: format!("{name}: unknown service mode {mode}"),
@@ -200,6 +164,103 @@ pub(crate) fn assess(
         },
         line,
     }
+}
+
+/// Where a service's update stands (`UpdateStatus.State`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum UpdateState {
+    /// No update under way (none, or completed).
+    Settled,
+    Updating,
+    Paused,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+}
+
+pub(crate) fn update_state(service: &Value) -> UpdateState {
+    match service["UpdateStatus"]["State"]
+        .as_str()
+        .unwrap_or_default()
+    {
+        "paused" => UpdateState::Paused,
+        "rollback_started" => UpdateState::RollbackStarted,
+        "rollback_paused" => UpdateState::RollbackPaused,
+        "rollback_completed" => UpdateState::RollbackCompleted,
+        "updating" => UpdateState::Updating,
+        _ => UpdateState::Settled,
+    }
+}
+
+/// Whether the tasks of the service's mode are all there: (done, the
+/// progress line `web: 2/4 running`); `None` for a mode shoal does not
+/// know.
+fn task_progress(
+    name: &str,
+    service: &Value,
+    tasks: &[Value],
+    active_nodes: &HashSet<String>,
+) -> Option<(bool, String)> {
+    let mode = &service["Spec"]["Mode"];
+    Some(if let Some(replicated) = mode.get("Replicated") {
+        let want = replicated["Replicas"].as_u64().unwrap_or(1) as usize;
+        let running = count_running(pick_latest(tasks, "Slot", active_nodes).values());
+        (running == want, format!("{name}: {running}/{want} running"))
+    } else if mode.get("Global").is_some() {
+        let by_node = pick_latest(tasks, "NodeID", active_nodes);
+        let running = count_running(by_node.values());
+        let want = by_node.len();
+        if want == 0 {
+            (false, format!("{name}: waiting for tasks (global)"))
+        } else {
+            (
+                running == want,
+                format!("{name}: {running}/{want} running (global)"),
+            )
+        }
+    } else if let Some(job) = mode.get("ReplicatedJob") {
+        let current = current_iteration(service, tasks);
+        let want = job_completions(job);
+        let completed = current.iter().filter(|t| state(t) == "complete").count();
+        (
+            completed >= want,
+            format!("{name}: {completed}/{want} completed"),
+        )
+    } else if mode.get("GlobalJob").is_some() {
+        let current = current_iteration(service, tasks);
+        let by_node = pick_latest(&current, "NodeID", active_nodes);
+        let completed = by_node.values().filter(|t| state(t) == "complete").count();
+        let want = by_node.len();
+        (
+            want > 0 && completed == want,
+            format!("{name}: {completed}/{want} completed (global job)"),
+        )
+    } else {
+        return None;
+    })
+}
+
+/// For a job, the error of a task of its current iteration that failed
+/// or was rejected (`failed` when it has none); `None` for other modes
+/// and for jobs without such a task.
+pub(crate) fn failed_job_error(service: &Value, tasks: &[Value]) -> Option<String> {
+    let mode = &service["Spec"]["Mode"];
+    if mode.get("ReplicatedJob").is_none() && mode.get("GlobalJob").is_none() {
+        return None;
+    }
+    current_iteration(service, tasks)
+        .iter()
+        .find(|t| matches!(state(t), "failed" | "rejected"))
+        .map(|t| t["Status"]["Err"].as_str().unwrap_or("failed").to_string())
+}
+
+/// How many completions a replicated job wants (`TotalCompletions`, else
+/// `MaxConcurrent`, else 1).
+pub(crate) fn job_completions(job: &Value) -> usize {
+    job["TotalCompletions"]
+        .as_u64()
+        .or_else(|| job["MaxConcurrent"].as_u64())
+        .unwrap_or(1) as usize
 }
 
 /// Order of task states, as the docker CLI ranks them; 0 for states it
@@ -417,5 +478,63 @@ mod tests {
         assert_eq!(a.line, "s_job: 1/2 completed");
         let a = assess("s_job", &svc, &[done.clone(), done], &nodes());
         assert_eq!(a.verdict, Verdict::Converged);
+    }
+
+    #[test]
+    fn update_states_are_read_from_the_update_status() {
+        let with = |state: &str| json!({"UpdateStatus": {"State": state}});
+        assert_eq!(update_state(&json!({})), UpdateState::Settled);
+        assert_eq!(update_state(&with("completed")), UpdateState::Settled);
+        assert_eq!(update_state(&with("updating")), UpdateState::Updating);
+        assert_eq!(update_state(&with("paused")), UpdateState::Paused);
+        assert_eq!(
+            update_state(&with("rollback_started")),
+            UpdateState::RollbackStarted
+        );
+        assert_eq!(
+            update_state(&with("rollback_paused")),
+            UpdateState::RollbackPaused
+        );
+        assert_eq!(
+            update_state(&with("rollback_completed")),
+            UpdateState::RollbackCompleted
+        );
+    }
+
+    #[test]
+    fn only_a_job_of_the_current_iteration_fails_on_a_failed_task() {
+        let mut failed = task(1, "n1", "complete", "rejected");
+        failed["JobIteration"] = json!({"Index": 2});
+        let job = json!({"Spec": {"Mode": {"GlobalJob": {}}},
+            "JobStatus": {"JobIteration": {"Index": 2}}});
+        assert_eq!(
+            failed_job_error(&job, &[failed.clone()]).as_deref(),
+            Some("failed")
+        );
+        let next = json!({"Spec": {"Mode": {"GlobalJob": {}}},
+            "JobStatus": {"JobIteration": {"Index": 3}}});
+        assert_eq!(failed_job_error(&next, &[failed.clone()]), None);
+        let svc = json!({"Spec": {"Mode": {"Replicated": {"Replicas": 1}}}});
+        assert_eq!(failed_job_error(&svc, &[failed]), None);
+    }
+
+    #[test]
+    fn a_replicated_job_wants_its_total_completions() {
+        assert_eq!(
+            job_completions(&json!({"TotalCompletions": 3, "MaxConcurrent": 2})),
+            3
+        );
+        assert_eq!(job_completions(&json!({"MaxConcurrent": 2})), 2);
+        assert_eq!(job_completions(&json!({})), 1);
+    }
+
+    #[test]
+    fn an_unknown_mode_has_no_progress_and_fails() {
+        let svc = json!({"Spec": {"Mode": {"Sideways": {}}}});
+        assert_eq!(task_progress("s", &svc, &[], &nodes()), None);
+        assert_eq!(
+            assess("s", &svc, &[], &nodes()).verdict,
+            Verdict::Failed(r#"unknown service mode {"Sideways":{}}"#.into())
+        );
     }
 }

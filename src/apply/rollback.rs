@@ -6,7 +6,7 @@
 //! services converged and nothing uses them. Nothing this run found on the
 //! swarm is deleted: deletes only ever run after a rollout converged, so
 //! the previous version's configs and secrets are still there.
-use super::{converge, waves::Order, ApplyOptions, ApplyReport};
+use super::{converge, waves::Order, ApplyOptions, ApplyReport, Written};
 use crate::engine::{Engine, EngineError};
 use crate::model::Kind;
 use serde::Serialize;
@@ -134,27 +134,90 @@ pub async fn roll_back(
         (inner.befores.clone(), inner.created.clone())
     };
     let mut report = RollbackReport::default();
-    let updated: Vec<&String> = written
-        .updated
-        .iter()
-        .filter(|w| w.kind == Kind::Service)
-        .map(|w| &w.name)
-        .collect();
-    let created_services: Vec<&String> = written
-        .created
-        .iter()
-        .filter(|w| w.kind == Kind::Service)
-        .map(|w| &w.name)
-        .collect();
+    let updated = services(&written.updated);
+    let created_services = services(&written.created);
     progress(&format!(
         "rolling back: {} service(s) to restore, {} created by this run",
         updated.len(),
         created_services.len()
     ));
-
     // 1. Updated services get their exact previous spec back.
+    let waits = restore_updated(engine, &updated, &befores, &mut report, progress).await;
+    // 2. Created services go, unless a service this run did not create
+    // depends on one.
+    for name in created_services {
+        if let Some(why) = keep_created_service(name, order, &created_ids) {
+            report.kept.push(why);
+            continue;
+        }
+        let id = created_ids.get(name).map_or(name.as_str(), String::as_str);
+        match engine.remove(Kind::Service, id, name).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => {
+                progress(&format!("service {name}: removed"));
+                report.removed.push(format!("service {name}"));
+            }
+            Err(e) => report.problems.push(e.to_string()),
+        }
+    }
+    // 3. The restored services converge.
+    wait_restored(engine, &waits, opts.timeout, &mut report, progress).await;
+    // 4. Then the configs, secrets and networks this run created, when
+    // nothing uses them (the daemon refuses what is in use).
+    let support: Vec<_> = written
+        .created
+        .iter()
+        .filter(|w| w.kind != Kind::Service)
+        .collect();
+    if !report.converged {
+        for w in support {
+            report
+                .kept
+                .push(format!("{w} (until the rollback converges)"));
+        }
+        return report;
+    }
+    remove_support(engine, &support, opts.timeout, &mut report, progress).await;
+    report
+}
+
+/// The names of the services among `written`.
+fn services(written: &[Written]) -> Vec<&String> {
+    written
+        .iter()
+        .filter(|w| w.kind == Kind::Service)
+        .map(|w| &w.name)
+        .collect()
+}
+
+/// Why a service this run created stays: services this run did not create
+/// depend on it (`service s_db (s_web depend on it)`). Pure.
+fn keep_created_service(
+    name: &str,
+    order: &Order,
+    created_ids: &BTreeMap<String, String>,
+) -> Option<String> {
+    let users: Vec<&str> = order
+        .gates
+        .iter()
+        .filter(|(user, gates)| {
+            !created_ids.contains_key(*user) && gates.iter().any(|g| g.service == name)
+        })
+        .map(|(user, _)| user.as_str())
+        .collect();
+    (!users.is_empty()).then(|| format!("service {name} ({} depend on it)", users.join(", ")))
+}
+
+/// Write back the spec each of the `updated` services had before this run;
+/// the (name, id) of those written, to wait for.
+async fn restore_updated(
+    engine: &Engine,
+    updated: &[&String],
+    befores: &BTreeMap<String, (String, Value)>,
+    report: &mut RollbackReport,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Vec<(String, String)> {
     let mut waits = Vec::new();
-    for name in updated {
+    for &name in updated {
         let Some((id, before)) = befores.get(name) else {
             report
                 .problems
@@ -171,41 +234,19 @@ pub async fn roll_back(
             Err(e) => report.problems.push(e.to_string()),
         }
     }
+    waits
+}
 
-    // 2. Created services go, unless a service this run did not create
-    // depends on one.
-    for name in created_services {
-        let users: Vec<&String> = order
-            .gates
-            .iter()
-            .filter(|(user, gates)| {
-                !created_ids.contains_key(*user) && gates.iter().any(|g| &g.service == name)
-            })
-            .map(|(user, _)| user)
-            .collect();
-        if !users.is_empty() {
-            report.kept.push(format!(
-                "service {name} ({} depend on it)",
-                users
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            continue;
-        }
-        let id = created_ids.get(name).map_or(name.as_str(), String::as_str);
-        match engine.remove(Kind::Service, id, name).await {
-            Ok(()) | Err(EngineError::NotFound { .. }) => {
-                progress(&format!("service {name}: removed"));
-                report.removed.push(format!("service {name}"));
-            }
-            Err(e) => report.problems.push(e.to_string()),
-        }
-    }
-
-    // 3. The restored services converge.
-    let deadline = Instant::now() + opts.timeout;
+/// Wait (together, within `timeout`) for the restored services to converge;
+/// sets `report.converged`.
+async fn wait_restored(
+    engine: &Engine,
+    waits: &[(String, String)],
+    timeout: Duration,
+    report: &mut RollbackReport,
+    progress: &(dyn Fn(&str) + Sync),
+) {
+    let deadline = Instant::now() + timeout;
     let results = futures_util::future::join_all(
         waits
             .iter()
@@ -223,23 +264,19 @@ pub async fn roll_back(
             .problems
             .push(format!("did not converge: {}", failed.join(", ")));
     }
+}
 
-    // 4. Then the configs, secrets and networks this run created, when
-    // nothing uses them (the daemon refuses what is in use).
-    let support: Vec<_> = written
-        .created
-        .iter()
-        .filter(|w| w.kind != Kind::Service)
-        .collect();
-    if !report.converged {
-        for w in support {
-            report
-                .kept
-                .push(format!("{w} (until the rollback converges)"));
-        }
-        return report;
-    }
-    let release = Instant::now() + opts.timeout.min(Duration::from_secs(60));
+/// Remove the configs, secrets and networks this run created, in that
+/// order; what is still in use stays (a network is retried for up to a
+/// minute while the removed tasks shut down).
+async fn remove_support(
+    engine: &Engine,
+    support: &[&Written],
+    timeout: Duration,
+    report: &mut RollbackReport,
+    progress: &(dyn Fn(&str) + Sync),
+) {
+    let release = Instant::now() + timeout.min(Duration::from_secs(60));
     for kind in [Kind::Config, Kind::Secret, Kind::Network] {
         for w in support.iter().filter(|w| w.kind == kind) {
             loop {
@@ -264,7 +301,6 @@ pub async fn roll_back(
             }
         }
     }
-    report
 }
 
 /// Write `before` back to service `id`; `Ok(false)` when it already has
@@ -317,5 +353,37 @@ mod tests {
         u.before("s_web", "id", &serde_json::json!({}));
         u.created("s_new", "id2");
         assert!(u.lock().befores.is_empty() && u.lock().created.is_empty());
+    }
+
+    #[test]
+    fn a_created_service_stays_while_a_service_not_created_depends_on_it() {
+        use crate::apply::waves::Gate;
+        use crate::compose::depends::Condition;
+        let on = |service: &str| {
+            vec![Gate {
+                service: service.into(),
+                condition: Condition::Started,
+                stack: None,
+            }]
+        };
+        let order = Order {
+            gates: BTreeMap::from([
+                ("s_web".to_string(), on("s_db")),
+                ("s_api".to_string(), on("s_db")),
+                ("s_new".to_string(), on("s_cache")),
+            ]),
+        };
+        let created = BTreeMap::from([
+            ("s_db".to_string(), "id1".to_string()),
+            ("s_cache".to_string(), "id2".to_string()),
+            ("s_new".to_string(), "id3".to_string()),
+        ]);
+        assert_eq!(
+            keep_created_service("s_db", &order, &created).as_deref(),
+            Some("service s_db (s_api, s_web depend on it)")
+        );
+        // Its only user goes too.
+        assert_eq!(keep_created_service("s_cache", &order, &created), None);
+        assert_eq!(keep_created_service("s_new", &order, &created), None);
     }
 }

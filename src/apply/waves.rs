@@ -4,7 +4,10 @@
 //! its condition. Without any dependency everything is one wave, written
 //! exactly as before. The specs written are untouched: only the order and
 //! the timing of the writes change.
-use super::converge::{count_running, current_iteration, first_task_error, pick_latest, state};
+use super::converge::{
+    active_nodes, count_running, current_iteration, failed_job_error, first_task_error,
+    job_completions, pick_latest, state, update_state, UpdateState,
+};
 use crate::compose::depends::{self, Condition};
 use crate::engine::Engine;
 use crate::model::{Action, Change, Desired, Kind};
@@ -194,105 +197,132 @@ pub(crate) fn judge(
         None => line,
     };
     if written {
-        let message = service["UpdateStatus"]["Message"]
-            .as_str()
-            .unwrap_or_default();
-        let failed =
-            |what: &str| GateState::Failed(with_error(format!("{name}: {what}: {message}")));
-        match service["UpdateStatus"]["State"]
-            .as_str()
-            .unwrap_or_default()
-        {
-            "paused" => return failed("update paused"),
-            "rollback_started" | "rollback_paused" | "rollback_completed" => {
-                return failed("Swarm rolled the update back")
-            }
-            "updating" => {
-                return GateState::Waiting(with_error(format!("{name}: updating")));
-            }
-            _ => {}
+        if let Some(state) = judge_update(name, service, &with_error) {
+            return state;
         }
     }
     let mode = &service["Spec"]["Mode"];
-    let healthcheck = service
-        .pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test")
-        .and_then(Value::as_array)
-        .is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE") && !t.is_empty());
-    // Swarm keeps a task with a health check `starting` until it is
-    // healthy, so `running` is healthy wherever a check exists.
-    let word = if healthcheck && condition != Condition::Started {
-        "healthy"
-    } else if condition == Condition::Started {
-        "started"
-    } else {
-        "running"
-    };
-    let count = |latest: &BTreeMap<String, &Value>, want: usize| {
-        let running = count_running(latest.values());
-        let started = latest
-            .values()
-            .filter(|t| matches!(state(t), "starting" | "running"))
-            .count();
-        let have = if condition == Condition::Started {
-            started
-        } else {
-            running
-        };
-        if have >= want && want > 0 || (want == 0 && latest.is_empty()) {
-            GateState::Met
-        } else {
-            GateState::Waiting(with_error(format!("{name}: {have}/{want} {word}")))
-        }
-    };
     if let Some(r) = mode.get("Replicated") {
         let want = r["Replicas"].as_u64().unwrap_or(1) as usize;
         if want == 0 {
             return GateState::Met;
         }
-        count(&pick_latest(tasks, "Slot", active_nodes), want)
+        let latest = pick_latest(tasks, "Slot", active_nodes);
+        judge_count(name, condition, service, &latest, want, &with_error)
     } else if mode.get("Global").is_some() {
         let latest = pick_latest(tasks, "NodeID", active_nodes);
         if latest.is_empty() {
             return GateState::Waiting(format!("{name}: waiting for tasks (global)"));
         }
         let want = latest.len();
-        count(&latest, want)
+        judge_count(name, condition, service, &latest, want, &with_error)
     } else if mode.get("ReplicatedJob").is_some() || mode.get("GlobalJob").is_some() {
-        let current = current_iteration(service, tasks);
-        if let Some(t) = current
-            .iter()
-            .find(|t| matches!(state(t), "failed" | "rejected"))
-        {
-            let err = t["Status"]["Err"].as_str().unwrap_or("failed");
-            return GateState::Failed(format!("job {name} failed: {err}"));
-        }
-        let (want, done) = if let Some(job) = mode.get("ReplicatedJob") {
-            let want = job["TotalCompletions"]
-                .as_u64()
-                .or_else(|| job["MaxConcurrent"].as_u64())
-                .unwrap_or(1) as usize;
-            let done = current.iter().filter(|t| state(t) == "complete").count();
-            (want, done)
-        } else {
-            let latest = pick_latest(&current, "NodeID", active_nodes);
-            let done = latest.values().filter(|t| state(t) == "complete").count();
-            (latest.len().max(1), done)
-        };
-        let started = current
-            .iter()
-            .filter(|t| matches!(state(t), "running" | "complete"))
-            .count();
-        let met = match condition {
-            Condition::Started => started >= want,
-            _ => done >= want,
-        };
-        if met {
-            GateState::Met
-        } else {
-            GateState::Waiting(with_error(format!("{name}: {done}/{want} completed")))
-        }
+        judge_job(name, condition, service, tasks, active_nodes, &with_error)
     } else {
         GateState::Failed(format!("{name}: unknown service mode {mode}"))
+    }
+}
+
+/// The gate of a replicated or global service: met when `want` of its
+/// latest tasks (one per slot or node) are running, or started for
+/// `service_started`.
+fn judge_count(
+    name: &str,
+    condition: Condition,
+    service: &Value,
+    latest: &BTreeMap<String, &Value>,
+    want: usize,
+    with_error: &dyn Fn(String) -> String,
+) -> GateState {
+    let have = if condition == Condition::Started {
+        latest
+            .values()
+            .filter(|t| matches!(state(t), "starting" | "running"))
+            .count()
+    } else {
+        count_running(latest.values())
+    };
+    if have >= want && want > 0 || (want == 0 && latest.is_empty()) {
+        GateState::Met
+    } else {
+        let word = task_word(service, condition);
+        GateState::Waiting(with_error(format!("{name}: {have}/{want} {word}")))
+    }
+}
+
+/// The gate of a service shoal wrote in this run, while Swarm is still
+/// updating it or after it stopped the update (paused or rolled back);
+/// `None` once the update is done.
+fn judge_update(
+    name: &str,
+    service: &Value,
+    with_error: &dyn Fn(String) -> String,
+) -> Option<GateState> {
+    let message = service["UpdateStatus"]["Message"]
+        .as_str()
+        .unwrap_or_default();
+    let failed = |what: &str| GateState::Failed(with_error(format!("{name}: {what}: {message}")));
+    match update_state(service) {
+        UpdateState::Paused => Some(failed("update paused")),
+        UpdateState::RollbackStarted
+        | UpdateState::RollbackPaused
+        | UpdateState::RollbackCompleted => Some(failed("Swarm rolled the update back")),
+        UpdateState::Updating => Some(GateState::Waiting(with_error(format!("{name}: updating")))),
+        UpdateState::Settled => None,
+    }
+}
+
+/// What the counted tasks of a (non-job) service are called in a waiting
+/// line. Swarm keeps a task with a health check `starting` until it is
+/// healthy, so `running` is healthy wherever a check exists.
+fn task_word(service: &Value, condition: Condition) -> &'static str {
+    let healthcheck = service
+        .pointer("/Spec/TaskTemplate/ContainerSpec/Healthcheck/Test")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE") && !t.is_empty());
+    if healthcheck && condition != Condition::Started {
+        "healthy"
+    } else if condition == Condition::Started {
+        "started"
+    } else {
+        "running"
+    }
+}
+
+/// The gate of a job: failed when a task of its current iteration failed,
+/// met when enough tasks started (`service_started`) or completed.
+fn judge_job(
+    name: &str,
+    condition: Condition,
+    service: &Value,
+    tasks: &[Value],
+    active_nodes: &HashSet<String>,
+    with_error: &dyn Fn(String) -> String,
+) -> GateState {
+    if let Some(err) = failed_job_error(service, tasks) {
+        return GateState::Failed(format!("job {name} failed: {err}"));
+    }
+    let current = current_iteration(service, tasks);
+    let (want, done) = if let Some(job) = service["Spec"]["Mode"].get("ReplicatedJob") {
+        let done = current.iter().filter(|t| state(t) == "complete").count();
+        (job_completions(job), done)
+    } else {
+        let latest = pick_latest(&current, "NodeID", active_nodes);
+        let done = latest.values().filter(|t| state(t) == "complete").count();
+        (latest.len().max(1), done)
+    };
+    let started = current
+        .iter()
+        .filter(|t| matches!(state(t), "running" | "complete"))
+        .count();
+    let met = match condition {
+        Condition::Started => started >= want,
+        _ => done >= want,
+    };
+    if met {
+        GateState::Met
+    } else {
+        GateState::Waiting(with_error(format!("{name}: {done}/{want} completed")))
     }
 }
 
@@ -327,37 +357,7 @@ pub(crate) async fn wait_gates(
     let mut last_line = String::new();
     let mut last_print = start;
     loop {
-        let active: HashSet<String> = match engine.cluster_facts().await {
-            Ok(f) => f
-                .nodes
-                .into_iter()
-                .filter(|n| n.state != "down")
-                .map(|n| n.id)
-                .collect(),
-            Err(e) => {
-                return Err(GateFailure {
-                    dependency: gates[0].service.clone(),
-                    why: e.to_string(),
-                })
-            }
-        };
-        let mut waiting = Vec::new();
-        for g in gates {
-            let state = match gate_state(engine, g, written.contains(&g.service), &active).await {
-                Ok(s) => s,
-                Err(why) => GateState::Failed(why),
-            };
-            match state {
-                GateState::Met => {}
-                GateState::Waiting(line) => waiting.push(line),
-                GateState::Failed(why) => {
-                    return Err(GateFailure {
-                        dependency: g.service.clone(),
-                        why,
-                    })
-                }
-            }
-        }
+        let waiting = poll_gates(engine, gates, written).await?;
         if waiting.is_empty() {
             if !last_line.is_empty() {
                 progress(&format!(
@@ -376,21 +376,58 @@ pub(crate) async fn wait_gates(
             last_print = now;
         }
         if now >= deadline {
-            return Err(GateFailure {
-                dependency: gates
-                    .iter()
-                    .map(|g| g.service.as_str())
-                    .find(|s| waiting.iter().any(|w| w.starts_with(&format!("{s}:"))))
-                    .unwrap_or(&gates[0].service)
-                    .to_string(),
-                why: format!(
-                    "timed out after {}s ({})",
-                    timeout.as_secs(),
-                    waiting.join(", ")
-                ),
-            });
+            return Err(timed_out(gates, &waiting, timeout));
         }
         tokio::time::sleep_until(deadline.min(now + POLL)).await;
+    }
+}
+
+/// Look at every gate once: the waiting lines of those not met yet, or
+/// the first that failed.
+async fn poll_gates(
+    engine: &Engine,
+    gates: &[&Gate],
+    written: &BTreeSet<String>,
+) -> Result<Vec<String>, GateFailure> {
+    let active = active_nodes(engine).await.map_err(|e| GateFailure {
+        dependency: gates[0].service.clone(),
+        why: e.to_string(),
+    })?;
+    let mut waiting = Vec::new();
+    for g in gates {
+        let state = match gate_state(engine, g, written.contains(&g.service), &active).await {
+            Ok(s) => s,
+            Err(why) => GateState::Failed(why),
+        };
+        match state {
+            GateState::Met => {}
+            GateState::Waiting(line) => waiting.push(line),
+            GateState::Failed(why) => {
+                return Err(GateFailure {
+                    dependency: g.service.clone(),
+                    why,
+                })
+            }
+        }
+    }
+    Ok(waiting)
+}
+
+/// The failure of gates still `waiting` after `timeout`: it names the
+/// first gate with a waiting line (or the first gate).
+fn timed_out(gates: &[&Gate], waiting: &[String], timeout: Duration) -> GateFailure {
+    GateFailure {
+        dependency: gates
+            .iter()
+            .map(|g| g.service.as_str())
+            .find(|s| waiting.iter().any(|w| w.starts_with(&format!("{s}:"))))
+            .unwrap_or(&gates[0].service)
+            .to_string(),
+        why: format!(
+            "timed out after {}s ({})",
+            timeout.as_secs(),
+            waiting.join(", ")
+        ),
     }
 }
 
@@ -681,5 +718,55 @@ mod tests {
         );
         assert_eq!(order.gates["app_db"].len(), 2);
         assert!(!order.gates.contains_key("infra_proxy"));
+    }
+
+    #[test]
+    fn the_waiting_line_says_healthy_only_for_a_health_check() {
+        let checked = json!({"Spec": {"TaskTemplate": {"ContainerSpec":
+            {"Healthcheck": {"Test": ["CMD", "true"]}}}}});
+        let disabled = json!({"Spec": {"TaskTemplate": {"ContainerSpec":
+            {"Healthcheck": {"Test": ["NONE"]}}}}});
+        assert_eq!(task_word(&checked, Condition::Healthy), "healthy");
+        assert_eq!(task_word(&checked, Condition::Started), "started");
+        assert_eq!(task_word(&disabled, Condition::Healthy), "running");
+        assert_eq!(task_word(&json!({}), Condition::Healthy), "running");
+    }
+
+    #[test]
+    fn an_update_in_progress_waits_and_a_finished_one_is_judged_by_tasks() {
+        let plain = |line: String| line;
+        let svc = json!({"UpdateStatus": {"State": "updating"}});
+        assert_eq!(
+            judge_update("s_a", &svc, &plain),
+            Some(GateState::Waiting("s_a: updating".into()))
+        );
+        let svc = json!({"UpdateStatus": {"State": "paused", "Message": "why"}});
+        assert_eq!(
+            judge_update("s_a", &svc, &plain),
+            Some(GateState::Failed("s_a: update paused: why".into()))
+        );
+        let svc = json!({"UpdateStatus": {"State": "completed"}});
+        assert_eq!(judge_update("s_a", &svc, &plain), None);
+    }
+
+    #[test]
+    fn a_timeout_blames_the_first_gate_still_waiting() {
+        let (a, b) = (
+            gate("s_a", Condition::Started),
+            gate("s_b", Condition::Healthy),
+        );
+        let waiting = vec!["s_b: 0/1 healthy".to_string()];
+        assert_eq!(
+            timed_out(&[&a, &b], &waiting, Duration::from_secs(30)),
+            GateFailure {
+                dependency: "s_b".into(),
+                why: "timed out after 30s (s_b: 0/1 healthy)".into()
+            }
+        );
+        let odd = vec!["something else".to_string()];
+        assert_eq!(
+            timed_out(&[&a, &b], &odd, Duration::from_secs(1)).dependency,
+            "s_a"
+        );
     }
 }
