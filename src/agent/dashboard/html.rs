@@ -234,6 +234,15 @@ pub fn stack(p: &StackPage, ctx: &Ctx) -> Markup {
             @if ctx.can_act { (sync_button(&r.name)) }
         }
         @if let Some(e) = &p.error { (error(e)) }
+        (last_plan(p, ctx))
+        (verdicts(p))
+        (history(p, ctx))
+    }
+}
+
+/// The last plan of a stack page, as the agent planned it.
+fn last_plan(p: &StackPage, ctx: &Ctx) -> Markup {
+    html! {
         section aria-labelledby="plan-h" {
             h2 #plan-h { "Last plan" }
             @if let Some((c, at)) = &p.plan_of {
@@ -250,6 +259,12 @@ pub fn stack(p: &StackPage, ctx: &Ctx) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The policy verdicts of a stack page.
+fn verdicts(p: &StackPage) -> Markup {
+    html! {
         section aria-labelledby="policy-h" {
             h2 #policy-h { "Policy verdicts" }
             @if p.verdicts.is_empty() {
@@ -262,6 +277,12 @@ pub fn stack(p: &StackPage, ctx: &Ctx) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A stack page's history, newest first.
+fn history(p: &StackPage, ctx: &Ctx) -> Markup {
+    html! {
         section aria-labelledby="history-h" {
             h2 #history-h { "History" }
             @if p.history.is_empty() {
