@@ -12,6 +12,8 @@ pub mod markdown;
 mod report;
 pub use report::{Commit, Report};
 mod policy;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use policy::violations_text;
 
@@ -283,42 +285,23 @@ fn durations_in(v: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::model::Kind;
-
-    fn change(action: Action, kind: Kind, name: &str, diff: Vec<FieldChange>) -> Change {
-        Change {
-            action,
-            kind,
-            name: name.into(),
-            stack: "s".into(),
-            diff,
-            desired: None,
-            live_id: None,
-            live_version: None,
-        }
-    }
-
-    fn fc(path: &str, before: Value, after: Value, sensitive: bool) -> FieldChange {
-        FieldChange {
-            path: path.into(),
-            before,
-            after,
-            sensitive,
-        }
-    }
+    use crate::render::testing::{change, fc};
 
     fn sample() -> Plan {
         Plan {
             changes: vec![
-                change(Action::Noop, Kind::Network, "s_default", vec![]),
+                change(Action::Noop, Kind::Network, "s", "s_default", vec![]),
                 change(
                     Action::Create,
                     Kind::Config,
+                    "s",
                     "s_conf-1a2b3c4d",
                     vec![fc("Data", json!("a\nb\n"), json!("a\nc\n"), false)],
                 ),
                 change(
                     Action::Update,
                     Kind::Service,
+                    "s",
                     "s_web",
                     vec![
                         fc("Mode.Replicated.Replicas", json!(2), json!(3), false),
@@ -337,7 +320,7 @@ mod tests {
                         fc("Labels[traefik.enable]", Value::Null, json!("true"), false),
                     ],
                 ),
-                change(Action::Delete, Kind::Secret, "s_old", vec![]),
+                change(Action::Delete, Kind::Secret, "s", "s_old", vec![]),
             ],
         }
     }
@@ -372,10 +355,11 @@ Plan: 1 to create, 1 to update, 1 to delete.
                 change(
                     Action::Update,
                     Kind::Service,
+                    "s",
                     "s_web",
                     vec![fc("Mode.Replicated.Replicas", json!(1), json!(2), false)],
                 ),
-                change(Action::Delete, Kind::Service, "s_old", vec![]),
+                change(Action::Delete, Kind::Service, "s", "s_old", vec![]),
             ],
         };
         let want = "\x1b[33m~ service s_web\x1b[0m
@@ -394,6 +378,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Config,
+                "s",
                 "c",
                 vec![fc("Data", json!("x\n"), json!("y\n"), false)],
             )],
@@ -410,6 +395,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Create,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![
                     fc("Mode.Replicated.Replicas", json!(null), json!(2), false),
@@ -442,6 +428,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![fc(
                     IMAGE_PATH,
@@ -463,6 +450,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![fc(IMAGE_PATH, json!("app:3.0"), json!("app:3.1"), false)],
             )],
@@ -474,7 +462,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
     #[test]
     fn no_changes_text() {
         let plan = Plan {
-            changes: vec![change(Action::Noop, Kind::Service, "s_web", vec![])],
+            changes: vec![change(Action::Noop, Kind::Service, "s", "s_web", vec![])],
         };
         assert_eq!(
             text(&plan, &TextOptions::default()),
@@ -488,6 +476,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![
                     fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
@@ -513,6 +502,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Network,
+                "s",
                 "s_front",
                 vec![
                     fc(
@@ -540,6 +530,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![fc(
                     "TaskTemplate.ContainerSpec.Healthcheck",
