@@ -206,6 +206,18 @@ fn update_version(
 ) -> Change {
     let spec = spec_named(kind, &d.spec, &l.name);
     let diff = super::diff_spec_with(kind, &spec, &l.spec, ctx);
+    update_or_noop(kind, stack, l, diff, spec)
+}
+
+/// A change to live object `live` that writes `desired`: an update when
+/// the diff has fields, else a no-op.
+pub(super) fn update_or_noop(
+    kind: Kind,
+    stack: &str,
+    live: &LiveObject,
+    diff: Vec<FieldChange>,
+    desired: Value,
+) -> Change {
     Change {
         action: if diff.is_empty() {
             Action::Noop
@@ -213,12 +225,12 @@ fn update_version(
             Action::Update
         },
         kind,
-        name: l.name.clone(),
+        name: live.name.clone(),
         stack: stack.to_owned(),
         diff,
-        desired: Some(spec),
-        live_id: Some(l.id.clone()),
-        live_version: Some(l.version),
+        desired: Some(desired),
+        live_id: Some(live.id.clone()),
+        live_version: Some(live.version),
     }
 }
 

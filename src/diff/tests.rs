@@ -17,6 +17,10 @@ fn fixture(name: &str) -> Value {
         "network_front_raw" => include_str!("testdata/network_front_raw.json"),
         "network_internal_subnet_raw" => include_str!("testdata/network_internal_subnet_raw.json"),
         "network_two_subnets_raw" => include_str!("testdata/network_two_subnets_raw.json"),
+        "app_raw" => include_str!("testdata/app_raw.json"),
+        "app_cli" => include_str!("testdata/app_cli.json"),
+        "job_raw" => include_str!("testdata/job_raw.json"),
+        "job_cli" => include_str!("testdata/job_cli.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()
@@ -1324,17 +1328,6 @@ fn pinned_image_with_other_label_is_a_change() {
 
 const DIFF2_DEFAULT_ID: &str = "qhs5k8opcddumzmckkxrtygrc";
 
-fn fixture2(name: &str) -> Value {
-    let text = match name {
-        "app_raw" => include_str!("testdata/app_raw.json"),
-        "app_cli" => include_str!("testdata/app_cli.json"),
-        "job_raw" => include_str!("testdata/job_raw.json"),
-        "job_cli" => include_str!("testdata/job_cli.json"),
-        other => panic!("no fixture {other}"),
-    };
-    serde_json::from_str(text).unwrap()
-}
-
 fn ctx2() -> NormContext {
     NormContext {
         network_names: [(DIFF2_DEFAULT_ID.to_owned(), "diff2_default".to_owned())].into(),
@@ -1379,7 +1372,7 @@ fn desired_app() -> Value {
 #[test]
 fn docker_deployed_rich_service_is_no_change_in_both_shapes() {
     for live in ["app_raw", "app_cli"] {
-        let d = diff_spec_with(Kind::Service, &desired_app(), &fixture2(live), &ctx2());
+        let d = diff_spec_with(Kind::Service, &desired_app(), &fixture(live), &ctx2());
         assert_eq!(d, vec![], "{live}");
     }
 }
@@ -1397,11 +1390,11 @@ fn docker_deployed_job_is_no_change_in_both_shapes() {
         "EndpointSpec": {"Mode": "vip"}
     });
     for live in ["job_raw", "job_cli"] {
-        let d = diff_spec_with(Kind::Service, &desired, &fixture2(live), &ctx2());
+        let d = diff_spec_with(Kind::Service, &desired, &fixture(live), &ctx2());
         assert_eq!(d, vec![], "{live}");
     }
     let replicated = with(desired, "/Mode", json!({"Replicated": {"Replicas": 1}}));
-    assert!(!diff_spec_with(Kind::Service, &replicated, &fixture2("job_raw"), &ctx2()).is_empty());
+    assert!(!diff_spec_with(Kind::Service, &replicated, &fixture("job_raw"), &ctx2()).is_empty());
 }
 
 #[test]
@@ -1419,7 +1412,7 @@ fn rich_service_changes_show_with_readable_paths() {
     desired["TaskTemplate"]["RestartPolicy"]["Delay"] = json!(4_000_000_000u64);
     desired["TaskTemplate"]["LogDriver"]["Options"]["max-size"] = json!("20m");
     desired["TaskTemplate"]["ContainerSpec"]["Sysctls"]["net.core.somaxconn"] = json!("2048");
-    let d = diff_spec_with(Kind::Service, &desired, &fixture2("app_raw"), &ctx2());
+    let d = diff_spec_with(Kind::Service, &desired, &fixture("app_raw"), &ctx2());
     assert_eq!(
         paths(&d),
         [
