@@ -174,7 +174,7 @@ fn versions_of<'a>(
 
 /// The live version with the desired content to keep using, if any:
 /// the version in use, then the plain name, then the newest.
-fn reusable_version<'a>(
+pub(super) fn reusable_version<'a>(
     kind: Kind,
     d: &DesiredObject,
     versions: &[&'a LiveObject],

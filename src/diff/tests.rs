@@ -1451,3 +1451,48 @@ fn rule_replicated_without_a_count_is_one_replica() {
     let zero = with(svc(json!({})), "/Mode/Replicated/Replicas", json!(0));
     assert_eq!(paths(&svc_diff(&zero, &live)), ["Mode.Replicated.Replicas"]);
 }
+
+#[test]
+fn reusable_version_prefers_in_use_then_plain_name_then_newest() {
+    let d = desired_obj("s_conf", config_spec("s_conf", "a"));
+    let plain = live_obj(
+        "1",
+        "s_conf",
+        config_spec("s_conf", "a"),
+        "2024-01-01T00:00:00Z",
+    );
+    let used = live_obj(
+        "2",
+        "s_conf-11111111",
+        config_spec("s_conf-11111111", "a"),
+        "2024-01-02T00:00:00Z",
+    );
+    let newest = live_obj(
+        "3",
+        "s_conf-22222222",
+        config_spec("s_conf-22222222", "a"),
+        "2024-01-03T00:00:00Z",
+    );
+    let other = live_obj(
+        "4",
+        "s_conf-33333333",
+        config_spec("s_conf-33333333", "b"),
+        "2024-01-04T00:00:00Z",
+    );
+    let pick = |versions: &[&LiveObject], refs: &[&str]| {
+        let refs: BTreeSet<String> = refs.iter().map(|r| r.to_string()).collect();
+        rotation::reusable_version(Kind::Config, &d, versions, &refs).map(|l| l.name.clone())
+    };
+    let all = [&plain, &used, &newest, &other];
+    assert_eq!(
+        pick(&all, &["s_conf-11111111"]).as_deref(),
+        Some("s_conf-11111111")
+    );
+    assert_eq!(pick(&all, &[]).as_deref(), Some("s_conf"));
+    assert_eq!(
+        pick(&[&used, &newest, &other], &[]).as_deref(),
+        Some("s_conf-22222222")
+    );
+    // A version with other content is never reused, even when in use.
+    assert_eq!(pick(&[&other], &["s_conf-33333333"]), None);
+}
