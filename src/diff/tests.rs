@@ -473,10 +473,11 @@ fn replicas_zero_is_kept_and_paths_are_readable() {
 
 #[test]
 fn rule_pinned_image_with_same_label_is_no_change() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.27@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let desired = with_image_label(svc(json!({})), "nginx:1.27");
+    let live = with_image_label(
+        svc(json!({"Image": "nginx:1.27@sha256:0123abcd"})),
+        "nginx:1.27",
+    );
     assert!(svc_diff(&desired, &live).is_empty());
     // A new tag is a change, shown against the pinned image.
     let newer = with(
@@ -659,6 +660,25 @@ fn network_change_is_an_update_that_requires_replace() {
 }
 
 // --------------------------------------------------------- plan of a stack
+
+/// `spec` with the stack image label (the image as the stack file wrote it).
+fn with_image_label(mut spec: Value, image: &str) -> Value {
+    spec["Labels"] = json!({"com.docker.stack.image": image});
+    spec
+}
+
+/// The diff of the default service (`nginx:1.27`) with image label
+/// `label` against a live one running `live_image` under `live_label`.
+fn pinned_live_diff(label: &str, live_image: &str, live_label: &str) -> Vec<FieldChange> {
+    let desired = with_image_label(svc(json!({})), label);
+    let live = with_image_label(svc(json!({"Image": live_image})), live_label);
+    svc_diff(&desired, &live)
+}
+
+/// How many of `changes` are `action`.
+fn count(changes: &[Change], action: Action) -> usize {
+    changes.iter().filter(|c| c.action == action).count()
+}
 
 fn live_obj(id: &str, name: &str, spec: Value, created: &str) -> LiveObject {
     LiveObject {
@@ -880,11 +900,9 @@ fn removed_stack_deletes_everything() {
 
 #[test]
 fn update_keeps_live_force_update_and_pinned_image() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut desired = with_image_label(svc(json!({})), "nginx:1.27");
     desired["Mode"]["Replicated"]["Replicas"] = json!(3);
-    let mut live = svc(json!({"Image": "nginx:1.27@sha256:ff"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut live = with_image_label(svc(json!({"Image": "nginx:1.27@sha256:ff"})), "nginx:1.27");
     live["TaskTemplate"]["ForceUpdate"] = json!(2);
     let ds = DesiredStack {
         name: "s".into(),
@@ -1020,13 +1038,7 @@ fn rotation_deletes_unused_versions_beyond_keep() {
         ..Default::default()
     };
     let changes = plan_stack_with(Some(&config_stack("v3")), Some(&live), &keep0);
-    assert_eq!(
-        changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count(),
-        2
-    );
+    assert_eq!(count(&changes, Action::Delete), 2);
 }
 
 #[test]
@@ -1088,13 +1100,7 @@ fn configs_no_longer_desired_are_deleted_with_their_versions() {
         &[("s_app", "v1", "t1"), ("s_app-0123abcd", "v0", "t0")],
     );
     let changes = plan_stack(Some(&desired), Some(&live));
-    assert_eq!(
-        changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count(),
-        2
-    );
+    assert_eq!(count(&changes, Action::Delete), 2);
 }
 
 #[test]
@@ -1291,11 +1297,7 @@ fn rule_legacy_networks_do_not_override_task_template_networks() {
 #[test]
 fn a_hand_pinned_other_tag_under_the_same_label_is_a_change() {
     // `docker service update --image nginx:1.26@sha256:…` keeps the label.
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let d = svc_diff(&desired, &live);
+    let d = pinned_live_diff("nginx:1.27", "nginx:1.26@sha256:0123abcd", "nginx:1.27");
     assert_eq!(paths(&d), ["TaskTemplate.ContainerSpec.Image"]);
 }
 
@@ -1305,18 +1307,16 @@ fn an_untagged_image_pinned_by_docker_is_no_change() {
     let mut desired = svc(json!({}));
     desired["TaskTemplate"]["ContainerSpec"]["Image"] = json!("redis:latest");
     desired["Labels"] = json!({"com.docker.stack.image": "redis"});
-    let mut live = svc(json!({"Image": "redis:latest@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "redis"});
+    let live = with_image_label(
+        svc(json!({"Image": "redis:latest@sha256:0123abcd"})),
+        "redis",
+    );
     assert!(svc_diff(&desired, &live).is_empty());
 }
 
 #[test]
 fn pinned_image_with_other_label_is_a_change() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.26"});
-    let d = svc_diff(&desired, &live);
+    let d = pinned_live_diff("nginx:1.27", "nginx:1.26@sha256:0123abcd", "nginx:1.26");
     assert_eq!(
         paths(&d),
         [

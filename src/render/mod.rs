@@ -287,6 +287,13 @@ mod tests {
     use crate::model::Kind;
     use crate::render::testing::{change, fc};
 
+    /// A plan with one update of service `s_web`.
+    fn web_update(diff: Vec<FieldChange>) -> Plan {
+        Plan {
+            changes: vec![change(Action::Update, Kind::Service, "s", "s_web", diff)],
+        }
+    }
+
     fn sample() -> Plan {
         Plan {
             changes: vec![
@@ -424,20 +431,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
     fn a_moved_digest_reads_as_tag_and_digests() {
         let old = "sha256:ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
         let new = "sha256:cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34";
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s",
-                "s_web",
-                vec![fc(
-                    IMAGE_PATH,
-                    json!(format!("app:3.0@{old}")),
-                    json!(format!("app:3.0@{new}")),
-                    false,
-                )],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            IMAGE_PATH,
+            json!(format!("app:3.0@{old}")),
+            json!(format!("app:3.0@{new}")),
+            false,
+        )]);
         let out = text(&plan, &TextOptions { color: false });
         assert!(
             out.contains(
@@ -446,15 +445,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
             "{out}"
         );
         // A new tag reads as a plain value change.
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s",
-                "s_web",
-                vec![fc(IMAGE_PATH, json!("app:3.0"), json!("app:3.1"), false)],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            IMAGE_PATH,
+            json!("app:3.0"),
+            json!("app:3.1"),
+            false,
+        )]);
         let out = text(&plan, &TextOptions { color: false });
         assert!(out.contains(r#"Image: "app:3.0" -> "app:3.1""#), "{out}");
     }
@@ -472,18 +468,10 @@ Plan: 1 to create, 1 to update, 1 to delete.
 
     #[test]
     fn sensitive_added_and_removed() {
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s",
-                "s_web",
-                vec![
-                    fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
-                    fc("Env[OLD_KEY]", json!("k"), Value::Null, true),
-                ],
-            )],
-        };
+        let plan = web_update(vec![
+            fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
+            fc("Env[OLD_KEY]", json!("k"), Value::Null, true),
+        ]);
         let t = text(&plan, &TextOptions::default());
         assert!(
             t.contains("    Env[API_TOKEN]: (sensitive value added)\n"),
@@ -526,20 +514,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
 
     #[test]
     fn durations_inside_a_whole_object() {
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s",
-                "s_web",
-                vec![fc(
-                    "TaskTemplate.ContainerSpec.Healthcheck",
-                    Value::Null,
-                    json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
-                    false,
-                )],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            "TaskTemplate.ContainerSpec.Healthcheck",
+            Value::Null,
+            json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
+            false,
+        )]);
         let t = text(&plan, &TextOptions::default());
         assert!(
             t.contains(r#"    TaskTemplate.ContainerSpec.Healthcheck: null -> {"Test":["CMD","true"],"Interval":"30s","Retries":3}"#),
