@@ -51,6 +51,9 @@ in_ns() { nsenter --net="/var/run/netns/$NETNS" "$@"; }
 # wait_for, stop_pid
 # shellcheck source=lib/processes.sh
 . "$HERE/lib/processes.sh"
+# netns_create, netns_remove, engine_config, engine_start, engine_stop
+# shellcheck source=lib/netns-engine.sh
+. "$HERE/lib/netns-engine.sh"
 
 down() {
   stop_pid "$SSH/sshd.pid" "$SSH/sshd_config" "sshd"
@@ -58,31 +61,8 @@ down() {
     say "removing the engine's services"
     engine service ls -q | xargs -r docker -H "$SOCK" service rm >/dev/null 2>&1 || true
   fi
-  stop_pid "$RUN/docker.pid" "$RUN/daemon.json" "dockerd"
-  # Container shims outlive containerd; they are ours if they talk to our socket.
-  local cmdline shim
-  for cmdline in /proc/[0-9]*/cmdline; do
-    shim=$({ tr '\0' ' ' <"$cmdline"; } 2>/dev/null || true)
-    case "$shim" in
-      containerd-shim*"-address $RUN/containerd/containerd.sock"*|*/containerd-shim*"-address $RUN/containerd/containerd.sock"*)
-        shim=${cmdline#/proc/}; shim=${shim%/cmdline}
-        say "stopping leftover container shim (pid $shim)"
-        kill -KILL "$shim" 2>/dev/null || true ;;
-    esac
-  done
-  stop_pid "$RUN/containerd.pid" "$RUN/containerd.toml" "containerd"
-  local m
-  for m in $(awk -v r="$RUN" -v d="$DATA" 'index($2, r) == 1 || index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
-    say "unmounting $m"
-    umount -l "$m" 2>/dev/null || true
-  done
-  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NETNS"; then
-    say "deleting network namespace $NETNS"
-    ip netns delete "$NETNS"
-  fi
-  if ip link show "$VETH_HOST" >/dev/null 2>&1; then
-    ip link delete "$VETH_HOST" 2>/dev/null || true
-  fi
+  engine_stop "$RUN" "$DATA" ""
+  netns_remove "$NETNS" "$VETH_HOST"
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     say "deleting bridge $BRIDGE"
     ip link delete "$BRIDGE"
@@ -95,18 +75,7 @@ down() {
 }
 
 network() {
-  say "creating bridge $BRIDGE ($HOST_IP/$PREFIX) and namespace $NETNS ($ENGINE_IP/$PREFIX)"
-  ip link add "$BRIDGE" type bridge
-  ip addr replace "$HOST_IP/$PREFIX" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
-  ip netns add "$NETNS"
-  ip link add "$VETH_HOST" type veth peer name "$VETH_PEER"
-  ip link set "$VETH_PEER" netns "$NETNS"
-  ip link set "$VETH_HOST" master "$BRIDGE"
-  ip link set "$VETH_HOST" up
-  ip -n "$NETNS" link set lo up
-  ip -n "$NETNS" addr add "$ENGINE_IP/$PREFIX" dev "$VETH_PEER"
-  ip -n "$NETNS" link set "$VETH_PEER" up
+  netns_create "$NETNS" "$BRIDGE" "$VETH_HOST" "$VETH_PEER" "$HOST_IP" "$ENGINE_IP" "$PREFIX"
   # No default route: the engine reaches only this subnet, so a registry it
   # cannot reach (no network on CI) fails at once instead of hanging until
   # a timeout in every image pull and digest lookup.
@@ -131,58 +100,8 @@ certificates() {
 }
 
 daemons() {
-  mkdir -p "$RUN/containerd" "$DATA/containerd"
-  cat >"$RUN/containerd.toml" <<EOF
-version = 2
-root = "$DATA/containerd"
-state = "$RUN/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$RUN/containerd/containerd.sock"
-[ttrpc]
-  address = "$RUN/containerd/containerd.sock.ttrpc"
-[debug]
-  address = "$RUN/containerd/debug.sock"
-EOF
-  local driver mtu
-  driver=$(docker info --format '{{.Driver}}')
-  mtu=$(docker network inspect bridge --format '{{index .Options "com.docker.network.driver.mtu"}}' 2>/dev/null || true)
-  # Its own config file: /etc/docker/daemon.json names the local engine's data-root.
-  cat >"$RUN/daemon.json" <<EOF
-{
-  "data-root": "$DATA/docker",
-  "exec-root": "$RUN/exec",
-  "pidfile": "$RUN/docker.pid",
-  "hosts": ["$SOCK", "tcp://$ENGINE_IP:2376"],
-  "tls": true,
-  "tlsverify": true,
-  "tlscacert": "$TLS/ca.pem",
-  "tlscert": "$TLS/server-cert.pem",
-  "tlskey": "$TLS/server-key.pem",
-  "containerd": "$RUN/containerd/containerd.sock",
-  "storage-driver": "$driver",
-  "mtu": ${mtu:-1500},
-  "iptables": false,
-  "ip-masq": false,
-  "cgroup-parent": "shoal-re",
-  "log-driver": "json-file",
-  "log-opts": {"max-size": "10m", "max-file": "3"}
-}
-EOF
-  say "starting containerd in $NETNS (log $RUN/containerd.log)"
-  setsid nohup nsenter --net="/var/run/netns/$NETNS" \
-    containerd --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
-  echo $! >"$RUN/containerd.pid"
-  wait_for 30 "containerd" test -S "$RUN/containerd/containerd.sock" \
-    || { tail -20 "$RUN/containerd.log"; die "containerd did not start"; }
-  # nsenter, not `ip netns exec`: the latter remounts /sys and dockerd then
-  # fails with "Devices cgroup isn't mounted".
-  say "starting dockerd in $NETNS as host $NODE_HOSTNAME (log $RUN/dockerd.log)"
-  setsid nohup nsenter --net="/var/run/netns/$NETNS" unshare --uts -- \
-    sh -c 'hostname "$1" && exec dockerd --config-file "$2"' sh "$NODE_HOSTNAME" "$RUN/daemon.json" \
-    >"$RUN/dockerd.log" 2>&1 </dev/null &
-  wait_for 60 "the engine" engine info \
-    || { tail -30 "$RUN/dockerd.log"; die "dockerd did not start"; }
+  engine_config "$RUN" "$DATA" shoal-re "$ENGINE_IP:2376" "$TLS"
+  engine_start "$RUN" "$NETNS" "$NODE_HOSTNAME" ""
   say "initialising a single-node swarm on $ENGINE_IP (separate from the local swarm)"
   engine swarm init --advertise-addr "$ENGINE_IP" --listen-addr "$ENGINE_IP:2377" >/dev/null
   wait_for 60 "the swarm" engine node ls

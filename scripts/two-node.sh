@@ -40,6 +40,9 @@ worker() { docker -H "$SOCK" "$@"; }
 # wait_for, stop_pid
 # shellcheck source=lib/processes.sh
 . "$HERE/lib/processes.sh"
+# netns_create, netns_remove, engine_config, engine_start, engine_stop
+# shellcheck source=lib/netns-engine.sh
+. "$HERE/lib/netns-engine.sh"
 
 manager_addr() { docker info --format '{{.Swarm.NodeAddr}}'; }
 
@@ -61,32 +64,8 @@ down() {
       docker node rm --force "$id" >/dev/null || true
     done
   fi
-  stop_pid "$RUN/docker.pid" "$RUN/daemon.json" "worker dockerd"
-  # Container shims outlive containerd; they are ours if they talk to our socket.
-  local cmdline shim
-  for cmdline in /proc/[0-9]*/cmdline; do
-    shim=$({ tr '\0' ' ' <"$cmdline"; } 2>/dev/null || true)
-    case "$shim" in
-      containerd-shim*"-address $RUN/containerd/containerd.sock"*|*/containerd-shim*"-address $RUN/containerd/containerd.sock"*)
-        shim=${cmdline#/proc/}; shim=${shim%/cmdline}
-        say "stopping leftover container shim (pid $shim)"
-        kill -KILL "$shim" 2>/dev/null || true ;;
-    esac
-  done
-  stop_pid "$RUN/containerd.pid" "$RUN/containerd.toml" "worker containerd"
-  # Mounts the worker engine left (overlay layers, shm, netns bind mounts).
-  local m
-  for m in $(awk -v r="$RUN" -v d="$DATA" 'index($2, r) == 1 || index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
-    say "unmounting $m"
-    umount -l "$m" 2>/dev/null || true
-  done
-  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NETNS"; then
-    say "deleting network namespace $NETNS"
-    ip netns delete "$NETNS"
-  fi
-  if ip link show "$VETH_HOST" >/dev/null 2>&1; then
-    ip link delete "$VETH_HOST" 2>/dev/null || true
-  fi
+  engine_stop "$RUN" "$DATA" "worker "
+  netns_remove "$NETNS" "$VETH_HOST"
   if [ -d "$RUN" ] || [ -d "$DATA" ]; then
     say "removing $RUN and $DATA"
     rm -rf "$RUN" "$DATA"
@@ -105,73 +84,14 @@ down() {
 }
 
 network() {
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    say "creating bridge $BRIDGE with $HOST_IP/$PREFIX"
-    ip link add "$BRIDGE" type bridge
-  fi
-  ip addr replace "$HOST_IP/$PREFIX" dev "$BRIDGE"
-  ip link set "$BRIDGE" up
-  say "creating network namespace $NETNS ($WORKER_IP/$PREFIX)"
-  ip netns add "$NETNS"
-  ip link add "$VETH_HOST" type veth peer name "$VETH_PEER"
-  ip link set "$VETH_PEER" netns "$NETNS"
-  ip link set "$VETH_HOST" master "$BRIDGE"
-  ip link set "$VETH_HOST" up
-  ip -n "$NETNS" link set lo up
-  ip -n "$NETNS" addr add "$WORKER_IP/$PREFIX" dev "$VETH_PEER"
-  ip -n "$NETNS" link set "$VETH_PEER" up
+  netns_create "$NETNS" "$BRIDGE" "$VETH_HOST" "$VETH_PEER" "$HOST_IP" "$WORKER_IP" "$PREFIX"
   ip -n "$NETNS" route add default via "$HOST_IP"
   wait_for 10 "$HOST_IP from the namespace" nsenter --net="/var/run/netns/$NETNS" busybox ping -c1 -W1 "$HOST_IP"
 }
 
 daemons() {
-  mkdir -p "$RUN/containerd" "$DATA/containerd"
-  cat >"$RUN/containerd.toml" <<EOF
-version = 2
-root = "$DATA/containerd"
-state = "$RUN/containerd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$RUN/containerd/containerd.sock"
-[ttrpc]
-  address = "$RUN/containerd/containerd.sock.ttrpc"
-[debug]
-  address = "$RUN/containerd/debug.sock"
-EOF
-  # Same storage driver and MTU as the main engine; its own everything else.
-  local driver mtu
-  driver=$(docker info --format '{{.Driver}}')
-  mtu=$(docker network inspect bridge --format '{{index .Options "com.docker.network.driver.mtu"}}' 2>/dev/null || true)
-  cat >"$RUN/daemon.json" <<EOF
-{
-  "data-root": "$DATA/docker",
-  "exec-root": "$RUN/exec",
-  "pidfile": "$RUN/docker.pid",
-  "hosts": ["$SOCK"],
-  "containerd": "$RUN/containerd/containerd.sock",
-  "storage-driver": "$driver",
-  "mtu": ${mtu:-1500},
-  "iptables": false,
-  "ip-masq": false,
-  "cgroup-parent": "shoal-n2",
-  "log-driver": "json-file",
-  "log-opts": {"max-size": "10m", "max-file": "3"}
-}
-EOF
-  # nsenter, not `ip netns exec`: the latter remounts /sys and dockerd then
-  # fails with "Devices cgroup isn't mounted".
-  say "starting containerd in $NETNS (log $RUN/containerd.log)"
-  setsid nohup nsenter --net="/var/run/netns/$NETNS" \
-    containerd --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
-  echo $! >"$RUN/containerd.pid"
-  wait_for 30 "containerd" test -S "$RUN/containerd/containerd.sock" \
-    || { tail -20 "$RUN/containerd.log"; die "containerd did not start"; }
-  say "starting dockerd in $NETNS as host $NODE_HOSTNAME (log $RUN/dockerd.log)"
-  setsid nohup nsenter --net="/var/run/netns/$NETNS" unshare --uts -- \
-    sh -c 'hostname "$1" && exec dockerd --config-file "$2"' sh "$NODE_HOSTNAME" "$RUN/daemon.json" \
-    >"$RUN/dockerd.log" 2>&1 </dev/null &
-  wait_for 60 "the worker engine" worker info \
-    || { tail -30 "$RUN/dockerd.log"; die "worker dockerd did not start"; }
+  engine_config "$RUN" "$DATA" shoal-n2
+  engine_start "$RUN" "$NETNS" "$NODE_HOSTNAME" "worker "
 }
 
 join() {

@@ -73,89 +73,11 @@ pub fn parse(name: &str, value: &Value) -> Result<Vec<Dependency>, DependsError>
     let at = ["services", name, "depends_on"];
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => {
-            let mut out: Vec<Dependency> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for (i, item) in items.iter().enumerate() {
-                let Some(service) = item.as_str() else {
-                    return Err(error(
-                        &[&at[..], &[i.to_string().as_str()]].concat(),
-                        format!("expected a service name, found {item}"),
-                    ));
-                };
-                if !seen.insert(service) {
-                    return Err(error(&at, format!("{service:?} is listed twice")));
-                }
-                out.push(Dependency {
-                    service: service.to_string(),
-                    condition: Condition::Started,
-                    required: true,
-                });
-            }
-            Ok(out)
-        }
-        Value::Object(map) => {
-            let mut out = Vec::new();
-            for (service, opts) in map {
-                let here = [&at[..], &[service.as_str()]].concat();
-                let opts = match opts {
-                    Value::Null => serde_json::Map::new(),
-                    Value::Object(o) => o.clone(),
-                    other => {
-                        return Err(error(
-                            &here,
-                            format!("expected a mapping with `condition`, found {other}"),
-                        ))
-                    }
-                };
-                let mut condition = Condition::Started;
-                let mut required = true;
-                for (key, v) in &opts {
-                    match (key.as_str(), v) {
-                        ("condition", Value::String(s)) => {
-                            condition = Condition::parse(s).ok_or_else(|| {
-                                error(
-                                    &[&here[..], &["condition"]].concat(),
-                                    format!(
-                                        "unknown condition {s:?}; expected {}",
-                                        Condition::NAMES.join(", ")
-                                    ),
-                                )
-                            })?;
-                        }
-                        ("required", Value::Bool(b)) => required = *b,
-                        // docker compose restarts the dependant when the
-                        // dependency is updated; Swarm keeps it running.
-                        ("restart", Value::Bool(_)) => {}
-                        (key @ ("condition" | "required" | "restart"), v) => {
-                            return Err(error(
-                                &[&here[..], &[key]].concat(),
-                                format!(
-                                    "expected {}, found {v}",
-                                    if key == "condition" {
-                                        "a condition name"
-                                    } else {
-                                        "true or false"
-                                    }
-                                ),
-                            ))
-                        }
-                        (key, _) => {
-                            return Err(error(
-                                &[&here[..], &[key]].concat(),
-                                "unknown key; expected condition, required or restart".into(),
-                            ))
-                        }
-                    }
-                }
-                out.push(Dependency {
-                    service: service.clone(),
-                    condition,
-                    required,
-                });
-            }
-            Ok(out)
-        }
+        Value::Array(items) => parse_list(&at, items),
+        Value::Object(map) => map
+            .iter()
+            .map(|(service, opts)| parse_entry(&at, service, opts))
+            .collect(),
         other => Err(error(
             &at,
             format!(
@@ -163,6 +85,90 @@ pub fn parse(name: &str, value: &Value) -> Result<Vec<Dependency>, DependsError>
             ),
         )),
     }
+}
+
+/// The list form: service names, each once, each `service_started`.
+fn parse_list(at: &[&str], items: &[Value]) -> Result<Vec<Dependency>, DependsError> {
+    let mut out: Vec<Dependency> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(service) = item.as_str() else {
+            return Err(error(
+                &[at, &[i.to_string().as_str()]].concat(),
+                format!("expected a service name, found {item}"),
+            ));
+        };
+        if !seen.insert(service) {
+            return Err(error(at, format!("{service:?} is listed twice")));
+        }
+        out.push(Dependency {
+            service: service.to_string(),
+            condition: Condition::Started,
+            required: true,
+        });
+    }
+    Ok(out)
+}
+
+/// One entry of the map form: `service: {condition, required, restart}`
+/// (or no options: started and required).
+fn parse_entry(at: &[&str], service: &str, opts: &Value) -> Result<Dependency, DependsError> {
+    let here = [at, &[service]].concat();
+    let opts = match opts {
+        Value::Null => serde_json::Map::new(),
+        Value::Object(o) => o.clone(),
+        other => {
+            return Err(error(
+                &here,
+                format!("expected a mapping with `condition`, found {other}"),
+            ))
+        }
+    };
+    let mut condition = Condition::Started;
+    let mut required = true;
+    for (key, v) in &opts {
+        match (key.as_str(), v) {
+            ("condition", Value::String(s)) => {
+                condition = Condition::parse(s).ok_or_else(|| {
+                    error(
+                        &[&here[..], &["condition"]].concat(),
+                        format!(
+                            "unknown condition {s:?}; expected {}",
+                            Condition::NAMES.join(", ")
+                        ),
+                    )
+                })?;
+            }
+            ("required", Value::Bool(b)) => required = *b,
+            // docker compose restarts the dependant when the
+            // dependency is updated; Swarm keeps it running.
+            ("restart", Value::Bool(_)) => {}
+            (key @ ("condition" | "required" | "restart"), v) => {
+                return Err(error(
+                    &[&here[..], &[key]].concat(),
+                    format!(
+                        "expected {}, found {v}",
+                        if key == "condition" {
+                            "a condition name"
+                        } else {
+                            "true or false"
+                        }
+                    ),
+                ))
+            }
+            (key, _) => {
+                return Err(error(
+                    &[&here[..], &[key]].concat(),
+                    "unknown key; expected condition, required or restart".into(),
+                ))
+            }
+        }
+    }
+    Ok(Dependency {
+        service: service.to_string(),
+        condition,
+        required,
+    })
 }
 
 /// Every service's dependencies (`required: false` ones on services that

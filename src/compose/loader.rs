@@ -85,47 +85,7 @@ pub fn load_text(
     entry: &StackEntry,
     vars: &Vars,
 ) -> Result<(Config, Vec<String>), LoadError> {
-    // The line index also checks the nesting depth: it must run before
-    // the recursive yaml_serde parser below.
-    let lines = LineIndex::build(text).map_err(|e| LoadError {
-        file: entry.file.clone(),
-        line: Some(e.line),
-        message: e.to_string(),
-    })?;
-    let rep = Reporter {
-        file: &entry.file,
-        lines,
-    };
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| LoadError {
-        file: entry.file.clone(),
-        line: e.location().map(|l| l.line()),
-        message: format!("invalid YAML: {e}"),
-    })?;
-    root.apply_merge().map_err(|e| LoadError {
-        file: entry.file.clone(),
-        line: rep.lines.first_merge(),
-        message: format!(
-            "invalid YAML merge key (<<): {e}; a merge key takes a mapping or a list of mappings"
-        ),
-    })?;
-    let mut root = match root {
-        Value::Mapping(m) => m,
-        Value::Null => {
-            return Err(rep.error(fail(
-                &[],
-                "the file is empty; expected a compose file with a services: mapping",
-            )))
-        }
-        other => {
-            return Err(rep.error(fail(
-                &[],
-                format!(
-                    "expected a mapping at the top level, found {}",
-                    describe(&other)
-                ),
-            )))
-        }
-    };
+    let (mut root, rep) = parse_top_level(text, &entry.file)?;
     check_version(&mut root).map_err(|f| rep.error(f))?;
     let x_shoal = root
         .get("x-shoal")
@@ -146,21 +106,7 @@ pub fn load_text(
         }
         found
     };
-    let mut unset = Vec::new();
-    for key in SECTIONS {
-        if let Some(v) = root.get_mut(key) {
-            let mut path = vec![key.to_string()];
-            interpolate_value(v, &mut path, &lookup, &mut unset)
-                .map_err(|(path, message)| rep.error(fail(&path, message)))?;
-        }
-    }
-    for name in unset {
-        if vars.withheld(&name).is_none() {
-            warnings.push(format!(
-                "The {name} variable is not set. Defaulting to a blank string."
-            ));
-        }
-    }
+    interpolate_sections(&mut root, &lookup, vars, &mut warnings).map_err(|f| rep.error(f))?;
 
     let mut env = Env {
         tree,
@@ -171,16 +117,99 @@ pub fn load_text(
     };
     normalize_config(&mut root, &mut env).map_err(|f| rep.error(f))?;
     warnings.extend(env.warnings);
-    for name in asked_withheld.borrow().iter() {
-        if let Some(why) = vars.withheld(name) {
+    warnings.extend(withheld_warnings(&asked_withheld.borrow(), vars));
+
+    let mut config = deserialize_config(root).map_err(|f| rep.error(f))?;
+    check_references(&config).map_err(|f| rep.error(f))?;
+    super::depends::of_config(&config).map_err(|e| rep.error(fail(&e.path, e.message)))?;
+    config.stack_depends_on = stack_depends_on;
+    Ok((config, warnings))
+}
+
+/// Parse the text as YAML (merge keys applied) and insist on a mapping at
+/// the top level; the reporter it returns knows the file's lines.
+fn parse_top_level<'a>(text: &str, file: &'a str) -> Result<(Mapping, Reporter<'a>), LoadError> {
+    // The line index also checks the nesting depth: it must run before
+    // the recursive yaml_serde parser below.
+    let lines = LineIndex::build(text).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: Some(e.line),
+        message: e.to_string(),
+    })?;
+    let rep = Reporter { file, lines };
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| LoadError {
+        file: file.to_string(),
+        line: e.location().map(|l| l.line()),
+        message: format!("invalid YAML: {e}"),
+    })?;
+    root.apply_merge().map_err(|e| LoadError {
+        file: file.to_string(),
+        line: rep.lines.first_merge(),
+        message: format!(
+            "invalid YAML merge key (<<): {e}; a merge key takes a mapping or a list of mappings"
+        ),
+    })?;
+    match root {
+        Value::Mapping(m) => Ok((m, rep)),
+        Value::Null => Err(rep.error(fail(
+            &[],
+            "the file is empty; expected a compose file with a services: mapping",
+        ))),
+        other => Err(rep.error(fail(
+            &[],
+            format!(
+                "expected a mapping at the top level, found {}",
+                describe(&other)
+            ),
+        ))),
+    }
+}
+
+/// Substitute variables in every top-level section; each variable left
+/// unset (and not withheld, which gets its own warning) adds docker's
+/// "not set" warning.
+fn interpolate_sections(
+    root: &mut Mapping,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    vars: &Vars,
+    warnings: &mut Vec<String>,
+) -> Result<(), Fail> {
+    let mut unset = Vec::new();
+    for key in SECTIONS {
+        if let Some(v) = root.get_mut(key) {
+            let mut path = vec![key.to_string()];
+            interpolate_value(v, &mut path, lookup, &mut unset)
+                .map_err(|(path, message)| fail(&path, message))?;
+        }
+    }
+    for name in unset {
+        if vars.withheld(&name).is_none() {
             warnings.push(format!(
-                "The {name} variable is not read from the environment: {}. It is treated as unset.",
-                why.reason()
+                "The {name} variable is not set. Defaulting to a blank string."
             ));
         }
     }
+    Ok(())
+}
 
-    let config: Config = serde_path_to_error::deserialize(Value::Mapping(root)).map_err(|e| {
+/// One warning for each withheld process variable the file asked for.
+fn withheld_warnings(asked: &std::collections::BTreeSet<String>, vars: &Vars) -> Vec<String> {
+    asked
+        .iter()
+        .filter_map(|name| {
+            let why = vars.withheld(name)?;
+            Some(format!(
+                "The {name} variable is not read from the environment: {}. It is treated as unset.",
+                why.reason()
+            ))
+        })
+        .collect()
+}
+
+/// Deserialize the normalised mapping into the typed model; a failure
+/// names the path to the offending value.
+fn deserialize_config(root: Mapping) -> Result<Config, Fail> {
+    serde_path_to_error::deserialize(Value::Mapping(root)).map_err(|e| {
         let path: Vec<String> = e
             .path()
             .iter()
@@ -191,13 +220,8 @@ pub fn load_text(
                 serde_path_to_error::Segment::Unknown => None,
             })
             .collect();
-        rep.error(fail(&path, humanize_serde(&e.inner().to_string())))
-    })?;
-    check_references(&config).map_err(|f| rep.error(f))?;
-    let mut config = config;
-    super::depends::of_config(&config).map_err(|e| rep.error(fail(&e.path, e.message)))?;
-    config.stack_depends_on = stack_depends_on;
-    Ok((config, warnings))
+        fail(&path, humanize_serde(&e.inner().to_string()))
+    })
 }
 
 /// `version` must be 3.x (or absent, as docker/cli then assumes its newest 3.x).

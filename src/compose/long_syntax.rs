@@ -99,6 +99,12 @@ pub(super) fn string_or_list(v: &Value, path: &[String]) -> R<Value> {
 
 /// A `KEY=VALUE` list or a mapping -> mapping of strings. `null_value`
 /// is what a bare `KEY` (or a null) becomes.
+/// A list of `KEY=VALUE` or a mapping, as a mapping; a key without a value
+/// gets the empty string (labels, sysctls, driver and logging options).
+pub(super) fn string_dict(v: &Value, p: &[String]) -> R<Value> {
+    list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
+}
+
 pub(super) fn list_or_dict(v: &Value, path: &[String], null_value: &Value) -> R<Mapping> {
     let mut out = Mapping::new();
     match v {
@@ -324,81 +330,102 @@ fn normalize_object(
     path: &[String],
     env: &mut Env,
 ) -> R<()> {
-    field(m, path, "labels", |v, p| {
-        list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
-    })?;
-    field(m, path, "driver_opts", |v, p| {
-        list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
-    })?;
-    let singular = kind.trim_end_matches('s');
+    field(m, path, "labels", string_dict)?;
+    field(m, path, "driver_opts", string_dict)?;
     if let Some(ext) = m.get("external").cloned() {
-        let p = at(path, "external");
-        let (external, ext_name) = match &ext {
-            Value::Bool(b) => (*b, None),
-            Value::Mapping(em) => {
-                for (k, _) in em {
-                    if k.as_str() != Some("name") {
-                        return Err(fail(
-                            &at(&p, key_string(k, &p)?),
-                            "unknown field; valid fields: name",
-                        ));
-                    }
-                }
-                match em.get("name") {
-                    Some(Value::String(s)) => (true, Some(s.clone())),
-                    None => (true, None),
-                    Some(other) => return Err(expected(&at(&p, "name"), "a string", other)),
-                }
-            }
-            other => return Err(expected(&p, "true, false or {name: ...}", other)),
-        };
-        let own_name = m.get("name").and_then(Value::as_str).map(String::from);
-        if let Some(en) = &ext_name {
-            if own_name.is_some() {
-                return Err(fail(&p, format!("{singular}.external.name and {singular}.name conflict; only use {singular}.name")));
-            }
-            env.warnings.push(format!("{singular} {name}: {singular}.external.name is deprecated in favor of {singular}.name"));
-            m.insert("name".into(), Value::String(en.clone()));
-        }
-        if external {
-            if kind == "volumes" {
-                for conflict in ["driver", "driver_opts", "labels"] {
-                    if m.get(conflict).is_some_and(|v| !v.is_null()) {
-                        return Err(fail(&at(path, conflict), format!("conflicting parameters \"external\" and \"{conflict}\" specified for volume {name:?}")));
-                    }
-                }
-            }
-            if m.get("name").is_none() {
-                m.insert("name".into(), Value::String(name.to_string()));
-            }
-        }
-        let mut e = Mapping::new();
-        e.insert("external".into(), Value::Bool(external));
-        m.insert("external".into(), Value::Mapping(e));
+        normalize_external(kind, name, &ext, m, path, env)?;
     }
     if kind == "configs" || kind == "secrets" {
-        let external = m
-            .get("external")
-            .and_then(|e| e.get("external"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
-        if !external && !has("file") && !has("environment") {
-            return Err(fail(
-                path,
-                format!("a {singular} needs one of file, environment or external: true"),
-            ));
+        resolve_object_source(kind, m, path, env)?;
+    }
+    Ok(())
+}
+
+/// `external: true|false|{name}` -> `external: {external: bool}`; the
+/// deprecated `external.name` becomes `name` (with a warning), and an
+/// external object without a name is named by its key.
+fn normalize_external(
+    kind: &str,
+    name: &str,
+    ext: &Value,
+    m: &mut Mapping,
+    path: &[String],
+    env: &mut Env,
+) -> R<()> {
+    let singular = kind.trim_end_matches('s');
+    let p = at(path, "external");
+    let (external, ext_name) = match ext {
+        Value::Bool(b) => (*b, None),
+        Value::Mapping(em) => {
+            for (k, _) in em {
+                if k.as_str() != Some("name") {
+                    return Err(fail(
+                        &at(&p, key_string(k, &p)?),
+                        "unknown field; valid fields: name",
+                    ));
+                }
+            }
+            match em.get("name") {
+                Some(Value::String(s)) => (true, Some(s.clone())),
+                None => (true, None),
+                Some(other) => return Err(expected(&at(&p, "name"), "a string", other)),
+            }
         }
-        // docker/cli leaves the file of an external object as written.
-        if let Some(file) = m.get("file").cloned().filter(|_| !external) {
-            let p = at(path, "file");
-            let Value::String(f) = &file else {
-                return Err(expected(&p, "a path string", &file));
-            };
-            let resolved =
-                tree_path(env.stack_dir, env.local_root.as_deref(), f).map_err(|e| fail(&p, e))?;
-            m.insert("file".into(), Value::String(resolved));
+        other => return Err(expected(&p, "true, false or {name: ...}", other)),
+    };
+    let own_name = m.get("name").and_then(Value::as_str).map(String::from);
+    if let Some(en) = &ext_name {
+        if own_name.is_some() {
+            return Err(fail(&p, format!("{singular}.external.name and {singular}.name conflict; only use {singular}.name")));
         }
+        env.warnings.push(format!(
+            "{singular} {name}: {singular}.external.name is deprecated in favor of {singular}.name"
+        ));
+        m.insert("name".into(), Value::String(en.clone()));
+    }
+    if external {
+        if kind == "volumes" {
+            for conflict in ["driver", "driver_opts", "labels"] {
+                if m.get(conflict).is_some_and(|v| !v.is_null()) {
+                    return Err(fail(&at(path, conflict), format!("conflicting parameters \"external\" and \"{conflict}\" specified for volume {name:?}")));
+                }
+            }
+        }
+        if m.get("name").is_none() {
+            m.insert("name".into(), Value::String(name.to_string()));
+        }
+    }
+    let mut e = Mapping::new();
+    e.insert("external".into(), Value::Bool(external));
+    m.insert("external".into(), Value::Mapping(e));
+    Ok(())
+}
+
+/// A config or secret needs a source (file, environment or external); a
+/// file of one that is not external becomes a path in the tree.
+fn resolve_object_source(kind: &str, m: &mut Mapping, path: &[String], env: &Env) -> R<()> {
+    let singular = kind.trim_end_matches('s');
+    let external = m
+        .get("external")
+        .and_then(|e| e.get("external"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
+    if !external && !has("file") && !has("environment") {
+        return Err(fail(
+            path,
+            format!("a {singular} needs one of file, environment or external: true"),
+        ));
+    }
+    // docker/cli leaves the file of an external object as written.
+    if let Some(file) = m.get("file").cloned().filter(|_| !external) {
+        let p = at(path, "file");
+        let Value::String(f) = &file else {
+            return Err(expected(&p, "a path string", &file));
+        };
+        let resolved =
+            tree_path(env.stack_dir, env.local_root.as_deref(), f).map_err(|e| fail(&p, e))?;
+        m.insert("file".into(), Value::String(resolved));
     }
     Ok(())
 }

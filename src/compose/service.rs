@@ -4,7 +4,7 @@
 use super::envfile::parse_env_file;
 use super::long_syntax::{
     at, bytes, cpus, describe, duration, expected, fail, field, file_mode, key_string,
-    list_or_dict, section, string_or_list, tree_path, Env, Fail, R,
+    list_or_dict, section, string_dict, string_or_list, tree_path, Env, Fail, R,
 };
 use super::ports::parse_port_spec;
 use super::volumes::parse_volume_spec;
@@ -12,28 +12,60 @@ use crate::source::{too_large, MAX_OBJECT_BYTES};
 use serde_yaml::{Mapping, Value};
 
 pub(super) fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<()> {
-    // `build: ./dir` is `build: {context: ./dir}` (ignored by swarm, kept for the warning).
-    field(svc, path, "build", |v, _| {
-        Ok(match v {
-            Value::String(s) => {
-                let mut m = Mapping::new();
-                m.insert("context".into(), Value::String(s.clone()));
-                Value::Mapping(m)
-            }
-            other => other.clone(),
-        })
-    })?;
+    field(svc, path, "build", build_context)?;
     for key in ["command", "entrypoint"] {
-        field(svc, path, key, |v, p| match v {
-            Value::String(s) => shell_words::split(s)
-                .map(|w| Value::Sequence(w.into_iter().map(Value::String).collect()))
-                .map_err(|e| fail(p, format!("cannot split {s:?} into words: {e}"))),
-            Value::Sequence(_) => string_or_list(v, p),
-            other => Err(expected(p, "a string or a list of strings", other)),
-        })?;
+        field(svc, path, key, command_words)?;
     }
-    // docker accepts numbers in `expose` and prints them as strings.
-    field(svc, path, "expose", |v, p| match v {
+    field(svc, path, "expose", expose_strings)?;
+    for key in ["env_file", "dns", "dns_search", "tmpfs"] {
+        field(svc, path, key, string_or_list)?;
+    }
+    field(svc, path, "labels", string_dict)?;
+    field(svc, path, "sysctls", string_dict)?;
+    field(svc, path, "stop_grace_period", duration)?;
+    field(svc, path, "extra_hosts", extra_hosts)?;
+    resolve_environment(svc, path, env)?;
+    section(svc, path, "healthcheck", healthcheck)?;
+    section(svc, path, "logging", |l, p| {
+        field(l, p, "options", string_dict)
+    })?;
+    section(svc, path, "ulimits", ulimits)?;
+    section(svc, path, "deploy", normalize_deploy)?;
+    field(svc, path, "ports", |v, p| ports(v, p, &mut env.warnings))?;
+    field(svc, path, "volumes", |v, p| service_volumes(v, p, env))?;
+    for key in ["configs", "secrets"] {
+        field(svc, path, key, file_object_refs)?;
+    }
+    field(svc, path, "networks", network_names)?;
+    Ok(())
+}
+
+/// `build: ./dir` is `build: {context: ./dir}` (ignored by swarm, kept for the warning).
+fn build_context(v: &Value, _: &[String]) -> R<Value> {
+    Ok(match v {
+        Value::String(s) => {
+            let mut m = Mapping::new();
+            m.insert("context".into(), Value::String(s.clone()));
+            Value::Mapping(m)
+        }
+        other => other.clone(),
+    })
+}
+
+/// `command`/`entrypoint` as a string is split into words the way a shell would.
+fn command_words(v: &Value, p: &[String]) -> R<Value> {
+    match v {
+        Value::String(s) => shell_words::split(s)
+            .map(|w| Value::Sequence(w.into_iter().map(Value::String).collect()))
+            .map_err(|e| fail(p, format!("cannot split {s:?} into words: {e}"))),
+        Value::Sequence(_) => string_or_list(v, p),
+        other => Err(expected(p, "a string or a list of strings", other)),
+    }
+}
+
+/// docker accepts numbers in `expose` and prints them as strings.
+fn expose_strings(v: &Value, p: &[String]) -> R<Value> {
+    match v {
         Value::Sequence(items) => Ok(Value::Sequence(
             items
                 .iter()
@@ -44,57 +76,42 @@ pub(super) fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut En
                 .collect(),
         )),
         other => Err(expected(p, "a list of ports", other)),
-    })?;
-    for key in ["env_file", "dns", "dns_search", "tmpfs"] {
-        field(svc, path, key, string_or_list)?;
     }
-    field(svc, path, "labels", |v, p| {
-        list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
+}
+
+/// `test` as a string runs in a shell (`CMD-SHELL`); the durations take units.
+fn healthcheck(h: &mut Mapping, p: &[String]) -> R<()> {
+    field(h, p, "test", |v, p| match v {
+        Value::String(s) => Ok(Value::Sequence(vec![
+            "CMD-SHELL".into(),
+            Value::String(s.clone()),
+        ])),
+        other => string_or_list(other, p),
     })?;
-    field(svc, path, "sysctls", |v, p| {
-        list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
-    })?;
-    field(svc, path, "stop_grace_period", duration)?;
-    field(svc, path, "extra_hosts", extra_hosts)?;
-    resolve_environment(svc, path, env)?;
-    section(svc, path, "healthcheck", |h, p| {
-        field(h, p, "test", |v, p| match v {
-            Value::String(s) => Ok(Value::Sequence(vec![
-                "CMD-SHELL".into(),
-                Value::String(s.clone()),
-            ])),
-            other => string_or_list(other, p),
-        })?;
-        for key in ["interval", "timeout", "start_period", "start_interval"] {
-            field(h, p, key, duration)?;
-        }
-        Ok(())
-    })?;
-    section(svc, path, "logging", |l, p| {
-        field(l, p, "options", |v, p| {
-            list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
-        })
-    })?;
-    section(svc, path, "ulimits", |u, p| {
-        for (k, v) in u.iter_mut() {
-            let p = at(p, key_string(k, p)?);
-            if let Value::Number(n) = v {
-                let mut m = Mapping::new();
-                m.insert("single".into(), Value::Number(n.clone()));
-                *v = Value::Mapping(m);
-            } else if !v.is_mapping() {
-                return Err(expected(&p, "an integer or {soft, hard}", v));
-            }
-        }
-        Ok(())
-    })?;
-    section(svc, path, "deploy", normalize_deploy)?;
-    field(svc, path, "ports", |v, p| ports(v, p, &mut env.warnings))?;
-    field(svc, path, "volumes", |v, p| service_volumes(v, p, env))?;
-    for key in ["configs", "secrets"] {
-        field(svc, path, key, file_object_refs)?;
+    for key in ["interval", "timeout", "start_period", "start_interval"] {
+        field(h, p, key, duration)?;
     }
-    field(svc, path, "networks", |v, p| match v {
+    Ok(())
+}
+
+/// A ulimit given as one number is `{single: n}`; otherwise `{soft, hard}`.
+fn ulimits(u: &mut Mapping, p: &[String]) -> R<()> {
+    for (k, v) in u.iter_mut() {
+        let p = at(p, key_string(k, p)?);
+        if let Value::Number(n) = v {
+            let mut m = Mapping::new();
+            m.insert("single".into(), Value::Number(n.clone()));
+            *v = Value::Mapping(m);
+        } else if !v.is_mapping() {
+            return Err(expected(&p, "an integer or {soft, hard}", v));
+        }
+    }
+    Ok(())
+}
+
+/// A list of network names is a mapping of names to no options.
+fn network_names(v: &Value, p: &[String]) -> R<Value> {
+    match v {
         Value::Sequence(items) => {
             let mut m = Mapping::new();
             for (i, item) in items.iter().enumerate() {
@@ -107,8 +124,7 @@ pub(super) fn normalize_service(svc: &mut Mapping, path: &[String], env: &mut En
         }
         Value::Mapping(_) | Value::Null => Ok(v.clone()),
         other => Err(expected(p, "a list of network names or a mapping", other)),
-    })?;
-    Ok(())
+    }
 }
 
 fn extra_hosts(v: &Value, path: &[String]) -> R<Value> {
@@ -203,9 +219,7 @@ fn resolve_environment(svc: &mut Mapping, path: &[String], env: &mut Env) -> R<(
 const DEPLOY_MODES: &str = "replicated, global, replicated-job, global-job";
 
 fn normalize_deploy(d: &mut Mapping, path: &[String]) -> R<()> {
-    field(d, path, "labels", |v, p| {
-        list_or_dict(v, p, &Value::String(String::new())).map(Value::Mapping)
-    })?;
+    field(d, path, "labels", string_dict)?;
     for key in ["update_config", "rollback_config"] {
         section(d, path, key, |u, p| {
             field(u, p, "delay", duration)?;

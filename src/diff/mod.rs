@@ -262,20 +262,8 @@ fn match_by_name(
         let change = match live.iter().find(|l| l.name == d.name) {
             Some(l) => {
                 let diff = diff_spec_with(kind, &d.spec, &l.spec, ctx);
-                Change {
-                    action: if diff.is_empty() {
-                        Action::Noop
-                    } else {
-                        Action::Update
-                    },
-                    kind,
-                    name: d.name.clone(),
-                    stack: stack.to_owned(),
-                    diff,
-                    desired: Some(spec_to_write(kind, &d.spec, &l.spec)),
-                    live_id: Some(l.id.clone()),
-                    live_version: Some(l.version),
-                }
+                let spec = spec_to_write(kind, &d.spec, &l.spec);
+                rotation::update_or_noop(kind, stack, l, diff, spec)
             }
             None => Change {
                 action: Action::Create,

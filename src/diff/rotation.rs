@@ -136,70 +136,14 @@ pub fn rotate(
     let desired_names: BTreeSet<&str> = desired.iter().map(|d| d.name.as_str()).collect();
     let mut claimed: BTreeSet<&str> = BTreeSet::new();
     for d in desired {
-        let versions: Vec<&LiveObject> = live
-            .iter()
-            .filter(|l| is_version_of(&l.name, &d.name))
-            .filter(|l| l.name == d.name || !desired_names.contains(l.name.as_str()))
-            .collect();
+        let versions = versions_of(d, live, &desired_names);
         claimed.extend(versions.iter().map(|v| v.name.as_str()));
-        let mut matching: Vec<&LiveObject> = versions
-            .iter()
-            .copied()
-            .filter(|l| same_content(kind, &d.name, &d.spec, l))
-            .collect();
-        // Prefer the version in use, then the plain name, then the newest.
-        matching.sort_by(|a, b| {
-            live_refs
-                .contains(&b.name)
-                .cmp(&live_refs.contains(&a.name))
-                .then_with(|| (b.name == d.name).cmp(&(a.name == d.name)))
-                .then_with(|| newest_first(a, b))
-        });
-        let chosen = match matching.first() {
-            Some(l) => {
-                let spec = spec_named(kind, &d.spec, &l.name);
-                let diff = super::diff_spec_with(kind, &spec, &l.spec, ctx);
-                out.changes.push(Change {
-                    action: if diff.is_empty() {
-                        Action::Noop
-                    } else {
-                        Action::Update
-                    },
-                    kind,
-                    name: l.name.clone(),
-                    stack: stack.to_owned(),
-                    diff,
-                    desired: Some(spec),
-                    live_id: Some(l.id.clone()),
-                    live_version: Some(l.version),
-                });
-                l.name.clone()
-            }
-            None => {
-                let name = if versions.is_empty() {
-                    d.name.clone()
-                } else {
-                    format!("{}-{}", d.name, &content_digest(&d.spec)[..8])
-                };
-                let previous = versions
-                    .iter()
-                    .copied()
-                    .filter(|v| live_refs.contains(&v.name))
-                    .min_by(newest_first)
-                    .or_else(|| versions.iter().copied().find(|v| v.name == d.name));
-                out.changes.push(Change {
-                    action: Action::Create,
-                    kind,
-                    name: name.clone(),
-                    stack: stack.to_owned(),
-                    diff: vec![content_change(kind, &d.spec, previous)],
-                    desired: Some(spec_named(kind, &d.spec, &name)),
-                    live_id: None,
-                    live_version: None,
-                });
-                name
-            }
+        let change = match reusable_version(kind, d, &versions, live_refs) {
+            Some(l) => update_version(kind, stack, d, l, ctx),
+            None => create_version(kind, stack, d, &versions, live_refs),
         };
+        let chosen = change.name.clone();
+        out.changes.push(change);
         // Unused versions: all but the chosen one; keep the newest `keep`.
         let mut unused: Vec<&LiveObject> =
             versions.into_iter().filter(|v| v.name != chosen).collect();
@@ -213,6 +157,114 @@ pub fn rotate(
         out.changes.push(delete(kind, stack, l));
     }
     out
+}
+
+/// The live versions of desired object `d`: its plain name or a
+/// `name-<digest>` version of it, unless that name is itself desired.
+fn versions_of<'a>(
+    d: &DesiredObject,
+    live: &'a [LiveObject],
+    desired_names: &BTreeSet<&str>,
+) -> Vec<&'a LiveObject> {
+    live.iter()
+        .filter(|l| is_version_of(&l.name, &d.name))
+        .filter(|l| l.name == d.name || !desired_names.contains(l.name.as_str()))
+        .collect()
+}
+
+/// The live version with the desired content to keep using, if any:
+/// the version in use, then the plain name, then the newest.
+pub(super) fn reusable_version<'a>(
+    kind: Kind,
+    d: &DesiredObject,
+    versions: &[&'a LiveObject],
+    live_refs: &BTreeSet<String>,
+) -> Option<&'a LiveObject> {
+    let mut matching: Vec<&LiveObject> = versions
+        .iter()
+        .copied()
+        .filter(|l| same_content(kind, &d.name, &d.spec, l))
+        .collect();
+    matching.sort_by(|a, b| {
+        live_refs
+            .contains(&b.name)
+            .cmp(&live_refs.contains(&a.name))
+            .then_with(|| (b.name == d.name).cmp(&(a.name == d.name)))
+            .then_with(|| newest_first(a, b))
+    });
+    matching.first().copied()
+}
+
+/// Keep live version `l` (same content): a no-op, or an update of what
+/// may change in place (labels).
+fn update_version(
+    kind: Kind,
+    stack: &str,
+    d: &DesiredObject,
+    l: &LiveObject,
+    ctx: &NormContext,
+) -> Change {
+    let spec = spec_named(kind, &d.spec, &l.name);
+    let diff = super::diff_spec_with(kind, &spec, &l.spec, ctx);
+    update_or_noop(kind, stack, l, diff, spec)
+}
+
+/// A change to live object `live` that writes `desired`: an update when
+/// the diff has fields, else a no-op.
+pub(super) fn update_or_noop(
+    kind: Kind,
+    stack: &str,
+    live: &LiveObject,
+    diff: Vec<FieldChange>,
+    desired: Value,
+) -> Change {
+    Change {
+        action: if diff.is_empty() {
+            Action::Noop
+        } else {
+            Action::Update
+        },
+        kind,
+        name: live.name.clone(),
+        stack: stack.to_owned(),
+        diff,
+        desired: Some(desired),
+        live_id: Some(live.id.clone()),
+        live_version: Some(live.version),
+    }
+}
+
+/// Create a new version: the plain name when none exists yet, else
+/// `name-<first 8 of the content digest>`; its diff is against the
+/// version in use (or the plain-named one).
+fn create_version(
+    kind: Kind,
+    stack: &str,
+    d: &DesiredObject,
+    versions: &[&LiveObject],
+    live_refs: &BTreeSet<String>,
+) -> Change {
+    let name = if versions.is_empty() {
+        d.name.clone()
+    } else {
+        format!("{}-{}", d.name, &content_digest(&d.spec)[..8])
+    };
+    let previous = versions
+        .iter()
+        .copied()
+        .filter(|v| live_refs.contains(&v.name))
+        .min_by(newest_first)
+        .or_else(|| versions.iter().copied().find(|v| v.name == d.name));
+    Change {
+        action: Action::Create,
+        kind,
+        name: name.clone(),
+        stack: stack.to_owned(),
+        diff: vec![content_change(kind, &d.spec, previous)],
+        desired: Some(spec_named(kind, &d.spec, &name)),
+        live_id: None,
+        live_version: None,
+    }
 }
 
 /// A delete of a live object.

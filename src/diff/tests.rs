@@ -17,6 +17,10 @@ fn fixture(name: &str) -> Value {
         "network_front_raw" => include_str!("testdata/network_front_raw.json"),
         "network_internal_subnet_raw" => include_str!("testdata/network_internal_subnet_raw.json"),
         "network_two_subnets_raw" => include_str!("testdata/network_two_subnets_raw.json"),
+        "app_raw" => include_str!("testdata/app_raw.json"),
+        "app_cli" => include_str!("testdata/app_cli.json"),
+        "job_raw" => include_str!("testdata/job_raw.json"),
+        "job_cli" => include_str!("testdata/job_cli.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()
@@ -469,10 +473,11 @@ fn replicas_zero_is_kept_and_paths_are_readable() {
 
 #[test]
 fn rule_pinned_image_with_same_label_is_no_change() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.27@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let desired = with_image_label(svc(json!({})), "nginx:1.27");
+    let live = with_image_label(
+        svc(json!({"Image": "nginx:1.27@sha256:0123abcd"})),
+        "nginx:1.27",
+    );
     assert!(svc_diff(&desired, &live).is_empty());
     // A new tag is a change, shown against the pinned image.
     let newer = with(
@@ -655,6 +660,25 @@ fn network_change_is_an_update_that_requires_replace() {
 }
 
 // --------------------------------------------------------- plan of a stack
+
+/// `spec` with the stack image label (the image as the stack file wrote it).
+fn with_image_label(mut spec: Value, image: &str) -> Value {
+    spec["Labels"] = json!({"com.docker.stack.image": image});
+    spec
+}
+
+/// The diff of the default service (`nginx:1.27`) with image label
+/// `label` against a live one running `live_image` under `live_label`.
+fn pinned_live_diff(label: &str, live_image: &str, live_label: &str) -> Vec<FieldChange> {
+    let desired = with_image_label(svc(json!({})), label);
+    let live = with_image_label(svc(json!({"Image": live_image})), live_label);
+    svc_diff(&desired, &live)
+}
+
+/// How many of `changes` are `action`.
+fn count(changes: &[Change], action: Action) -> usize {
+    changes.iter().filter(|c| c.action == action).count()
+}
 
 fn live_obj(id: &str, name: &str, spec: Value, created: &str) -> LiveObject {
     LiveObject {
@@ -876,11 +900,9 @@ fn removed_stack_deletes_everything() {
 
 #[test]
 fn update_keeps_live_force_update_and_pinned_image() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut desired = with_image_label(svc(json!({})), "nginx:1.27");
     desired["Mode"]["Replicated"]["Replicas"] = json!(3);
-    let mut live = svc(json!({"Image": "nginx:1.27@sha256:ff"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
+    let mut live = with_image_label(svc(json!({"Image": "nginx:1.27@sha256:ff"})), "nginx:1.27");
     live["TaskTemplate"]["ForceUpdate"] = json!(2);
     let ds = DesiredStack {
         name: "s".into(),
@@ -1016,13 +1038,7 @@ fn rotation_deletes_unused_versions_beyond_keep() {
         ..Default::default()
     };
     let changes = plan_stack_with(Some(&config_stack("v3")), Some(&live), &keep0);
-    assert_eq!(
-        changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count(),
-        2
-    );
+    assert_eq!(count(&changes, Action::Delete), 2);
 }
 
 #[test]
@@ -1084,13 +1100,7 @@ fn configs_no_longer_desired_are_deleted_with_their_versions() {
         &[("s_app", "v1", "t1"), ("s_app-0123abcd", "v0", "t0")],
     );
     let changes = plan_stack(Some(&desired), Some(&live));
-    assert_eq!(
-        changes
-            .iter()
-            .filter(|c| c.action == Action::Delete)
-            .count(),
-        2
-    );
+    assert_eq!(count(&changes, Action::Delete), 2);
 }
 
 #[test]
@@ -1287,11 +1297,7 @@ fn rule_legacy_networks_do_not_override_task_template_networks() {
 #[test]
 fn a_hand_pinned_other_tag_under_the_same_label_is_a_change() {
     // `docker service update --image nginx:1.26@sha256:…` keeps the label.
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let d = svc_diff(&desired, &live);
+    let d = pinned_live_diff("nginx:1.27", "nginx:1.26@sha256:0123abcd", "nginx:1.27");
     assert_eq!(paths(&d), ["TaskTemplate.ContainerSpec.Image"]);
 }
 
@@ -1301,18 +1307,16 @@ fn an_untagged_image_pinned_by_docker_is_no_change() {
     let mut desired = svc(json!({}));
     desired["TaskTemplate"]["ContainerSpec"]["Image"] = json!("redis:latest");
     desired["Labels"] = json!({"com.docker.stack.image": "redis"});
-    let mut live = svc(json!({"Image": "redis:latest@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "redis"});
+    let live = with_image_label(
+        svc(json!({"Image": "redis:latest@sha256:0123abcd"})),
+        "redis",
+    );
     assert!(svc_diff(&desired, &live).is_empty());
 }
 
 #[test]
 fn pinned_image_with_other_label_is_a_change() {
-    let mut desired = svc(json!({}));
-    desired["Labels"] = json!({"com.docker.stack.image": "nginx:1.27"});
-    let mut live = svc(json!({"Image": "nginx:1.26@sha256:0123abcd"}));
-    live["Labels"] = json!({"com.docker.stack.image": "nginx:1.26"});
-    let d = svc_diff(&desired, &live);
+    let d = pinned_live_diff("nginx:1.27", "nginx:1.26@sha256:0123abcd", "nginx:1.26");
     assert_eq!(
         paths(&d),
         [
@@ -1323,17 +1327,6 @@ fn pinned_image_with_other_label_is_a_change() {
 }
 
 const DIFF2_DEFAULT_ID: &str = "qhs5k8opcddumzmckkxrtygrc";
-
-fn fixture2(name: &str) -> Value {
-    let text = match name {
-        "app_raw" => include_str!("testdata/app_raw.json"),
-        "app_cli" => include_str!("testdata/app_cli.json"),
-        "job_raw" => include_str!("testdata/job_raw.json"),
-        "job_cli" => include_str!("testdata/job_cli.json"),
-        other => panic!("no fixture {other}"),
-    };
-    serde_json::from_str(text).unwrap()
-}
 
 fn ctx2() -> NormContext {
     NormContext {
@@ -1379,7 +1372,7 @@ fn desired_app() -> Value {
 #[test]
 fn docker_deployed_rich_service_is_no_change_in_both_shapes() {
     for live in ["app_raw", "app_cli"] {
-        let d = diff_spec_with(Kind::Service, &desired_app(), &fixture2(live), &ctx2());
+        let d = diff_spec_with(Kind::Service, &desired_app(), &fixture(live), &ctx2());
         assert_eq!(d, vec![], "{live}");
     }
 }
@@ -1397,11 +1390,11 @@ fn docker_deployed_job_is_no_change_in_both_shapes() {
         "EndpointSpec": {"Mode": "vip"}
     });
     for live in ["job_raw", "job_cli"] {
-        let d = diff_spec_with(Kind::Service, &desired, &fixture2(live), &ctx2());
+        let d = diff_spec_with(Kind::Service, &desired, &fixture(live), &ctx2());
         assert_eq!(d, vec![], "{live}");
     }
     let replicated = with(desired, "/Mode", json!({"Replicated": {"Replicas": 1}}));
-    assert!(!diff_spec_with(Kind::Service, &replicated, &fixture2("job_raw"), &ctx2()).is_empty());
+    assert!(!diff_spec_with(Kind::Service, &replicated, &fixture("job_raw"), &ctx2()).is_empty());
 }
 
 #[test]
@@ -1419,7 +1412,7 @@ fn rich_service_changes_show_with_readable_paths() {
     desired["TaskTemplate"]["RestartPolicy"]["Delay"] = json!(4_000_000_000u64);
     desired["TaskTemplate"]["LogDriver"]["Options"]["max-size"] = json!("20m");
     desired["TaskTemplate"]["ContainerSpec"]["Sysctls"]["net.core.somaxconn"] = json!("2048");
-    let d = diff_spec_with(Kind::Service, &desired, &fixture2("app_raw"), &ctx2());
+    let d = diff_spec_with(Kind::Service, &desired, &fixture("app_raw"), &ctx2());
     assert_eq!(
         paths(&d),
         [
@@ -1457,4 +1450,49 @@ fn rule_replicated_without_a_count_is_one_replica() {
     );
     let zero = with(svc(json!({})), "/Mode/Replicated/Replicas", json!(0));
     assert_eq!(paths(&svc_diff(&zero, &live)), ["Mode.Replicated.Replicas"]);
+}
+
+#[test]
+fn reusable_version_prefers_in_use_then_plain_name_then_newest() {
+    let d = desired_obj("s_conf", config_spec("s_conf", "a"));
+    let plain = live_obj(
+        "1",
+        "s_conf",
+        config_spec("s_conf", "a"),
+        "2024-01-01T00:00:00Z",
+    );
+    let used = live_obj(
+        "2",
+        "s_conf-11111111",
+        config_spec("s_conf-11111111", "a"),
+        "2024-01-02T00:00:00Z",
+    );
+    let newest = live_obj(
+        "3",
+        "s_conf-22222222",
+        config_spec("s_conf-22222222", "a"),
+        "2024-01-03T00:00:00Z",
+    );
+    let other = live_obj(
+        "4",
+        "s_conf-33333333",
+        config_spec("s_conf-33333333", "b"),
+        "2024-01-04T00:00:00Z",
+    );
+    let pick = |versions: &[&LiveObject], refs: &[&str]| {
+        let refs: BTreeSet<String> = refs.iter().map(|r| r.to_string()).collect();
+        rotation::reusable_version(Kind::Config, &d, versions, &refs).map(|l| l.name.clone())
+    };
+    let all = [&plain, &used, &newest, &other];
+    assert_eq!(
+        pick(&all, &["s_conf-11111111"]).as_deref(),
+        Some("s_conf-11111111")
+    );
+    assert_eq!(pick(&all, &[]).as_deref(), Some("s_conf"));
+    assert_eq!(
+        pick(&[&used, &newest, &other], &[]).as_deref(),
+        Some("s_conf-22222222")
+    );
+    // A version with other content is never reused, even when in use.
+    assert_eq!(pick(&[&other], &["s_conf-33333333"]), None);
 }

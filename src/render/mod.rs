@@ -12,6 +12,8 @@ pub mod markdown;
 mod report;
 pub use report::{Commit, Report};
 mod policy;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use policy::violations_text;
 
@@ -283,42 +285,30 @@ fn durations_in(v: &Value) -> Value {
 mod tests {
     use super::*;
     use crate::model::Kind;
+    use crate::render::testing::{change, fc};
 
-    fn change(action: Action, kind: Kind, name: &str, diff: Vec<FieldChange>) -> Change {
-        Change {
-            action,
-            kind,
-            name: name.into(),
-            stack: "s".into(),
-            diff,
-            desired: None,
-            live_id: None,
-            live_version: None,
-        }
-    }
-
-    fn fc(path: &str, before: Value, after: Value, sensitive: bool) -> FieldChange {
-        FieldChange {
-            path: path.into(),
-            before,
-            after,
-            sensitive,
+    /// A plan with one update of service `s_web`.
+    fn web_update(diff: Vec<FieldChange>) -> Plan {
+        Plan {
+            changes: vec![change(Action::Update, Kind::Service, "s", "s_web", diff)],
         }
     }
 
     fn sample() -> Plan {
         Plan {
             changes: vec![
-                change(Action::Noop, Kind::Network, "s_default", vec![]),
+                change(Action::Noop, Kind::Network, "s", "s_default", vec![]),
                 change(
                     Action::Create,
                     Kind::Config,
+                    "s",
                     "s_conf-1a2b3c4d",
                     vec![fc("Data", json!("a\nb\n"), json!("a\nc\n"), false)],
                 ),
                 change(
                     Action::Update,
                     Kind::Service,
+                    "s",
                     "s_web",
                     vec![
                         fc("Mode.Replicated.Replicas", json!(2), json!(3), false),
@@ -337,7 +327,7 @@ mod tests {
                         fc("Labels[traefik.enable]", Value::Null, json!("true"), false),
                     ],
                 ),
-                change(Action::Delete, Kind::Secret, "s_old", vec![]),
+                change(Action::Delete, Kind::Secret, "s", "s_old", vec![]),
             ],
         }
     }
@@ -372,10 +362,11 @@ Plan: 1 to create, 1 to update, 1 to delete.
                 change(
                     Action::Update,
                     Kind::Service,
+                    "s",
                     "s_web",
                     vec![fc("Mode.Replicated.Replicas", json!(1), json!(2), false)],
                 ),
-                change(Action::Delete, Kind::Service, "s_old", vec![]),
+                change(Action::Delete, Kind::Service, "s", "s_old", vec![]),
             ],
         };
         let want = "\x1b[33m~ service s_web\x1b[0m
@@ -394,6 +385,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Config,
+                "s",
                 "c",
                 vec![fc("Data", json!("x\n"), json!("y\n"), false)],
             )],
@@ -410,6 +402,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Create,
                 Kind::Service,
+                "s",
                 "s_web",
                 vec![
                     fc("Mode.Replicated.Replicas", json!(null), json!(2), false),
@@ -438,19 +431,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
     fn a_moved_digest_reads_as_tag_and_digests() {
         let old = "sha256:ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12";
         let new = "sha256:cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34cd34";
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s_web",
-                vec![fc(
-                    IMAGE_PATH,
-                    json!(format!("app:3.0@{old}")),
-                    json!(format!("app:3.0@{new}")),
-                    false,
-                )],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            IMAGE_PATH,
+            json!(format!("app:3.0@{old}")),
+            json!(format!("app:3.0@{new}")),
+            false,
+        )]);
         let out = text(&plan, &TextOptions { color: false });
         assert!(
             out.contains(
@@ -459,14 +445,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
             "{out}"
         );
         // A new tag reads as a plain value change.
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s_web",
-                vec![fc(IMAGE_PATH, json!("app:3.0"), json!("app:3.1"), false)],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            IMAGE_PATH,
+            json!("app:3.0"),
+            json!("app:3.1"),
+            false,
+        )]);
         let out = text(&plan, &TextOptions { color: false });
         assert!(out.contains(r#"Image: "app:3.0" -> "app:3.1""#), "{out}");
     }
@@ -474,7 +458,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
     #[test]
     fn no_changes_text() {
         let plan = Plan {
-            changes: vec![change(Action::Noop, Kind::Service, "s_web", vec![])],
+            changes: vec![change(Action::Noop, Kind::Service, "s", "s_web", vec![])],
         };
         assert_eq!(
             text(&plan, &TextOptions::default()),
@@ -484,17 +468,10 @@ Plan: 1 to create, 1 to update, 1 to delete.
 
     #[test]
     fn sensitive_added_and_removed() {
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s_web",
-                vec![
-                    fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
-                    fc("Env[OLD_KEY]", json!("k"), Value::Null, true),
-                ],
-            )],
-        };
+        let plan = web_update(vec![
+            fc("Env[API_TOKEN]", Value::Null, json!("t"), true),
+            fc("Env[OLD_KEY]", json!("k"), Value::Null, true),
+        ]);
         let t = text(&plan, &TextOptions::default());
         assert!(
             t.contains("    Env[API_TOKEN]: (sensitive value added)\n"),
@@ -513,6 +490,7 @@ Plan: 1 to create, 1 to update, 1 to delete.
             changes: vec![change(
                 Action::Update,
                 Kind::Network,
+                "s",
                 "s_front",
                 vec![
                     fc(
@@ -536,19 +514,12 @@ Plan: 1 to create, 1 to update, 1 to delete.
 
     #[test]
     fn durations_inside_a_whole_object() {
-        let plan = Plan {
-            changes: vec![change(
-                Action::Update,
-                Kind::Service,
-                "s_web",
-                vec![fc(
-                    "TaskTemplate.ContainerSpec.Healthcheck",
-                    Value::Null,
-                    json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
-                    false,
-                )],
-            )],
-        };
+        let plan = web_update(vec![fc(
+            "TaskTemplate.ContainerSpec.Healthcheck",
+            Value::Null,
+            json!({"Test": ["CMD", "true"], "Interval": 30_000_000_000u64, "Retries": 3}),
+            false,
+        )]);
         let t = text(&plan, &TextOptions::default());
         assert!(
             t.contains(r#"    TaskTemplate.ContainerSpec.Healthcheck: null -> {"Test":["CMD","true"],"Interval":"30s","Retries":3}"#),

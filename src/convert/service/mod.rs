@@ -41,6 +41,45 @@ pub(crate) fn service(
     labels.insert(IMAGE_LABEL.into(), svc.image.clone().into());
     let labels: std::collections::BTreeMap<_, _> = labels.into_iter().collect();
 
+    let container = container_spec(ns, name, svc, config, bind_base, &mut warnings)?;
+    let task = task_template(ns, name, svc, deploy, config, container)?;
+
+    let mut spec = Map::new();
+    spec.insert("Name".into(), ns.scope(name).into());
+    spec.insert("Labels".into(), json!(labels));
+    spec.insert("TaskTemplate".into(), Value::Object(task));
+    spec.insert(
+        "Mode".into(),
+        mode(deploy).map_err(|m| FieldError::new(field("deploy.mode"), m))?,
+    );
+    put_some(
+        &mut spec,
+        "UpdateConfig",
+        deploy.update_config.as_ref().map(update_config),
+    );
+    put_some(
+        &mut spec,
+        "RollbackConfig",
+        deploy.rollback_config.as_ref().map(update_config),
+    );
+    spec.insert("EndpointSpec".into(), endpoint_spec(svc, deploy));
+    Ok(Converted {
+        spec: Value::Object(spec),
+        warnings,
+    })
+}
+
+/// The task's `ContainerSpec`: what runs (image, command, environment,
+/// user), its mounts, health check, DNS, secrets and configs, kernel
+/// settings. `extra_hosts` entries docker would skip add a warning.
+fn container_spec(
+    ns: Namespace,
+    name: &str,
+    svc: &ServiceConfig,
+    config: &Config,
+    bind_base: &BindBase,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, FieldError> {
     let (hosts, skipped) = extra_hosts(&svc.extra_hosts);
     for entry in skipped {
         warnings.push(format!(
@@ -78,7 +117,8 @@ pub(crate) fn service(
     if let Some(hc) = &svc.healthcheck {
         c.insert(
             "Healthcheck".into(),
-            healthcheck(hc).map_err(|m| FieldError::new(field("healthcheck"), m))?,
+            healthcheck(hc)
+                .map_err(|m| FieldError::new(format!("services.{name}.healthcheck"), m))?,
         );
     }
     put(&mut c, "Hosts", json!(hosts));
@@ -99,11 +139,24 @@ pub(crate) fn service(
     put(&mut c, "CapabilityAdd", json!(cap_add));
     put(&mut c, "CapabilityDrop", json!(cap_drop));
     put(&mut c, "Ulimits", ulimits(svc));
+    Ok(c)
+}
 
+/// The `TaskTemplate` around a container spec: resources, restart policy,
+/// placement, network attachments and log driver.
+fn task_template(
+    ns: Namespace,
+    name: &str,
+    svc: &ServiceConfig,
+    deploy: &DeployConfig,
+    config: &Config,
+    container: Map<String, Value>,
+) -> Result<Map<String, Value>, FieldError> {
     let mut task = Map::new();
-    task.insert("ContainerSpec".into(), Value::Object(c));
+    task.insert("ContainerSpec".into(), Value::Object(container));
     task.insert("Resources".into(), resources(name, deploy)?);
-    let restart = restart_policy(svc, deploy).map_err(|m| FieldError::new(field("restart"), m))?;
+    let restart = restart_policy(svc, deploy)
+        .map_err(|m| FieldError::new(format!("services.{name}.restart"), m))?;
     put_some(&mut task, "RestartPolicy", restart);
     task.insert("Placement".into(), placement(deploy));
     task.insert(
@@ -116,30 +169,7 @@ pub(crate) fn service(
         put(&mut d, "Options", string_map(&logging.options));
         task.insert("LogDriver".into(), Value::Object(d));
     }
-
-    let mut spec = Map::new();
-    spec.insert("Name".into(), ns.scope(name).into());
-    spec.insert("Labels".into(), json!(labels));
-    spec.insert("TaskTemplate".into(), Value::Object(task));
-    spec.insert(
-        "Mode".into(),
-        mode(deploy).map_err(|m| FieldError::new(field("deploy.mode"), m))?,
-    );
-    put_some(
-        &mut spec,
-        "UpdateConfig",
-        deploy.update_config.as_ref().map(update_config),
-    );
-    put_some(
-        &mut spec,
-        "RollbackConfig",
-        deploy.rollback_config.as_ref().map(update_config),
-    );
-    spec.insert("EndpointSpec".into(), endpoint_spec(svc, deploy));
-    Ok(Converted {
-        spec: Value::Object(spec),
-        warnings,
-    })
+    Ok(task)
 }
 
 /// `Privileges` as docker sends it: always present, with the credential

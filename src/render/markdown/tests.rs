@@ -1,31 +1,10 @@
 use super::*;
 use crate::model::Kind;
 use crate::model::Plan;
-use crate::model::{FieldChange, REPLACE_REQUIRED};
+use crate::model::REPLACE_REQUIRED;
+use crate::render::testing::{change, fc};
 use crate::render::Commit;
 use serde_json::{json, Value};
-
-fn change(action: Action, kind: Kind, stack: &str, name: &str, diff: Vec<FieldChange>) -> Change {
-    Change {
-        action,
-        kind,
-        name: name.into(),
-        stack: stack.into(),
-        diff,
-        desired: None,
-        live_id: None,
-        live_version: None,
-    }
-}
-
-fn fc(path: &str, before: Value, after: Value, sensitive: bool) -> FieldChange {
-    FieldChange {
-        path: path.into(),
-        before,
-        after,
-        sensitive,
-    }
-}
 
 fn violation(level: Level, object: &str, message: &str) -> Violation {
     Violation {

@@ -376,72 +376,10 @@ pub fn emit_dotenv(entries: &[(String, Node)]) -> Vec<u8> {
 /// tree built here is converted and dropped recursively, and a 70 KB
 /// `stack.sops.env` could otherwise nest ten thousand deep.
 pub fn unflatten(entries: Vec<(String, Node)>) -> Result<Node, String> {
-    #[derive(Default)]
-    struct Slot {
-        value: Option<Node>,
-        keys: std::collections::BTreeMap<String, Slot>,
-        indices: std::collections::BTreeMap<usize, Slot>,
-    }
-    fn tokens(key: &str) -> Vec<Result<String, usize>> {
-        // Ok(map key) / Err(list index)
-        let mut out = Vec::new();
-        let mut rest = key;
-        let mut current_is_list = false;
-        loop {
-            let next_map = rest.find("__map_");
-            let next_list = rest.find("__list_");
-            let (cut, sep_len, next_is_list) = match (next_map, next_list) {
-                (Some(m), Some(l)) if l < m => (l, 7, true),
-                (Some(m), _) => (m, 6, false),
-                (None, Some(l)) => (l, 7, true),
-                (None, None) => (rest.len(), 0, false),
-            };
-            let token = &rest[..cut];
-            out.push(if current_is_list {
-                token.parse::<usize>().map_err(|_| 0).and_then(Err)
-            } else {
-                Ok(token.to_string())
-            });
-            if sep_len == 0 {
-                return out;
-            }
-            rest = &rest[cut + sep_len..];
-            current_is_list = next_is_list;
-        }
-    }
-    fn convert(slot: Slot) -> Result<Node, String> {
-        let kinds = usize::from(slot.value.is_some())
-            + usize::from(!slot.keys.is_empty())
-            + usize::from(!slot.indices.is_empty());
-        if kinds > 1 {
-            return Err("conflicting flattened metadata keys".into());
-        }
-        if let Some(v) = slot.value {
-            return Ok(v);
-        }
-        if !slot.indices.is_empty() {
-            let n = slot.indices.len();
-            if slot.indices.keys().copied().ne(0..n) {
-                return Err("incomplete flattened metadata list".into());
-            }
-            return Ok(Node::List(
-                slot.indices
-                    .into_values()
-                    .map(convert)
-                    .collect::<Result<_, _>>()?,
-            ));
-        }
-        Ok(Node::Map(
-            slot.keys
-                .into_iter()
-                .map(|(k, v)| convert(v).map(|v| (k, v)))
-                .collect::<Result<_, _>>()?,
-        ))
-    }
-    let mut root = Slot::default();
+    let mut root = FlatSlot::default();
     for (key, value) in entries {
         let mut slot = &mut root;
-        let tokens = tokens(&key);
+        let tokens = flat_key_tokens(&key);
         if tokens.len() > crate::source::nesting::MAX_DEPTH {
             return Err(format!(
                 "metadata key sops_{}… nests {} levels, deeper than the limit of {}",
@@ -460,7 +398,78 @@ pub fn unflatten(entries: Vec<(String, Node)>) -> Result<Node, String> {
             return Err(format!("duplicate metadata key sops_{key}"));
         }
     }
-    convert(root)
+    flat_slot_node(root)
+}
+
+/// One place in the tree [`unflatten`] builds: a value, map keys or list
+/// indices (more than one of them is a conflict).
+#[derive(Default)]
+struct FlatSlot {
+    value: Option<Node>,
+    keys: std::collections::BTreeMap<String, FlatSlot>,
+    indices: std::collections::BTreeMap<usize, FlatSlot>,
+}
+
+/// The path a flattened key names: `Ok(map key)` or `Err(list index)` per
+/// level (`a__list_0__map_b` -> `a`, 0, `b`); an index that is not a
+/// number reads as 0, as in SOPS.
+fn flat_key_tokens(key: &str) -> Vec<Result<String, usize>> {
+    let mut out = Vec::new();
+    let mut rest = key;
+    let mut current_is_list = false;
+    loop {
+        let next_map = rest.find("__map_");
+        let next_list = rest.find("__list_");
+        let (cut, sep_len, next_is_list) = match (next_map, next_list) {
+            (Some(m), Some(l)) if l < m => (l, 7, true),
+            (Some(m), _) => (m, 6, false),
+            (None, Some(l)) => (l, 7, true),
+            (None, None) => (rest.len(), 0, false),
+        };
+        let token = &rest[..cut];
+        out.push(if current_is_list {
+            token.parse::<usize>().map_err(|_| 0).and_then(Err)
+        } else {
+            Ok(token.to_string())
+        });
+        if sep_len == 0 {
+            return out;
+        }
+        rest = &rest[cut + sep_len..];
+        current_is_list = next_is_list;
+    }
+}
+
+/// A filled slot as a node: its value, a list (indices 0..n, none
+/// missing) or a map.
+fn flat_slot_node(slot: FlatSlot) -> Result<Node, String> {
+    let kinds = usize::from(slot.value.is_some())
+        + usize::from(!slot.keys.is_empty())
+        + usize::from(!slot.indices.is_empty());
+    if kinds > 1 {
+        return Err("conflicting flattened metadata keys".into());
+    }
+    if let Some(v) = slot.value {
+        return Ok(v);
+    }
+    if !slot.indices.is_empty() {
+        let n = slot.indices.len();
+        if slot.indices.keys().copied().ne(0..n) {
+            return Err("incomplete flattened metadata list".into());
+        }
+        return Ok(Node::List(
+            slot.indices
+                .into_values()
+                .map(flat_slot_node)
+                .collect::<Result<_, _>>()?,
+        ));
+    }
+    Ok(Node::Map(
+        slot.keys
+            .into_iter()
+            .map(|(k, v)| flat_slot_node(v).map(|v| (k, v)))
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 #[cfg(test)]
@@ -473,6 +482,30 @@ mod tests {
         assert_eq!(format_go_float(1.0), "1");
         assert_eq!(format_go_float(1e21), "1000000000000000000000");
         assert_eq!(format_go_float(1e-7), "0.0000001");
+    }
+
+    #[test]
+    fn flat_key_tokens_split_map_and_list_levels() {
+        assert_eq!(flat_key_tokens("mac"), vec![Ok("mac".to_string())]);
+        assert_eq!(
+            flat_key_tokens("age__list_0__map_enc"),
+            vec![Ok("age".to_string()), Err(0), Ok("enc".to_string())]
+        );
+        assert_eq!(
+            flat_key_tokens("key_groups__list_1__map_age__list_12__map_recipient"),
+            vec![
+                Ok("key_groups".to_string()),
+                Err(1),
+                Ok("age".to_string()),
+                Err(12),
+                Ok("recipient".to_string())
+            ]
+        );
+        // An index that is not a number reads as 0.
+        assert_eq!(
+            flat_key_tokens("a__list_x"),
+            vec![Ok("a".to_string()), Err(0)]
+        );
     }
 
     #[test]
