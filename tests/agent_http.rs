@@ -537,6 +537,44 @@ async fn slow_and_idle_clients_cannot_hold_the_server() {
     drop(idle);
 }
 
+/// A burst of connections up to the cap plus the queue is served in full:
+/// each gets a slot at once or waits in the queue for one; none is closed
+/// unanswered while there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_within_slots_and_queue_is_answered_in_full() {
+    let cap = 4;
+    let agent = FakeAgent::start_on("0.0.0.0:0", "hburst", |o| {
+        o.http.max_connections = cap;
+    })
+    .await;
+    let remote = std::net::SocketAddr::new(non_loopback_ip(), agent.addr.port());
+    let answers = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        // Every connection first, then the requests.
+        let mut conns: Vec<std::net::TcpStream> = (0..2 * cap)
+            .map(|_| std::net::TcpStream::connect(remote).unwrap())
+            .collect();
+        conns
+            .iter_mut()
+            .map(|s| {
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                let req = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                let _ = s.write_all(req.as_bytes());
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                answer.lines().next().unwrap_or("no answer").to_string()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(
+        answers.iter().all(|a| a.starts_with("HTTP/1.1 200")),
+        "{} connections at once, {cap} slots and {cap} queue places: {answers:?}",
+        2 * cap
+    );
+}
+
 /// This host's address on a non-loopback interface (the one a route to a
 /// TEST-NET address would leave from; no packet is sent).
 fn non_loopback_ip() -> std::net::IpAddr {

@@ -83,6 +83,13 @@ impl Pool {
     }
 }
 
+/// How an accepted connection got in: a slot of its own, or a place in
+/// the queue for one.
+enum Admission {
+    Serving(tokio::sync::OwnedSemaphorePermit),
+    Queued(tokio::sync::OwnedSemaphorePermit),
+}
+
 /// Largest read buffer of a connection, which bounds a request's headers
 /// (hyper's default is ~400 KiB; real requests send under 8 KiB).
 const HEADER_BUFFER: usize = 64 * 1024;
@@ -180,24 +187,40 @@ pub async fn serve(
         } else {
             remote.clone()
         };
-        let Ok(queued) = pool.waiting.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "HTTP connection closed: every slot taken and the queue full");
-            continue;
+        // A free slot serves the connection at once; otherwise it waits in
+        // the queue, in arrival order. (Taking a queue place first would
+        // count a burst of new connections against the queue before any of
+        // them got its free slot, and close some unanswered.)
+        let admitted = match pool.serving.clone().try_acquire_owned() {
+            Ok(slot) => Admission::Serving(slot),
+            Err(_) => match pool.waiting.clone().try_acquire_owned() {
+                Ok(place) => Admission::Queued(place),
+                Err(_) => {
+                    tracing::debug!(%peer, "HTTP connection closed: every slot taken and the queue full");
+                    continue;
+                }
+            },
         };
         let _ = stream.set_nodelay(true);
         let conn =
             http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let stop = stop.clone();
         connections.spawn(async move {
-            let _serving = tokio::select! {
-                _ = stop.cancelled() => return,
-                p = pool.serving.acquire_owned() => match p {
-                    Ok(p) => p,
-                    // The semaphores are never closed.
-                    Err(_) => return,
-                },
+            let _serving = match admitted {
+                Admission::Serving(slot) => slot,
+                Admission::Queued(place) => {
+                    let slot = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        p = pool.serving.acquire_owned() => match p {
+                            Ok(p) => p,
+                            // The semaphores are never closed.
+                            Err(_) => return,
+                        },
+                    };
+                    drop(place);
+                    slot
+                }
             };
-            drop(queued);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
