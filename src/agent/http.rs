@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -83,11 +83,45 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// A free slot serves a new connection at once; otherwise it waits in
+    /// the queue, in arrival order; `None` when the queue is full too.
+    /// (Taking a queue place first would count a burst of new connections
+    /// against the queue before any of them got its free slot, and close
+    /// some unanswered.)
+    fn admit(&self) -> Option<Admission> {
+        match self.serving.clone().try_acquire_owned() {
+            Ok(slot) => Some(Admission::Serving(slot)),
+            Err(_) => self
+                .waiting
+                .clone()
+                .try_acquire_owned()
+                .ok()
+                .map(Admission::Queued),
+        }
+    }
+}
+
 /// How an accepted connection got in: a slot of its own, or a place in
 /// the queue for one.
 enum Admission {
-    Serving(tokio::sync::OwnedSemaphorePermit),
-    Queued(tokio::sync::OwnedSemaphorePermit),
+    Serving(OwnedSemaphorePermit),
+    Queued(OwnedSemaphorePermit),
+}
+
+impl Admission {
+    /// The connection's slot: at once, or once one frees (leaving the
+    /// queue then); `None` when the server stops first.
+    async fn slot(self, pool: &Pool, stop: &CancellationToken) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Admission::Serving(slot) => Some(slot),
+            Admission::Queued(_place) => tokio::select! {
+                _ = stop.cancelled() => None,
+                // The semaphores are never closed.
+                p = pool.serving.clone().acquire_owned() => p.ok(),
+            },
+        }
+    }
 }
 
 /// Largest read buffer of a connection, which bounds a request's headers
@@ -187,39 +221,17 @@ pub async fn serve(
         } else {
             remote.clone()
         };
-        // A free slot serves the connection at once; otherwise it waits in
-        // the queue, in arrival order. (Taking a queue place first would
-        // count a burst of new connections against the queue before any of
-        // them got its free slot, and close some unanswered.)
-        let admitted = match pool.serving.clone().try_acquire_owned() {
-            Ok(slot) => Admission::Serving(slot),
-            Err(_) => match pool.waiting.clone().try_acquire_owned() {
-                Ok(place) => Admission::Queued(place),
-                Err(_) => {
-                    tracing::debug!(%peer, "HTTP connection closed: every slot taken and the queue full");
-                    continue;
-                }
-            },
+        let Some(admitted) = pool.admit() else {
+            tracing::debug!(%peer, "HTTP connection closed: every slot taken and the queue full");
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let conn =
             http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
         let stop = stop.clone();
         connections.spawn(async move {
-            let _serving = match admitted {
-                Admission::Serving(slot) => slot,
-                Admission::Queued(place) => {
-                    let slot = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        p = pool.serving.acquire_owned() => match p {
-                            Ok(p) => p,
-                            // The semaphores are never closed.
-                            Err(_) => return,
-                        },
-                    };
-                    drop(place);
-                    slot
-                }
+            let Some(_serving) = admitted.slot(&pool, &stop).await else {
+                return;
             };
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
