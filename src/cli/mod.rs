@@ -77,7 +77,11 @@ pub fn run(cli: Cli) -> ExitStatus {
 
 fn completions(args: CompletionsArgs) -> Result<ExitStatus> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(args.shell, &mut cmd, "shoal", &mut std::io::stdout());
+    // Written through `print!`, like every other output, so a closed pipe
+    // ends as quietly (see `quiet_on_closed_output` in main.rs).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "shoal", &mut script);
+    print!("{}", String::from_utf8_lossy(&script));
     Ok(ExitStatus::Ok)
 }
 
