@@ -81,9 +81,7 @@ impl Pool {
             waiting: Arc::new(Semaphore::new(size.max(1))),
         }
     }
-}
 
-impl Pool {
     /// A free slot serves a new connection at once; otherwise it waits in
     /// the queue, in arrival order; `None` when the queue is full too.
     /// (Taking a queue place first would count a burst of new connections
