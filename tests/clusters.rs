@@ -115,19 +115,11 @@ fn created_services(doc: &Value) -> Vec<String> {
 /// connection is closed at once).
 fn connected(listener: &std::net::TcpListener, wait: std::time::Duration) -> bool {
     listener.set_nonblocking(true).unwrap();
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match listener.accept() {
-            Ok(_) => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if std::time::Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    }
+    wait_until(wait, || match listener.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    })
 }
 
 /// A repository that names a host of its own (here a listener of this

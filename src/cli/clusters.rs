@@ -482,14 +482,18 @@ async fn write_in_order(todo: &[&ClusterRun], args: &ApplyArgs) -> Result<ExitSt
 mod tests {
     use super::*;
 
+    fn cluster(name: &str, engine: ClusterEngine) -> Cluster {
+        Cluster {
+            name: name.into(),
+            engine,
+            stacks: vec![],
+            env: BTreeMap::new(),
+        }
+    }
+
     fn run(name: &str, outcome: Result<(), &str>) -> ClusterRun {
         ClusterRun {
-            cluster: Cluster {
-                name: name.into(),
-                engine: ClusterEngine::Context(name.into()),
-                stacks: vec![],
-                env: BTreeMap::new(),
-            },
+            cluster: cluster(name, ClusterEngine::Context(name.into())),
             endpoint: "unix:///x".into(),
             outcome: outcome.map(|_| unreachable!()).map_err(str::to_string),
             engine: None,
@@ -504,12 +508,10 @@ mod tests {
 
     #[test]
     fn a_cluster_names_its_engine_as_minus_h_would() {
-        let c = Cluster {
-            name: "remote".into(),
-            engine: ClusterEngine::Host("ssh://deploy@mgr:2222".into()),
-            stacks: vec![],
-            env: BTreeMap::new(),
-        };
+        let c = cluster(
+            "remote",
+            ClusterEngine::Host("ssh://deploy@mgr:2222".into()),
+        );
         let allowed = ["ssh://deploy@mgr:2222".to_string(), "ftp://x".to_string()];
         assert_eq!(
             endpoint_of(&c, &allowed).unwrap().to_string(),
@@ -528,12 +530,10 @@ mod tests {
 
     #[test]
     fn a_host_the_operator_did_not_allow_is_refused_before_anything_is_contacted() {
-        let c = Cluster {
-            name: "prod".into(),
-            engine: ClusterEngine::Host("tcp://attacker.example:2375".into()),
-            stacks: vec![],
-            env: BTreeMap::new(),
-        };
+        let c = cluster(
+            "prod",
+            ClusterEngine::Host("tcp://attacker.example:2375".into()),
+        );
         for allowed in [
             vec![],
             vec!["tcp://attacker.example:2376".to_string()],
