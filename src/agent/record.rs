@@ -3,7 +3,7 @@
 //! applied and the last outcome. The data is a fixed string; records carry
 //! no stack namespace label, so they are never part of a stack's diff.
 use super::status::Outcome;
-use crate::engine::swarm_config::{self, AccessError, WriteError};
+use crate::engine::swarm_config::{self, AccessError, ConfigError, WriteError};
 use bollard::Docker;
 use std::collections::BTreeMap;
 
@@ -33,6 +33,18 @@ pub enum RecordError {
     /// Another writer won both tries.
     #[error("config {name}: changed concurrently twice; not written")]
     Contended { name: String },
+}
+
+impl From<ConfigError> for RecordError {
+    fn from(e: ConfigError) -> RecordError {
+        RecordError::Store(e.into())
+    }
+}
+
+impl From<WriteError> for RecordError {
+    fn from(e: WriteError) -> RecordError {
+        RecordError::Store(e.into())
+    }
 }
 
 /// What the swarm remembers about one stack.
@@ -121,9 +133,7 @@ pub fn config_name(stack: &str) -> String {
 
 /// Every stack record on the swarm, by stack name.
 pub async fn load_all(docker: &Docker) -> Result<BTreeMap<String, StackRecord>, RecordError> {
-    let configs = swarm_config::list_labeled(docker, KIND_LABEL, KIND_VALUE)
-        .await
-        .map_err(AccessError::from)?;
+    let configs = swarm_config::list_labeled(docker, KIND_LABEL, KIND_VALUE).await?;
     Ok(configs
         .into_iter()
         .filter_map(|c| {
@@ -136,8 +146,7 @@ pub async fn load_all(docker: &Docker) -> Result<BTreeMap<String, StackRecord>, 
 /// One stack's record; `None` when none was written yet.
 pub async fn load(docker: &Docker, stack: &str) -> Result<Option<StackRecord>, RecordError> {
     Ok(swarm_config::get(docker, &config_name(stack))
-        .await
-        .map_err(AccessError::from)?
+        .await?
         .map(|c| StackRecord::from_labels(&c.labels)))
 }
 
@@ -150,10 +159,7 @@ pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<
     // A concurrent writer can only be a former lease holder finishing its
     // last pass; one retry on a fresh read settles it.
     for _ in 0..2 {
-        let current = swarm_config::get(docker, &name)
-            .await
-            .map_err(AccessError::from)?;
-        let result = match current {
+        let result = match swarm_config::get(docker, &name).await? {
             Some(c) if c.labels == labels => return Ok(false),
             Some(c) => swarm_config::update_labels(docker, &c, &labels).await,
             None => swarm_config::create(docker, &name, DATA, &labels)
@@ -163,7 +169,7 @@ pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<
         match result {
             Ok(()) => return Ok(true),
             Err(WriteError::Conflict(_)) => continue,
-            Err(e) => return Err(AccessError::from(e).into()),
+            Err(e) => return Err(e.into()),
         }
     }
     Err(RecordError::Contended { name })
@@ -171,9 +177,7 @@ pub async fn save(docker: &Docker, stack: &str, record: &StackRecord) -> Result<
 
 /// Remove a stack's record (a stack no longer managed, or pruned).
 pub async fn remove(docker: &Docker, stack: &str) -> Result<(), RecordError> {
-    swarm_config::remove(docker, &config_name(stack))
-        .await
-        .map_err(|e| AccessError::from(e).into())
+    Ok(swarm_config::remove(docker, &config_name(stack)).await?)
 }
 
 #[cfg(test)]
