@@ -30,7 +30,11 @@ NODE_HOSTNAME=${SHOAL_N2_HOSTNAME:-shoal-n2}
 RUN=${SHOAL_N2_RUN:-/run/shoal-n2}
 DATA=${SHOAL_N2_DATA:-/var/lib/shoal-n2}
 SOCK=unix://$RUN/docker.sock
-CHECK=shoal-n2-check
+# The overlay check's service and network: one name per run, so a check
+# left behind by an interrupted run (or still being torn down by the
+# swarm) never collides with this one; `remove_checks` clears them all.
+CHECK_PREFIX=shoal-n2-check
+CHECK=$CHECK_PREFIX-$$
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 say() { echo "two-node: $*"; }
@@ -59,6 +63,7 @@ down() {
     worker swarm leave --force >/dev/null 2>&1 || true
   fi
   if docker info >/dev/null 2>&1; then
+    remove_checks
     for id in $(worker_nodes); do
       say "removing node $id from the swarm"
       docker node rm --force "$id" >/dev/null || true
@@ -157,7 +162,7 @@ task_field() { docker inspect "$1" --format "$2"; }
 # must reach the other's overlay address.
 verify() {
   say "verifying overlay networking across the nodes"
-  remove_check
+  remove_checks
   docker network create --driver overlay --attachable "$CHECK" >/dev/null
   docker service create --detach --name "$CHECK" --network "$CHECK" --replicas 2 \
     --replicas-max-per-node 1 busybox:1.36 sleep 100000 >/dev/null
@@ -189,11 +194,30 @@ verify() {
 
 remove_check() {
   docker service rm "$CHECK" >/dev/null 2>&1 || true
-  wait_for 60 "network $CHECK to be removed" check_network_gone
+  wait_for 60 "network $CHECK to be removed" networks_gone "^$CHECK\$"
 }
 
-check_network_gone() {
-  ! docker network inspect "$CHECK" >/dev/null 2>&1 || docker network rm "$CHECK"
+# Every check service and network, this run's or an earlier one's.
+remove_checks() {
+  local stale
+  stale=$(docker service ls -q --filter "name=$CHECK_PREFIX" 2>/dev/null || true)
+  if [ -n "$stale" ]; then
+    say "removing overlay check services left by an earlier run"
+    # shellcheck disable=SC2086
+    docker service rm $stale >/dev/null 2>&1 || true
+  fi
+  wait_for 60 "the check networks of earlier runs to be removed" networks_gone "^$CHECK_PREFIX"
+}
+
+# True once no network's name matches the pattern; removes (by ID) those
+# that still do, so polling it drives the removal.
+networks_gone() {
+  local ids
+  ids=$(docker network ls --format '{{.ID}} {{.Name}}' | awk -v re="$1" '$2 ~ re {print $1}')
+  [ -z "$ids" ] && return 0
+  # shellcheck disable=SC2086
+  docker network rm $ids >/dev/null 2>&1 || true
+  return 1
 }
 
 two_tasks_running() {
