@@ -489,9 +489,14 @@ async fn write_service(
     // The X-Registry-Auth to send, when --with-registry-auth asked for it
     // and the docker config has credentials for the image's registry.
     let auth = match (registry, image_of(&spec)) {
-        (Some(headers), Some(image)) => headers
-            .for_image(image)
-            .map_err(|e| EngineError::Config(format!("service {}: {e}", change.name)))?,
+        (Some(headers), Some(image)) => {
+            headers
+                .for_image(image)
+                .map_err(|e| EngineError::RegistryAuth {
+                    service: change.name.clone(),
+                    error: e.clone(),
+                })?
+        }
         _ => None,
     };
     if change.action == Action::Create {

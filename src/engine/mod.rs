@@ -17,7 +17,7 @@ pub mod transport;
 mod write;
 
 pub use live::{network_spec, stack_of};
-pub use refs::{resolve_references, ReferenceIds};
+pub use refs::{resolve_references, ReferenceIds, ReferenceProblem};
 
 use raw::{Endpoint, RawClient, Response};
 use serde_json::Value;
@@ -37,8 +37,23 @@ pub enum EngineError {
         unreachable_hint(endpoint)
     )]
     Unreachable { endpoint: String, reason: String },
-    #[error("{0}")]
-    Config(String),
+    /// A network's spec cannot change in place; the plan replaces it.
+    #[error("{what}: networks cannot be updated in place")]
+    NetworkUpdate { what: String },
+    /// A service's config or secret reference cannot be resolved to an ID.
+    #[error("service {service}: {problem}")]
+    Reference {
+        service: String,
+        problem: ReferenceProblem,
+    },
+    /// The registry credentials for a service's image cannot be read.
+    // The credentials error is part of the message, not a cause: the CLI
+    // prints causes again.
+    #[error("service {service}: {error}")]
+    RegistryAuth {
+        service: String,
+        error: crate::image::CredentialsError,
+    },
     /// No engine to talk to: `-H`, `--context`, `DOCKER_HOST` or the
     /// docker context cannot be used.
     #[error(transparent)]

@@ -5,6 +5,20 @@ use super::{Engine, EngineError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// Why a config or secret reference of a service cannot be resolved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReferenceProblem {
+    #[error("a {kind} reference has no {name_key}")]
+    Unnamed {
+        kind: &'static str,
+        name_key: &'static str,
+    },
+    #[error(
+        "{kind} {name:?} does not exist on the swarm; declare it in the stack or create it first"
+    )]
+    Missing { kind: &'static str, name: String },
+}
+
 /// Name -> id of every config and secret on the swarm.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReferenceIds {
@@ -83,14 +97,17 @@ pub fn resolve_references(
         };
         for r in refs {
             let Some(name) = r.get(name_key).and_then(Value::as_str) else {
-                return Err(EngineError::Config(format!(
-                    "service {service}: a {kind} reference has no {name_key}"
-                )));
+                return Err(EngineError::Reference {
+                    service: service.to_string(),
+                    problem: ReferenceProblem::Unnamed { kind, name_key },
+                });
             };
-            let id = known.get(name).ok_or_else(|| {
-                EngineError::Config(format!(
-                    "service {service}: {kind} {name:?} does not exist on the swarm; declare it in the stack or create it first"
-                ))
+            let id = known.get(name).ok_or_else(|| EngineError::Reference {
+                service: service.to_string(),
+                problem: ReferenceProblem::Missing {
+                    kind,
+                    name: name.to_string(),
+                },
             })?;
             r[id_key] = Value::String(id.clone());
         }
@@ -133,8 +150,18 @@ mod tests {
         let mut spec = json!({"TaskTemplate": {"ContainerSpec": {
             "Secrets": [{"SecretName": "nope"}]}}});
         let err = resolve_references(&mut spec, &ids(), "s_web").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("s_web") && msg.contains("\"nope\""), "{msg}");
+        assert_eq!(
+            err.to_string(),
+            "service s_web: secret \"nope\" does not exist on the swarm; declare it in the \
+             stack or create it first"
+        );
+        assert!(matches!(
+            err,
+            EngineError::Reference {
+                problem: ReferenceProblem::Missing { kind: "secret", .. },
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -67,9 +67,7 @@ impl Engine {
     ) -> Result<Vec<String>, EngineError> {
         let what = format!("update {kind} {}", name_of(spec));
         if kind == Kind::Network {
-            return Err(EngineError::Config(format!(
-                "{what}: networks cannot be updated in place"
-            )));
+            return Err(EngineError::NetworkUpdate { what });
         }
         let path = format!(
             "/{}/{}/update?version={version}",
