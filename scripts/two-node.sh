@@ -188,32 +188,25 @@ verify() {
   else
     docker service ps --no-trunc "$CHECK" || true
   fi
-  remove_check
+  remove_checks
   [ "$ok" = 1 ] || die "overlay networking across the two nodes does not work"
 }
 
-remove_check() {
-  docker service rm "$CHECK" >/dev/null 2>&1 || true
-  wait_for 60 "network $CHECK to be removed" networks_gone "^$CHECK\$"
-}
-
-# Every check service and network, this run's or an earlier one's.
+# Every check service and network, this run's or one an interrupted run
+# left behind.
 remove_checks() {
-  local stale
-  stale=$(docker service ls -q --filter "name=$CHECK_PREFIX" 2>/dev/null || true)
-  if [ -n "$stale" ]; then
-    say "removing overlay check services left by an earlier run"
-    # shellcheck disable=SC2086
-    docker service rm $stale >/dev/null 2>&1 || true
-  fi
-  wait_for 60 "the check networks of earlier runs to be removed" networks_gone "^$CHECK_PREFIX"
+  local services
+  services=$(docker service ls -q --filter "name=$CHECK_PREFIX" 2>/dev/null || true)
+  # shellcheck disable=SC2086
+  [ -z "$services" ] || docker service rm $services >/dev/null 2>&1 || true
+  wait_for 60 "the overlay check networks to be removed" check_networks_gone
 }
 
-# True once no network's name matches the pattern; removes (by ID) those
-# that still do, so polling it drives the removal.
-networks_gone() {
+# True once no check network is left; removes (by ID) those that are, so
+# polling it drives the removal.
+check_networks_gone() {
   local ids
-  ids=$(docker network ls --format '{{.ID}} {{.Name}}' | awk -v re="$1" '$2 ~ re {print $1}')
+  ids=$(docker network ls --format '{{.ID}} {{.Name}}' | awk -v p="$CHECK_PREFIX" 'index($2, p) == 1 {print $1}')
   [ -z "$ids" ] && return 0
   # shellcheck disable=SC2086
   docker network rm $ids >/dev/null 2>&1 || true

@@ -76,12 +76,13 @@ fn hand_made_drift_is_healed_or_reported() {
         eprintln!("drift healed in {:?}", scaled.elapsed());
         // The spec is rewritten before the agent's convergence wait ends;
         // the pass counts the correction after that wait.
-        poll("drift correction counted", Duration::from_secs(30), || {
-            agent
+        assert!(
+            wait_until(Duration::from_secs(30), || agent
                 .metrics()
-                .contains("shoal_drift_corrections_total 1")
-                .then_some(())
-        });
+                .contains("shoal_drift_corrections_total 1")),
+            "{}",
+            agent.metrics()
+        );
     }
     let agent = Agent::start(remote, lease, "300s", &["--no-self-heal"]);
     poll("first pass recorded", Duration::from_secs(30), || {

@@ -401,12 +401,14 @@ fn the_agent_heals_drift_over_ssh_from_the_event_stream() {
     eprintln!("drift healed over ssh in {:?}", scaled.elapsed());
     // The spec is rewritten before the agent's convergence wait ends; the
     // pass counts the correction after that wait.
-    poll("drift correction counted", Duration::from_secs(30), || {
-        agent
+    assert!(
+        wait_until(Duration::from_secs(30), || agent
             .metrics()
-            .contains("shoal_drift_corrections_total 1")
-            .then_some(())
-    });
+            .contains("shoal_drift_corrections_total 1")),
+        "{}\n{}",
+        agent.metrics(),
+        agent.logs()
+    );
 }
 
 /// A real registry (Debian's docker-registry, htpasswd auth) on the remote
